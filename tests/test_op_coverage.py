@@ -100,6 +100,11 @@ NOT_OPS: dict[str, str] = {
         "Tensor.to_sparse_csc",
     ),
     **_group(
+        "sparse CSC and compressed construction from parts (torch's check_invariants words), tested against torch "
+        "in tests/compat/test_s57_mendDK.py (stored densely too)",
+        "sparse_csc_tensor", "sparse_compressed_tensor",
+    ),
+    **_group(
         "conversion to Python or NumPy values, or between devices/dtypes (casts are checked in tests/test_dtype.py; "
         "NumPy results wrapped back in tests/compat/test_s21_numpyinterop.py)",
         "Tensor.item", "Tensor.tolist", "Tensor.numpy", "Tensor.__array__", "Tensor.__array_wrap__", "Tensor.__bool__",

@@ -51,7 +51,7 @@ def test_hostile_csr_parts_raise_before_building():
         ([0, 1, 2], [0, 1], [1.0, 2.0], (3, 2)),  # rows that crow_indices does not describe
     ]
     for crow, col, values, size in bad:
-        with pytest.raises(RuntimeError, match="sparse_csr_tensor"):
+        with pytest.raises(RuntimeError, match="is not satisfied|must be equal"):  # (torch's check_invariants words)
             chainrule.sparse_csr_tensor(crow, col, values, size=size)
     # a CSR leaf may require grad, as torch's (tests/compat/test_s53_mendCR.py compares its gradients)
     assert chainrule.sparse_csr_tensor([0, 1], [0], [1.0], requires_grad=True).requires_grad

@@ -204,7 +204,16 @@ from ._layout import jagged, layout, sparse_bsc, sparse_bsr, sparse_coo, sparse_
 for _public_type in (Tensor, Size, dtype, device, layout):
     _public_type.__module__ = __name__
 _dtype.as_torch_c_type(device, "torch.device", read_only=False)
-from .sparse import hspmm, smm, sparse_coo_tensor, sparse_csr_tensor, spmm, sspaddmm  # noqa: E402,F401
+from .sparse import (  # noqa: E402,F401
+    hspmm,
+    smm,
+    sparse_compressed_tensor,
+    sparse_coo_tensor,
+    sparse_csc_tensor,
+    sparse_csr_tensor,
+    spmm,
+    sspaddmm,
+)
 # torch.utils.checkpoint is reachable right after `import torch`; importing it binds utils.checkpoint
 from .utils import checkpoint as _checkpoint  # noqa: E402,F401
 from ._config import (  # noqa: E402

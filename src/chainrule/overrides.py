@@ -46,8 +46,8 @@ _UNDISPATCHED_TOP_LEVEL = frozenset({
     "set_autocast_enabled", "set_autocast_gpu_dtype", "set_default_device", "set_default_dtype",
     "set_default_tensor_type", "set_deterministic_debug_mode", "set_float32_matmul_precision", "set_flush_denormal",
     "set_num_interop_threads", "set_num_threads", "set_printoptions", "set_rng_state", "set_warn_always", "solve",
-    "sparse_coo_tensor", "sparse_csr_tensor", "symeig", "to_dlpack", "typename", "use_deterministic_algorithms",
-    "vmap", "while_loop",
+    "sparse_compressed_tensor", "sparse_coo_tensor", "sparse_csc_tensor", "sparse_csr_tensor", "symeig", "to_dlpack",
+    "typename", "use_deterministic_algorithms", "vmap", "while_loop",
 })
 # nn.functional's functions that torch writes without handle_torch_function: the deprecated spellings
 # call another public function, sigmoid and tanh the Tensor method

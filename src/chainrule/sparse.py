@@ -47,7 +47,7 @@ from . import _config, _dtype, _torch_function
 from ._backend import array_module, ufunc_at
 from ._format import add_suffixes, array_body
 from ._layout import not_on_sparse as _not_on_sparse
-from ._layout import sparse_coo, sparse_csc, sparse_csr
+from ._layout import sparse_bsc, sparse_bsr, sparse_coo, sparse_csc, sparse_csr
 from ._layout import strided as _layout_strided
 from ._torch_function import DisableTorchFunctionSubclass, disabled_torch_function_impl, user_stacklevel
 from .autograd.function import Function, is_recording, name_node
@@ -74,6 +74,7 @@ from .tensor import (
 )
 
 __all__ = ["mm", "addmm", "sum", "spmm", "hspmm", "spdiags", "softmax", "log_softmax", "sparse_coo_tensor", "SparseCOOTensor", "sparse_csr_tensor",
+           "sparse_csc_tensor", "sparse_compressed_tensor", "sampled_addmm",
            "SparseCSRTensor", "MAX_DENSE_ELEMENTS",
            "check_sparse_tensor_invariants",
            "FloatTensor", "DoubleTensor", "HalfTensor", "ByteTensor", "CharTensor", "ShortTensor", "IntTensor",
@@ -758,6 +759,7 @@ class SparseCOOTensor(Tensor):
 
     def clone(self, *, memory_format=None) -> SparseCOOTensor:
         """A sparse copy: the same indices, values and coalesced flag in new memory."""
+        _refuse_clone_format(memory_format)
         indices, values, coalesced = self._coo
         return _linear_in_entries(SparseCOOTensor._from_parts(indices.copy(), values.copy(), tuple(self.shape),
                                                               coalesced), self, lambda grad: grad, "CloneBackward0")
@@ -824,7 +826,7 @@ class SparseCOOTensor(Tensor):
             with DisableTorchFunctionSubclass():
                 return super().sum(dim, keepdim, dtype=dtype) if dim is not None else super().sum(dtype=dtype)
         if not keepdim:
-            return sum(self, dim, dtype)
+            return _summed_over_dims(self, dim, dtype)
         for d in sorted(d % self.dim() for d in ((dim,) if isinstance(dim, int) else dim)):
             total = total.unsqueeze(d)
         # (torch records the sum but its backward expands the sparse gradient, which it refuses)
@@ -1040,14 +1042,17 @@ class SparseCOOTensor(Tensor):
 
     def to(self, *args, **kwargs):
         indices, values, coalesced = self._coo
-        moved = Tensor._make(values).to(*args, **kwargs)
+        moved = _values_moved(values, args, kwargs, "COO")
         if moved._data is values:
             return self
+        kwargs = {key: value for key, value in kwargs.items() if key != "memory_format"}
         moved_indices = Tensor._make(indices).to(moved.device)._data
         result = SparseCOOTensor._from_parts(moved_indices, moved._data, tuple(self.shape), coalesced)
-        if self._requires_grad and is_grad_enabled():  # the dense backing, converted in the graph
-            _joined_graph(result, _in_graph(self).to(*args, **kwargs))
-        return result
+        if not (result.dtype.is_floating_point or result.dtype.is_complex):
+            return result  # (an integral or bool result is out of the graph)
+        # torch's one ToCopyBackward0 over this tensor: the gradient converted back, sparse staying sparse
+        return _linear_in_entries(result, self, lambda grad: grad.to(device=self.device, dtype=self.dtype),
+                                  "ToCopyBackward0")
 
     def __repr__(self) -> str:
         # torch's _str_intern for sparse COO: the parts' bodies without their own dtype (the
@@ -1336,13 +1341,43 @@ def _sparse_is_contiguous(self, memory_format=None) -> bool:
     return False
 
 
+_FORMAT_WORDS = {"contiguous_format": "Contiguous", "preserve_format": "Preserve", "channels_last": "ChannelsLast",
+                 "channels_last_3d": "ChannelsLast3d"}
+
+
+def _format_word(memory_format) -> str:
+    """torch's C++ name of a memory format, as its sparse refusals print it."""
+    name = getattr(memory_format, "_name", "contiguous_format")
+    return _FORMAT_WORDS.get(name, name)
+
+
 def _sparse_contiguous(self, memory_format=None):
     """Refused as torch refuses it: a sparse COO tensor has no memory format."""
-    name = getattr(memory_format, "_name", "contiguous_format")
-    if name == "preserve_format":
+    if getattr(memory_format, "_name", None) == "preserve_format":
         raise RuntimeError("preserve memory format is unsupported by the contiguous operator")
-    words = {"contiguous_format": "Contiguous", "channels_last": "ChannelsLast", "channels_last_3d": "ChannelsLast3d"}
-    raise RuntimeError(f"unsupported memory format option {words.get(name, name)}")
+    raise RuntimeError(f"unsupported memory format option {_format_word(memory_format)}")
+
+
+def _refuse_clone_format(memory_format) -> None:
+    """torch's sparse clone kernels take no memory format, not even preserve_format."""
+    if memory_format is not None:
+        raise RuntimeError(f"unsupported memory format option {_format_word(memory_format)}")
+
+
+def _values_moved(values, args: tuple, kwargs: dict, kind: str) -> Tensor:
+    """Tensor.to on a sparse tensor's ``values`` (an array), ``memory_format`` checked as torch's: anything but
+    preserve_format refused where a copy is made (what would alias needs contiguous_format, a sparse tensor's
+    suggested format)."""
+    memory_format = kwargs.get("memory_format")
+    if memory_format is None:
+        return Tensor._make(values).to(*args, **kwargs)
+    plain = Tensor._make(values)
+    moved = plain.to(*args, **{key: value for key, value in kwargs.items() if key != "memory_format"})
+    name = getattr(memory_format, "_name", None)
+    if name != "preserve_format" and (moved is not plain or name != "contiguous_format"):
+        raise RuntimeError(f"to(options): {kind} only supports memory format Preserve, but got "
+                           f"{_format_word(memory_format)} instead.")
+    return moved
 
 
 SparseCOOTensor.stride = _sparse_stride
@@ -1702,11 +1737,14 @@ class _CompressedTensor(Tensor):
     def to(self, *args, **kwargs):
         """Tensor.to on the values: the same tensor when nothing changes, else one of the same layout
         (the dense Tensor.to made a strided tensor of a dtype change)."""
-        values = Tensor._make(self._parts[2])
-        moved = values.to(*args, **kwargs)
-        return self if moved is values else self._with_values(moved._data, lambda x: x.to(*args, **kwargs))
+        moved = _values_moved(self._parts[2], args, kwargs, self._layout_name[len("Sparse"):])
+        if moved._data is self._parts[2]:
+            return self
+        kwargs = {key: value for key, value in kwargs.items() if key != "memory_format"}
+        return self._with_values(moved._data, lambda x: x.to(*args, **kwargs))
 
     def clone(self, *, memory_format=None):
+        _refuse_clone_format(memory_format)
         return self._with_values(self._parts[2].copy(), clone)
 
     def transpose(self, dim0, dim1):
@@ -1822,11 +1860,36 @@ class _CompressedTensor(Tensor):
     def coalesce(self):
         raise RuntimeError(f"coalesce expected sparse coordinate tensor layout but got {self._layout_name}")
 
+    def _compressed_like(self, layout, memory_format, fill_kernel, dtype, requires_grad, fill):
+        """torch's ``*_like`` (ops/creation.py's sparse_like): the layout kept, another refused; zeros_like
+        (no ``fill``, no ``fill_kernel``) stores no entries, whatever the memory format; the others go through
+        torch's empty_like, which keeps the pattern and refuses preserve_format and a channels-last format,
+        then fill the values (``fill`` on them) in place, where torch has no compressed uniform_ or random_."""
+        if layout is not None and layout is not self.layout:
+            raise RuntimeError(f"empty_like with different sparse layout is not supported (self is "
+                               f"{self._layout_name} but you requested {_LAYOUT_NAMES.get(layout, layout)})")
+        dtype = self.dtype if dtype is None else dtype
+        compressed, plain, values = self._parts
+        if fill is None and fill_kernel is None:
+            xp = array_module(values)
+            result = type(self)._from_parts(xp.zeros(compressed.shape[0], dtype=np.int64), plain[:0].copy(),
+                                            values[:0].astype(dtype.np), tuple(self.shape))
+            return result.requires_grad_(requires_grad)
+        name = getattr(memory_format, "_name", None)
+        if name == "preserve_format":
+            raise RuntimeError("unsupported memory format Preserve")
+        if name in ("channels_last", "channels_last_3d"):  # (the dense check, on a matrix)
+            raise RuntimeError(f"required rank {4 if name == 'channels_last' else 5} tensor to use {name} format")
+        if fill is None:
+            raise _no_compressed_kernel(fill_kernel)
+        return self._with_values(fill(Tensor._make(values))._data).requires_grad_(requires_grad)
+
     def _no_strided_property(self, *args, **kwargs):
         """torch's refusal where a strided kernel asks a compressed tensor for contiguity."""
         raise RuntimeError(f"Sparse {self._layout_name[len('Sparse'):].upper()} tensors do not have is_contiguous")
 
-    contiguous = flatten = _no_strided_property
+    # (is_contiguous too: torch asks the layout, whatever the memory format)
+    contiguous = flatten = is_contiguous = _no_strided_property
 
     def _no_strides(self, *args, **kwargs):
         """torch's refusal where a strided kernel asks a compressed tensor for its strides."""
@@ -2049,41 +2112,90 @@ class SparseCSCTensor(_CompressedTensor):
         return self
 
 
-def _csr_index(indices, name: str):
-    array = indices._data if isinstance(indices, Tensor) else np.asarray(indices)
-    if array.ndim != 1 or array.dtype.kind not in "iu":
-        raise RuntimeError(f"sparse_csr_tensor: {name} must be a 1-D integer tensor, got shape {list(array.shape)} "
-                           f"and dtype {array.dtype}")
-    return array_module(array).asarray(array, dtype=np.int64)
+_COMPRESSED_WORDS = {  # the parts' names, the compressed and the plain dim's words, as torch's checks print them
+    "SparseCsr": ("crow_indices", "col_indices", "rows", "nrows", "ncols"),
+    "SparseCsc": ("ccol_indices", "row_indices", "columns", "ncols", "nrows"),
+}
 
 
-def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=None, device=None,
-                      pin_memory: bool = False, requires_grad: bool = False, check_invariants=None) -> SparseCSRTensor:
-    """torch.sparse_csr_tensor: a (rows × columns) matrix from its CSR parts; ``size`` defaults to
-    (len(crow_indices) - 1, one past the largest column index)."""
-    crow, col = _csr_index(crow_indices, "crow_indices"), _csr_index(col_indices, "col_indices")
-    size_given = size is not None
+def _index_part(indices):
+    return indices if isinstance(indices, Tensor) else Tensor._make(_to_array(indices, None))
+
+
+def _checked_compressed_parts(cls, compressed: Tensor, plain: Tensor, values, size, check_sorted: bool) -> tuple:
+    """The size of the ``cls`` matrix (CSR or CSC) made of these parts, checked in torch's order and words
+    (its check_invariants=True checks). chainrule stores the matrix densely, so it always checks what that
+    needs; the sortedness of each line's plain indices only where torch would (``check_sorted``)."""
+    compressed_name, plain_name, lines, _, plain_count = _COMPRESSED_WORDS[cls._layout_name]
+    if compressed.dim() != plain.dim():
+        raise RuntimeError(f"{compressed_name} and {plain_name} dimensionalities must be equal but got "
+                           f"{compressed.dim()} and {plain.dim()}, respectively")
+    if compressed.dim() != 1 or values.ndim != 1:
+        raise NotImplementedError(f"sparse_compressed_tensor: chainrule builds 2-D {cls._layout_name[len('Sparse'):].upper()}"
+                                  f" matrices only (1-D {compressed_name}, {plain_name} and values), got {compressed.dim()}-D "
+                                  f"indices and {values.ndim}-D values")
+    xp = array_module(compressed._data)
+    compressed_array, plain_array = compressed._data, plain._data
+    nnz = values.shape[0]
+    if size is None:  # torch's default: one line per compressed index, and up to the largest plain index
+        plain_size = int(plain_array.max()) + 1 if plain_array.shape[0] else 0
+        size = (compressed_array.shape[0] - 1, plain_size)
+        size = size if cls is SparseCSRTensor else size[::-1]
+    size = tuple(int(n) for n in size)
+    if len(size) != 2:
+        raise RuntimeError(f"tensor dimensionality must be sum of batch, base, and dense dimensionalities (=0 + 2 + 0) "
+                           f"but got {len(size)}")
+    compressed_size, plain_size = size if cls is SparseCSRTensor else size[::-1]
+    if compressed_array.shape[0] != compressed_size + 1:
+        raise RuntimeError(f"{compressed_name}.shape[-1] must be equal to the number of {lines} + 1 "
+                           f"(={compressed_size + 1}), but got {compressed_array.shape[0]}")
+    if plain_array.shape[0] != nnz:
+        raise RuntimeError(f"{plain_name}.shape[-1] must be equal to nnz (={nnz}) as defined by values.shape[0], but "
+                           f"got {plain_array.shape[0]}")
+    if compressed.dtype is not plain.dtype:
+        raise RuntimeError(f"{compressed_name} and {plain_name} must have the same dtype, bot got "
+                           f"{_dtype.scalar_name(compressed.dtype)} and {_dtype.scalar_name(plain.dtype)}, respectively")
+    if compressed.dtype not in (_dtype.int32, _dtype.int64):
+        raise RuntimeError(f"{compressed_name} and {plain_name} dtype must be Int or Long, but got "
+                           f"{_dtype.scalar_name(compressed.dtype)}")
+    if compressed_size == 0 and nnz == 0:  # (torch checks no line of a matrix without lines; nothing is stored)
+        return size
+    if int(compressed_array[0]) != 0:
+        raise RuntimeError(f"`{compressed_name}[..., 0] == 0` is not satisfied.")
+    if int(compressed_array[-1]) != nnz:
+        raise RuntimeError(f"`{compressed_name}[..., -1] == nnz` is not satisfied.")
+    steps = xp.diff(compressed_array)
+    if bool(((steps < 0) | (steps > plain_size)).any()):
+        raise RuntimeError(f"`0 <= {compressed_name}[..., 1:] - {compressed_name}[..., :-1] <= {plain_count}` is not "
+                           "satisfied.")
+    if nnz and (int(plain_array.min()) < 0 or int(plain_array.max()) >= plain_size):
+        raise RuntimeError(f"`0 <= {plain_name} < {plain_count}` is not satisfied.")
+    if check_sorted and nnz > 1:
+        # within a line each next plain index is larger; across a line's end anything goes
+        line_ends = xp.zeros(nnz, dtype=bool)
+        line_ends[compressed_array[1:-1][compressed_array[1:-1] < nnz]] = True
+        if bool(((xp.diff(plain_array) <= 0) & ~line_ends[1:]).any()):
+            raise RuntimeError(f"`{plain_name}[..., {compressed_name}[..., i - 1]:{compressed_name}[..., i]] for all i = 1, "
+                               f"..., {_COMPRESSED_WORDS[cls._layout_name][3]} are sorted and distinct along the last "
+                               "dimension values` is not satisfied.")
+    return size
+
+
+def _compressed_tensor(cls, compressed_indices, plain_indices, values, size, dtype, device, requires_grad: bool,
+                       check_invariants) -> _CompressedTensor:
+    """torch.sparse_csr_tensor / sparse_csc_tensor / sparse_compressed_tensor: the ``cls`` matrix of these parts;
+    over values that require grad, in their graph under torch's node (SparseCompressedTensorBackward0, or without a
+    size torch's NotImplemented node, whose backward raises)."""
+    compressed, plain = _index_part(compressed_indices), _index_part(plain_indices)
     value = values if isinstance(values, Tensor) else Tensor._make(_to_array(values, None))
     if dtype is not None or device is not None:
         value = value.to(device=device, dtype=dtype)
-    value_array = value._data
-    xp = array_module(value_array)
-    crow, col = xp.asarray(crow), xp.asarray(col)
-    if value_array.ndim != 1 or col.shape[0] != value_array.shape[0]:
-        raise RuntimeError(f"sparse_csr_tensor: col_indices and values must have the same length (nnz), got "
-                           f"{col.shape[0]} and values of shape {list(value_array.shape)}")
-    if crow.shape[0] == 0 or int(crow[0]) != 0 or int(crow[-1]) != col.shape[0] or bool((xp.diff(crow) < 0).any()):
-        raise RuntimeError("sparse_csr_tensor: crow_indices must start at 0, never decrease and end at nnz "
-                           f"({col.shape[0]}), got {_host_list(crow)}")
-    if size is None:
-        size = (crow.shape[0] - 1, int(col.max()) + 1 if col.shape[0] else 0)
-    size = tuple(int(s) for s in size)
-    if len(size) != 2 or size[0] != crow.shape[0] - 1:
-        raise RuntimeError(f"sparse_csr_tensor: size {size} does not fit crow_indices of length {crow.shape[0]} "
-                           "(a matrix of len(crow_indices) - 1 rows)")
-    if col.shape[0] and (int(col.min()) < 0 or int(col.max()) >= size[1]):
-        raise RuntimeError(f"sparse_csr_tensor: col_indices must lie in [0, {size[1]}), got {_host_list(col)}")
-    tensor = SparseCSRTensor._from_parts(crow, col, value_array, size)
+    check_sorted = check_sparse_tensor_invariants.is_enabled() if check_invariants is None else bool(check_invariants)
+    size_given = size is not None
+    size = _checked_compressed_parts(cls, compressed, plain, value._data, size, check_sorted)
+    xp = array_module(value._data)
+    tensor = cls._from_parts(xp.asarray(compressed._data, dtype=np.int64), xp.asarray(plain._data, dtype=np.int64),
+                             value._data, size)
     if value._requires_grad and is_grad_enabled():
         if not size_given:  # (torch's overload without a size has no derivative: its node raises in backward)
             recorded = _NoDerivative.apply(value, result=tensor._data, kernel="aten::sparse_compressed_tensor")
@@ -2092,6 +2204,37 @@ def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=Non
         positions = tensor._positions()
         return _joined_graph(tensor, _ScatterCompressedValues.apply(value, positions=positions, dense=tensor._data))
     return tensor.requires_grad_(requires_grad)
+
+
+def sparse_csr_tensor(crow_indices, col_indices, values, size=None, *, dtype=None, device=None,
+                      pin_memory: bool = False, requires_grad: bool = False, check_invariants=None) -> SparseCSRTensor:
+    """torch.sparse_csr_tensor: a (rows × columns) matrix from its CSR parts; ``size`` defaults to
+    (len(crow_indices) - 1, one past the largest column index)."""
+    return _compressed_tensor(SparseCSRTensor, crow_indices, col_indices, values, size, dtype, device, requires_grad,
+                              check_invariants)
+
+
+def sparse_csc_tensor(ccol_indices, row_indices, values, size=None, *, dtype=None, device=None,
+                      pin_memory: bool = False, requires_grad: bool = False, check_invariants=None) -> SparseCSCTensor:
+    """torch.sparse_csc_tensor: a (rows × columns) matrix from its CSC parts; ``size`` defaults to
+    (one past the largest row index, len(ccol_indices) - 1)."""
+    return _compressed_tensor(SparseCSCTensor, ccol_indices, row_indices, values, size, dtype, device, requires_grad,
+                              check_invariants)
+
+
+def sparse_compressed_tensor(compressed_indices, plain_indices, values, size=None, *, dtype=None, layout=None,
+                             device=None, pin_memory: bool = False, requires_grad: bool = False,
+                             check_invariants=None) -> _CompressedTensor:
+    """torch.sparse_compressed_tensor: sparse_csr_tensor or sparse_csc_tensor as ``layout`` names
+    (sparse_bsr/sparse_bsc: not in chainrule)."""
+    kinds = {sparse_csr: SparseCSRTensor, sparse_csc: SparseCSCTensor}
+    if layout not in kinds:
+        if layout in (sparse_bsr, sparse_bsc):
+            raise NotImplementedError(f"sparse_compressed_tensor: chainrule has no {layout} layout (CSR and CSC only)")
+        name = "none" if layout is None else _LAYOUT_NAMES.get(layout, str(layout))
+        raise RuntimeError(f"sparse_compressed_tensor expected sparse compressed tensor layout but got {name}")
+    return _compressed_tensor(kinds[layout], compressed_indices, plain_indices, values, size, dtype, device,
+                              requires_grad, check_invariants)
 
 
 def _host_list(array) -> list:
@@ -2387,7 +2530,7 @@ def _compressed_valuewise(func, name: str, tensor: _CompressedTensor, rest: tupl
 
 
 # the functions whose compressed answer (or refusal) is the tensor's method's
-_COMPRESSED_METHOD_FORMS = frozenset({"sum", "flatten", "diag", "sort", "argsort", "msort"})
+_COMPRESSED_METHOD_FORMS = frozenset({"sum", "flatten", "diag", "sort", "argsort", "msort", "clone"})
 
 
 def _compressed_torch_function(cls, func, types, args=(), kwargs=None):
@@ -2875,6 +3018,95 @@ def _at_entries(sparse: Tensor, grad: Tensor):
     return result
 
 
+_SAMPLED_TYPES = frozenset({"float32", "float64", "complex64", "complex128"})
+
+
+def _check_sampled_addmm(input: Tensor, mat1: Tensor, mat2: Tensor) -> None:
+    """torch's refusals of sampled_addmm, in its order: the layout (its CSR kernel only), the dtypes (one for all
+    three, float or complex), the operands' dims, then the shapes."""
+    if not isinstance(input, SparseCSRTensor):
+        if isinstance(input, SparseCSCTensor):
+            raise RuntimeError("sampled_addmm: Expected result to have sparse csr layout, but got SparseCsc")
+        backend = "'CPU'" if input.layout is _layout_strided else "'SparseCPU'"
+        raise NotImplementedError(_not_on_sparse("sparse_sampled_addmm").replace("'SparseCPU'", backend))
+    name = _dtype.scalar_name
+    if mat1.dtype is not mat2.dtype:
+        raise RuntimeError(f"sampled_addmm: Expected mat1 and mat2 to have the same dtype, but got {name(mat1.dtype)} "
+                           f"and {name(mat2.dtype)}")
+    if mat1.dtype is not input.dtype:
+        raise RuntimeError(f"sampled_addmm: Expected mat1 and self to have the same dtype, but got {name(mat1.dtype)} "
+                           f"and {name(input.dtype)}")
+    if input.dtype.name not in _SAMPLED_TYPES:
+        raise RuntimeError(f"sparse_sampled_addmm: Expected self to be a floating-point or complex tensor, but got "
+                           f"{name(input.dtype)}")
+    for label, operand in (("mat1", mat1), ("mat2", mat2)):
+        if operand.dim() < 2:
+            raise RuntimeError(f"sampled_addmm: Expected {label} to be a matrix, got {operand.dim()}-D tensor")
+    if mat1.shape[:-2] != mat2.shape[:-2]:
+        raise RuntimeError(f"sampled_addmm: Expected mat1 and mat2 to have the same batch size, but got "
+                           f"{list(mat1.shape[:-2])} and {list(mat2.shape[:-2])}")
+    if mat1.dim() > 2:
+        raise NotImplementedError("sampled_addmm: chainrule's CSR matrices are 2-D; batched operands are not supported")
+    if mat1.shape[1] != mat2.shape[0]:
+        raise RuntimeError(f"sampled_addmm: mat1 and mat2 shapes cannot be multiplied ({mat1.shape[0]}x{mat1.shape[1]} "
+                           f"and {mat2.shape[0]}x{mat2.shape[1]})")
+    if input.shape[0] != mat1.shape[0]:
+        raise RuntimeError("sampled_addmm: self.shape[-2] must match mat1.shape[-2]")
+    if input.shape[1] != mat2.shape[1]:
+        raise RuntimeError("sampled_addmm: self.shape[-1] must match mat2.shape[-1]")
+
+
+def sampled_addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1.0, alpha=1.0, out=None) -> SparseCSRTensor:
+    """torch.sparse.sampled_addmm: ``beta * input + alpha * (mat1 @ mat2)`` at the stored entries of the CSR matrix
+    ``input`` only, a CSR matrix of its pattern (explicit zeros kept); ``mat1`` (m × k) and ``mat2`` (k × n) dense.
+    In the graph as torch's SparseSampledAddmmBackward0 (see _SampledAddmm)."""
+    if out is not None:
+        raise NotImplementedError("sampled_addmm: out= is not supported in chainrule")
+    _check_sampled_addmm(input, mat1, mat2)
+    positions = input._positions()
+    with no_grad():
+        product = _matmul(mat1.detach(), mat2.detach())._data[positions]
+    values = input._parts[2] * input._data.dtype.type(beta) + product * input._data.dtype.type(alpha)
+    result = input._with_values(values.astype(input._data.dtype, copy=False))
+    if is_recording(input, mat1, mat2):
+        mask = _pattern(input)
+        recorded = _SampledAddmm.apply(input, mat1, mat2, result=result._data, mask=mask, beta=beta, alpha=alpha)
+        _joined_graph(result, recorded)
+    return result
+
+
+class _SampledAddmm(Function):
+    """torch's SparseSampledAddmmBackward0 over (input, mat1, mat2): the result's gradient G, taken at the input's
+    stored entries only, gives ``input`` beta G in its layout and pattern, ``mat1`` alpha G mat2^H and ``mat2``
+    alpha mat1^H G. ``result``: the forward's dense backing."""
+
+    node_name = "SparseSampledAddmmBackward0"
+    label = "sampled addmm"
+    rule = "d(beta s + alpha (m1 @ m2) at s's entries) = beta g_s ds + alpha g_s m2^H dm1 + alpha m1^H g_s dm2"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, input, mat1, mat2, result, mask, beta, alpha):
+        ctx.mask, ctx.beta, ctx.alpha = mask, beta, alpha
+        ctx.save_for_backward(input, mat1, mat2)  # (the CSR operand's backing is saved as that tensor)
+        return result
+
+    @staticmethod
+    def backward(ctx, grad):
+        input, mat1, mat2 = ctx.saved_values
+        if grad.layout is not _layout_strided:  # (a compressed gradient, what the result's to_dense gives back)
+            grad = grad.to_dense()
+        sampled = where(Tensor._make(ctx.mask), grad, 0)
+        grad_input = grad_mat1 = grad_mat2 = None
+        if ctx.needs_input_grad[0]:
+            grad_input = _at_entries(input, sampled * ctx.beta)
+        if ctx.needs_input_grad[1]:
+            grad_mat1 = _matmul(sampled, _elementwise._conj(mat2.mT)) * ctx.alpha
+        if ctx.needs_input_grad[2]:
+            grad_mat2 = _matmul(_elementwise._conj(mat1.mT), sampled) * ctx.alpha
+        return grad_input, grad_mat1, grad_mat2
+
+
 def _sparse_times_sparse(left: SparseCOOTensor, right: SparseCOOTensor) -> SparseCOOTensor:
     # the structure is the product of the two index patterns (as torch's spgemm builds it), the
     # values those of the dense product there
@@ -2922,29 +3154,77 @@ def sum(input: Tensor, dim=None, dtype=None) -> Tensor:  # noqa: A001 (torch.spa
                                   "the selective/custom build process (if using custom build).")
     if not isinstance(input, SparseCOOTensor):
         dense = Tensor._make(input._data)
-    elif dim is None:  # torch's gradient of the whole sum is marked coalesced, of the others not
-        dense = _in_graph(input, coalesced_grad=True)
-    else:
-        dense = input.to_dense()
-    if dtype is not None:
-        dense = dense.to(dtype)
-    if dim is None or not isinstance(input, SparseCOOTensor):
-        return dense.sum() if dim is None else dense.sum(dim)
+        return dense.to(dtype).sum() if dtype is not None else dense.sum()
+    if dim is None:  # torch's _sparse_sum: the coalesced values summed (SumBackward0 over ValuesBackward0)
+        coalesced = input.coalesce()
+        if dtype is None or not is_recording(coalesced):
+            return coalesced.values().sum() if dtype is None else coalesced.values().sum(dtype=dtype)
+        # (converting as it sums, torch's gradient at the entries is marked uncoalesced, unless it passes torch's
+        # CoalesceBackward0 on its way, which marks it coalesced, or there is at most one entry)
+        indices, size = coalesced._coo[0], tuple(input.shape)
+        flag = indices.shape[1] <= 1 or coalesced is not input
+
+        def to_entries(grad):
+            values = array_module(grad._data).ascontiguousarray(grad._data)
+            return SparseCOOTensor._from_parts(indices, values, size, flag)
+
+        values = _read_entries(coalesced, coalesced._data[tuple(indices)], to_entries, "ValuesBackward0")
+        return values.sum(dtype=dtype)
+    source = input if dtype is None else input.to(dtype)  # (torch converts first: a ToCopyBackward0)
     dims = sorted({d + input.dim() if d < 0 else d for d in ((dim,) if isinstance(dim, int) else dim)})
     sparse_dims = input.sparse_dim()
-    if all(d in dims for d in range(sparse_dims)):
-        return dense.sum(dims)
-    coalesced = input.coalesce()
-    indices, values, _ = coalesced._coo
-    if dtype is not None:
-        values = Tensor._make(values).to(dtype)._data
-    kept = [d for d in range(sparse_dims) if d not in dims]
-    dense_summed = tuple(d - sparse_dims + 1 for d in dims if d >= sparse_dims)
-    if dense_summed:
-        values = values.sum(axis=dense_summed)
-    size = tuple(n for d, n in enumerate(input.shape) if d not in dims)
-    return _keeping_graph(SparseCOOTensor._from_parts(indices[kept], values, size, False).coalesce(),
-                          lambda _: dense.sum(dims), input)
+    with no_grad():
+        if all(d in dims for d in range(sparse_dims)):
+            result = Tensor._make(source._data).sum(dims)
+        else:
+            indices, values, _ = source.coalesce()._coo
+            kept = [d for d in range(sparse_dims) if d not in dims]
+            dense_summed = tuple(d - sparse_dims + 1 for d in dims if d >= sparse_dims)
+            if dense_summed:
+                values = values.sum(axis=dense_summed)
+            size = tuple(n for d, n in enumerate(input.shape) if d not in dims)
+            result = SparseCOOTensor._from_parts(indices[kept], values, size, False).coalesce()
+    if not is_recording(source):
+        return result
+    # torch's one SparseSumBackward0 over the (converted) input: the gradient spread back over the summed dims,
+    # at the input's entries (sparse, marked uncoalesced)
+    kept_shape = tuple(1 if d in dims else n for d, n in enumerate(input.shape))
+    at_entries = _few_or(source, False)
+
+    def to_entries(grad):
+        grad = grad.to_dense() if grad.layout is not _layout_strided else grad
+        xp = array_module(grad._data)
+        return at_entries(Tensor._make(xp.broadcast_to(grad._data.reshape(kept_shape), tuple(input.shape))))
+
+    recorded = _read_entries(source, result._data, to_entries, "SparseSumBackward0")
+    return recorded if result.layout is _layout_strided else _joined_graph(result, recorded)
+
+
+def _summed_over_dims(tensor: SparseCOOTensor, dim, dtype) -> Tensor:
+    """Tensor.sum over ``dim`` of a sparse COO tensor: torch.sparse.sum's value, recorded as torch's SumBackward1
+    over the tensor itself, whose backward expands a dense gradient (strided, every element's) and refuses a
+    sparse one, as torch's expand does."""
+    result = sum(tensor.detach(), dim, dtype)
+    if not is_recording(tensor):
+        return result
+    dims = {d % tensor.dim() for d in ((dim,) if isinstance(dim, int) else dim)}
+    kept_shape = tuple(1 if d in dims else n for d, n in enumerate(tensor.shape))
+
+    def to_entries(grad):
+        if grad.layout is not _layout_strided:
+            raise RuntimeError("expand is unsupported for Sparse tensors")
+        xp = array_module(grad._data)
+        spread = xp.broadcast_to(grad._data.reshape(kept_shape), tuple(tensor.shape))
+        return Tensor._make(xp.array(spread, dtype=tensor._data.dtype))
+
+    recorded = _read_entries(tensor, result._data, to_entries, "SumBackward1")
+    return recorded if result.layout is _layout_strided else _joined_graph(result, recorded)
+
+
+def _few_or(tensor: SparseCOOTensor, coalesced: bool):
+    """_coo_entries of ``tensor``, marked coalesced when ``coalesced`` or when it has at most one entry (as torch
+    marks the gradients of its sparse sum and softmax kernels)."""
+    return _coo_entries(tensor, coalesced or _unique_indices(tensor).shape[1] <= 1)
 
 
 def _checked_sum_dims(dim, ndim: int) -> None:
@@ -3107,20 +3387,30 @@ def _softmax_over_entries(input: Tensor, dim: int, dtype, name: str) -> SparseCO
         raise _no_compressed_kernel(f"_sparse_{name}")
     if not isinstance(input, SparseCOOTensor):
         raise NotImplementedError(f"Could not run 'aten::_sparse_{name}' with arguments from the 'CPU' backend.")
-    coalesced = input.coalesce()
-    indices = coalesced._coo[0]
-    xp = array_module(indices)
-    specified = xp.zeros(tuple(input.shape[:indices.shape[0]]), dtype=bool)
-    specified[tuple(indices)] = True
-    specified = Tensor._make(specified.reshape(specified.shape + (1,) * coalesced.dense_dim()))
-    dense = _in_graph(coalesced)
-    if dtype is not None:
-        dense = dense.to(dtype)
-    reduce = dense_softmax if name == "softmax" else dense_log_softmax
-    entries = where(specified, reduce(where(specified, dense, float("-inf")), dim), 0.0)
-    node = "SparseSoftmaxBackward0" if name == "softmax" else "SparseLogSoftmaxBackward0"
+    source = input if dtype is None else input.to(dtype)  # (torch converts first: a ToCopyBackward0)
+    with no_grad():
+        coalesced = source.coalesce()
+        indices = coalesced._coo[0]
+        xp = array_module(indices)
+        specified = xp.zeros(tuple(input.shape[:indices.shape[0]]), dtype=bool)
+        specified[tuple(indices)] = True
+        specified = Tensor._make(specified.reshape(specified.shape + (1,) * coalesced.dense_dim()))
+        reduce = dense_softmax if name == "softmax" else dense_log_softmax
+        entries = where(specified, reduce(where(specified, Tensor._make(coalesced._data), float("-inf")), dim), 0.0)
     result = SparseCOOTensor._from_parts(indices, entries._data[tuple(indices)], tuple(input.shape), True)
-    return _joined_graph(result, name_node(entries, node))
+    if not is_recording(source):
+        return result
+    at_entries = _few_or(source, False)
+
+    def to_entries(grad):
+        # over the entries only: softmax's d = y (g - sum(g y)), log_softmax's d = g - softmax(x) sum(g)
+        grad = where(specified, grad.to_dense() if grad.layout is not _layout_strided else grad, 0.0)
+        if name == "softmax":
+            return at_entries(entries * (grad - (grad * entries).sum(dim, keepdim=True)))
+        return at_entries(grad - where(specified, entries.exp(), 0.0) * grad.sum(dim, keepdim=True))
+
+    node = "SparseSoftmaxBackward0" if name == "softmax" else "SparseLogSoftmaxBackward0"
+    return _joined_graph(result, _read_entries(source, entries._data, to_entries, node))
 
 
 def _without_derivative(result: SparseCOOTensor, *operands: Tensor, kernel: str) -> SparseCOOTensor:

@@ -950,10 +950,14 @@ def _like_of_wrapper(name: str, like, args: tuple, dtype, device, requires_grad:
 
 
 def sparse_like(input: Tensor, layout, memory_format, fill_kernel: str | None, dtype=None,
-                requires_grad: builtins.bool = False) -> Tensor | None:
+                requires_grad: builtins.bool = False, fill=None) -> Tensor | None:
     """torch's ``*_like`` of a sparse COO tensor that stays sparse (no ``layout`` asked): it refuses
     a memory format, then the in-place ``fill_kernel`` it has no sparse version of; with none
-    (empty_like, zeros_like) the result is sparse with no entries. None for any other input."""
+    (empty_like, zeros_like) the result is sparse with no entries. A compressed (CSR, CSC) one keeps
+    its layout, its values made by ``fill`` from its values (sparse.py's _compressed_like). None for
+    any other input."""
+    if input.layout in (_layout.sparse_csr, _layout.sparse_csc):
+        return input._compressed_like(layout, memory_format, fill_kernel, dtype, requires_grad, fill)
     if layout is not None or input.layout is not _layout.sparse_coo:
         return None
     if memory_format is not None:  # even preserve_format, as torch's empty_like of a sparse tensor
@@ -997,7 +1001,8 @@ def ones_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_g
         made = _like_of_wrapper("ones_like", ones_like, (input,), dtype, device, requires_grad, memory_format)
         if made is not _function.RUN_UNDISPATCHED:
             return made
-    made = sparse_like(input, layout, memory_format, "fill_.Scalar")
+    made = sparse_like(input, layout, memory_format, "fill_.Scalar", dtype, requires_grad,
+                       lambda values: ones_like(values, dtype=dtype))
     if made is not None:
         return made
     return _like(ones, input, dtype, device, requires_grad, tuple(input.shape), memory_format=memory_format)
@@ -1017,7 +1022,8 @@ def empty_like(input: Tensor, *, dtype=None, layout=None, device=None, requires_
         made = _like_of_wrapper("empty_like", empty_like, (input,), dtype, device, requires_grad, memory_format)
         if made is not _function.RUN_UNDISPATCHED:
             return made
-    made = sparse_like(input, layout, memory_format, None, dtype, requires_grad)
+    made = sparse_like(input, layout, memory_format, None, dtype, requires_grad,
+                       lambda values: empty_like(values, dtype=dtype))
     if made is not None:
         return made
     return _like(empty, input, dtype, device, requires_grad, tuple(input.shape), memory_format=memory_format)
@@ -1037,7 +1043,8 @@ def full_like(input: Tensor, fill_value, *, dtype=None, layout=None, device=None
         made = _like_of_wrapper("full_like", full_like, (input, fill_value), dtype, device, requires_grad, memory_format)
         if made is not _function.RUN_UNDISPATCHED:
             return made
-    made = sparse_like(input, layout, memory_format, "fill_.Scalar")
+    made = sparse_like(input, layout, memory_format, "fill_.Scalar", dtype, requires_grad,
+                       lambda values: full_like(values, fill_value, dtype=dtype))
     if made is not None:
         return made
     return _like(full, input, dtype, device, requires_grad, tuple(input.shape), fill_value,

@@ -552,7 +552,11 @@ def randn_like(input: Tensor, *, generator=None, dtype=None, layout=None, device
                                 device, requires_grad, memory_format, generator)
         if made is not _function.RUN_UNDISPATCHED:
             return made
-    sparse_like(input, layout, memory_format, "normal_")  # a sparse input: torch's refusal
+    # a COO input: torch's refusal; a compressed one: normal samples at its entries
+    made = sparse_like(input, layout, memory_format, "normal_", dtype, requires_grad,
+                       lambda values: randn_like(values, generator=generator, dtype=dtype))
+    if made is not None:
+        return made
     if _vmap_frames._frames and memory_format is None and dtype in (None, input.dtype) and device is None and \
             input._data.dtype in (np.float32, np.float64):
         drawn = _physical_layout_drawn(input, lambda t: normal_values(t, 0.0, 1.0, generator), requires_grad)
