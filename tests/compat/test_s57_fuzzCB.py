@@ -41,3 +41,41 @@ def test_a_non_contiguous_complex_parameter_steps_as_torch(name, make_param):
     ours = _steps(chainrule, name, make_param, value, grads, lr=0.01, foreach=False)
     theirs = _steps(torch, name, make_param, value, grads, lr=0.01, foreach=False)
     np.testing.assert_allclose(ours, theirs, rtol=2e-6, atol=2e-7)
+
+
+def _outcome(call):
+    try:
+        call()
+    except Exception as error:  # noqa: BLE001 - the class and words are what is compared
+        return type(error).__name__, str(error).splitlines()[0]
+    return None
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop", "ASGD"])
+@pytest.mark.parametrize("param", ["leaf", "view of a leaf", "view of a plain tensor"])
+@pytest.mark.parametrize("foreach", [None, True])
+def test_a_differentiable_step_refuses_what_torch_refuses(name, param, foreach):
+    # torch's differentiable step runs with grad mode on: its in-place update of a parameter that
+    # requires grad is autograd's in-place error, and its foreach kernels (not SGD's) assert no autograd
+    def run(lib):
+        if param == "leaf":
+            p = lib.zeros(3, 2).requires_grad_()
+        elif param == "view of a leaf":
+            p = lib.zeros(3, 4, requires_grad=True)[:, ::2]
+        else:
+            p = lib.zeros(3, 4)[:, ::2].requires_grad_()
+        optimizer = getattr(lib.optim, name)([p], lr=0.1, differentiable=True, foreach=foreach)
+        p.grad = lib.ones(3, 2)
+        return lambda: optimizer.step()
+
+    assert _outcome(run(chainrule)) == _outcome(run(torch)) is not None
+
+
+def test_a_differentiable_group_with_foreach_asserts_as_torch_even_in_a_plain_optimizer():
+    def run(lib):
+        a, b = lib.zeros(3).requires_grad_(), lib.zeros(2).requires_grad_()
+        optimizer = lib.optim.Adagrad([{"params": [a]}, {"params": [b], "differentiable": True, "foreach": True}])
+        a.grad, b.grad = lib.ones(3), lib.ones(2)
+        return optimizer.step
+
+    assert _outcome(run(chainrule)) == _outcome(run(torch)) == ("AssertionError", "_foreach ops don't support autograd")
