@@ -79,3 +79,15 @@ def test_a_differentiable_group_with_foreach_asserts_as_torch_even_in_a_plain_op
         return optimizer.step
 
     assert _outcome(run(chainrule)) == _outcome(run(torch)) == ("AssertionError", "_foreach ops don't support autograd")
+
+
+@pytest.mark.parametrize("foreach", [None, False, True])
+def test_adafactor_refuses_an_empty_parameter_as_torch(foreach):
+    # torch's step size divides by sqrt(numel): Python's ZeroDivisionError for an empty parameter
+    def run(lib):
+        p = lib.zeros(2, 0).requires_grad_()
+        optimizer = lib.optim.Adafactor([p], foreach=foreach)
+        p.grad = lib.zeros(2, 0)
+        return optimizer.step
+
+    assert _outcome(run(chainrule)) == _outcome(run(torch)) == ("ZeroDivisionError", "float division by zero")
