@@ -91,3 +91,27 @@ def test_adafactor_refuses_an_empty_parameter_as_torch(foreach):
         return optimizer.step
 
     assert _outcome(run(chainrule)) == _outcome(run(torch)) == ("ZeroDivisionError", "float division by zero")
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("Adam", {"weight_decay": 0.1}), ("AdamW", {}), ("Adamax", {}), ("NAdam", {"decoupled_weight_decay": True,
+                                                                              "weight_decay": 0.1}),
+    ("RAdam", {}), ("Adagrad", {"lr_decay": 0.1}), ("ASGD", {"t0": 0.0}), ("RMSprop", {"centered": True}),
+])
+def test_a_float32_tensor_lr_rounds_a_float64_parameters_step_as_torch(name, kwargs):
+    # torch computes lr / bias_correction, 1 - lr * weight_decay, ... as float32 0-d tensors: a float64
+    # parameter's step sees float32 roundings (chainrule's used to compute them in float64: 1e5-1e8 ulps off)
+    rng = np.random.default_rng(0)
+    value = rng.standard_normal((4, 3))
+    grads = [rng.standard_normal((4, 3)) for _ in range(4)]
+
+    def run(lib):
+        p = lib.from_numpy(value.copy()).requires_grad_()
+        optimizer = getattr(lib.optim, name)([p], lr=lib.tensor(0.0123), foreach=False, **kwargs)
+        for grad in grads:
+            p.grad = lib.from_numpy(grad.copy())
+            optimizer.step()
+        return p.detach().numpy()
+
+    theirs = run(torch)
+    np.testing.assert_allclose(run(chainrule), theirs, rtol=0, atol=2 * np.spacing(np.abs(theirs).max()))

@@ -714,7 +714,12 @@ def _plain_numbers(group: dict) -> dict:
     for key, value in group.items():
         if key == "params":
             continue
-        if isinstance(value, Tensor):
+        if key == "lr" and isinstance(value, Tensor) and value.is_floating_point():
+            # a NumPy scalar of the tensor's dtype: torch's step computes lr / bias_correction,
+            # 1 - lr * weight_decay, ... as 0-d tensors, rounding each to a float32 lr's precision,
+            # and NumPy's scalar arithmetic rounds alike (a float64 parameter's update sees those roundings)
+            plain[key] = np.dtype(value._data.dtype).type(value.item())
+        elif isinstance(value, Tensor):
             plain[key] = float(value.item())
         elif isinstance(value, tuple):
             plain[key] = tuple(float(e.item()) if isinstance(e, Tensor) else e for e in value)
