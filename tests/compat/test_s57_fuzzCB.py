@@ -115,3 +115,22 @@ def test_a_float32_tensor_lr_rounds_a_float64_parameters_step_as_torch(name, kwa
 
     theirs = run(torch)
     np.testing.assert_allclose(run(chainrule), theirs, rtol=0, atol=2 * np.spacing(np.abs(theirs).max()))
+
+
+def test_lbfgs_over_empty_parameters_refuses_as_torch():
+    # torch's first test of the gradient's largest entry is a max() over no elements
+    def run(lib):
+        p = lib.zeros(3, 0, requires_grad=True)
+        optimizer = lib.optim.LBFGS([p])
+
+        def closure():
+            optimizer.zero_grad()
+            loss = (p * p).sum()
+            loss.backward()
+            return loss
+
+        return lambda: optimizer.step(closure)
+
+    expected = ("RuntimeError", "max(): Expected reduction dim to be specified for input.numel() == 0. Specify the "
+                "reduction dim with the 'dim' argument.")
+    assert _outcome(run(chainrule)) == _outcome(run(torch)) == expected
