@@ -270,8 +270,9 @@ class Optimizer:
         for group in self.param_groups:
             _check_capturable(self, group)
             _check_fused_params(group)
-            _refuse_differentiable_in_place(self, group)
-            _warn_unrecorded_differentiable_step(self, group)
+            if group.get("differentiable") or self.defaults.get("differentiable"):
+                _refuse_differentiable_in_place(self, group)
+                _warn_unrecorded_differentiable_step(self, group)
             _check_real_lr(self, group)
         for group in self.param_groups:
             if self._sparse_gradient_error is not None and any(p.grad.is_sparse for p in _params_with_grad(group)):
@@ -810,8 +811,6 @@ def _refuse_differentiable_in_place(optimizer: Optimizer, group: dict) -> None:
     """torch's differentiable=True runs the step with grad mode on (the optimizer's default, not the
     group's): its foreach kernels refuse autograd (an AssertionError; SGD's do not ask), and updating a
     parameter that requires grad in place is autograd's in-place error on a leaf or a view of one."""
-    if not (group.get("differentiable") or optimizer.defaults.get("differentiable")):
-        return  # (every plain step: two lookups)
     params = list(_params_with_grad(group))
     if params and group.get("foreach") and group.get("differentiable") and optimizer._foreach_refuses_autograd:
         raise AssertionError("_foreach ops don't support autograd")
