@@ -864,14 +864,15 @@ def known(case, problem: str) -> bool:
     return repr(case) in OPEN or any(test(case, problem) for _, test in OPEN_KINDS)
 
 
-def hunt(per_family: int, families=()) -> None:
-    """Runs ``per_family`` cases of every family (or of ``families``) and prints the mismatches."""
+def hunt(per_family: int, families=(), with_known=False) -> None:
+    """Runs ``per_family`` cases of every family (or of ``families``) and prints the mismatches (the
+    listed ones too with ``with_known``: ``--all``)."""
     for family in families or FAMILIES:
         differing = []
         for index in range(per_family):
             case = FAMILIES[family](index)
             problem = (hostile_mismatch if family.startswith("hostile_") else MISMATCH[type(case)])(case)
-            if problem and not known(case, problem):
+            if problem and (with_known or not known(case, problem)):
                 differing.append(f"{case!r}: {problem}")
         print(f"## {family}: {len(differing)} of {per_family} cases differing", flush=True)
         for line in sorted(differing, key=lambda text: text.split(": ", 1)[-1])[:10]:
@@ -910,4 +911,5 @@ def test_optim_configs_agree_with_torch(family):
 
 
 if __name__ == "__main__":
-    hunt(int(sys.argv[1]) if len(sys.argv) > 1 else 20, sys.argv[2:])
+    arguments = [a for a in sys.argv[1:] if a != "--all"]
+    hunt(int(arguments[0]) if arguments else 20, arguments[1:], with_known="--all" in sys.argv)
