@@ -134,3 +134,20 @@ def test_lbfgs_over_empty_parameters_refuses_as_torch():
     expected = ("RuntimeError", "max(): Expected reduction dim to be specified for input.numel() == 0. Specify the "
                 "reduction dim with the 'dim' argument.")
     assert _outcome(run(chainrule)) == _outcome(run(torch)) == expected
+
+
+def test_adagrad_sums_start_at_the_constructors_initial_accumulator_value_in_every_group():
+    # torch's constructor fills every sum with its own argument; a group's override is kept, not read
+    def run(lib):
+        a, b = lib.ones(2, requires_grad=True), lib.ones(2, dtype=lib.complex64, requires_grad=True)
+        optimizer = lib.optim.Adagrad([{"params": [a]}, {"params": [b], "initial_accumulator_value": 5.0}],
+                                      initial_accumulator_value=0.5)
+        a.grad, b.grad = lib.full((2,), 0.3), lib.full((2,), 0.3 - 0.2j, dtype=lib.complex64)
+        optimizer.step()
+        return ([optimizer.state[p]["sum"].numpy() for p in (a, b)], [p.detach().numpy() for p in (a, b)],
+                optimizer.param_groups[1]["initial_accumulator_value"])
+
+    ours, theirs = run(chainrule), run(torch)
+    for mine, reference in zip(ours[0] + ours[1], theirs[0] + theirs[1]):
+        np.testing.assert_array_equal(mine, reference)
+    assert ours[2] == theirs[2] == 5.0
