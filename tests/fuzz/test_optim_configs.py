@@ -53,12 +53,6 @@ LONG_CASES = 200
 
 # description (a case's repr) -> why it differs: the open defects, found and not fixed yet
 OPEN: dict[str, str] = {
-    "Adagrad({'lr': 0.0030438515823334455, 'lr_decay': 0.0, 'weight_decay': 0.231, 'initial_accumulator_value': "
-    "0.0, 'eps': 1e-06, 'maximize': False, 'foreach': None}) [[float32(3,)]; [complex64(1, 1):transposed, "
-    "float32(1, 4), float32(3, 4, 1)] {'lr': 0.010863954201340675, 'lr_decay': 0.01, 'weight_decay': 0.311, "
-    "'initial_accumulator_value': 0.1, 'foreach': False}] x7 no_grad=[(1, 1), (1, 3), (2, 1), (5, 2)]":
-        "a complex parameter among real ones in one Adagrad group: torch's first step of it differs from its "
-        "own step of the same parameter alone (chainrule's equals that one); not understood yet",
 }
 
 def _ulps_off(problem: str) -> float:
