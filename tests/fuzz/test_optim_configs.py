@@ -53,6 +53,11 @@ LONG_CASES = 200
 
 # description (a case's repr) -> why it differs: the open defects, found and not fixed yet
 OPEN: dict[str, str] = {
+    "ASGD({'lr': tensor(0.09234577417373657), 'lambd': 0.01, 'alpha': 0.75, 't0': 0.0, 'weight_decay': 0.01, "
+    "'maximize': False, 'foreach': False}) [[float32(4, 2)]; [float64(2,)] {'lr': tensor(0.2159586101770401), "
+    "'lambd': 0.0001, 'alpha': 0.5, 't0': 2.0, 'foreach': None}] x8 no_grad=[(5, 0), (7, 0)]":
+        "a float64 parameter under a float32 tensor lr in ASGD drifts from torch's from step 6 (5.7e8 ulps, "
+        "1e-7 relative): its eta's float32 arithmetic, not traced yet",
 }
 
 def _ulps_off(problem: str) -> float:
@@ -78,10 +83,10 @@ OPEN_KINDS = [
     ("a tensor lr in a group whose foreach is True (its own or the default's): torch's foreach step takes it "
      "(the constructor's check sees only the default lr), reading it in float32 tensor arithmetic of its own",
      lambda case, problem: isinstance(case, OptimCase) and _tensor_lr_in_foreach_group(case) and "ulps off" in problem),
-    ("LBFGS in float32 near convergence: the order of its dot products' sums decides the line search's "
-     "steps and when the tolerance stops it (n_iter, func_evals, the history)",
+    ("LBFGS near convergence (float32 mostly): the order of its dot products' sums decides the line "
+     "search's steps and when the tolerances stop it (n_iter, func_evals, the history)",
      lambda case, problem: isinstance(case, OptimCase) and case.name == "LBFGS"
-     and case.params[0].dtype == "float32" and problem.startswith(("value:", "resume:"))),
+     and problem.startswith(("value:", "resume:"))),
     ("a group that overrides differentiable=True in an optimizer whose default is False: torch steps that "
      "group with its differentiable formulas (float32 0-d folds), chainrule with the plain ones",
      lambda case, problem: isinstance(case, OptimCase) and not case.kwargs.get("differentiable")
