@@ -46,6 +46,10 @@ class Adafactor(Optimizer):
             # torch's factored second moment has no complex form; it refuses before updating the group
             raise RuntimeError("Adafactor does not support complex parameters (view_as_real gives a real "
                                "parameter it can optimize)")
+        if any(p.numel() == 0 for p in _params_with_grad(group)):
+            # torch's step size divides by the parameter's RMS, sqrt(numel): an empty one is Python's
+            # ZeroDivisionError there, refused here before the group's state changes
+            raise ZeroDivisionError("float division by zero")
         for p in _params_with_grad(group):
             w = p._data
             xp = array_module(w)
@@ -63,7 +67,7 @@ class Adafactor(Optimizer):
             one_minus_beta2 = step ** beta2_decay
             rho = min(lr, 1 / math.sqrt(step))
             # the step is relative to the parameter's RMS, at least eps2
-            alpha = max(eps2, float(xp.linalg.norm(w.ravel())) / math.sqrt(max(w.size, 1))) * rho
+            alpha = max(eps2, float(xp.linalg.norm(w.ravel())) / math.sqrt(w.size)) * rho
             if weight_decay != 0:
                 w *= 1 - lr * weight_decay
             if g.ndim > 1:

@@ -40,12 +40,14 @@ class Adagrad(Optimizer):
         if any(p.is_sparse for group in self.param_groups for p in group["params"]):
             # torch's words: its full_like(p, memory_format=preserve_format) for the sum refuses a sparse p
             raise RuntimeError("memory format option is only supported by strided tensors")
+        # every sum starts at the constructor's value, as torch's: a group's own initial_accumulator_value
+        # is kept in the group but not read
         for group in self.param_groups:
             for p in group["params"]:
                 state = self.state[p]
                 state["step"] = Tensor._make(np.zeros((), dtype=np.float32))
-                state["sum"] = full_like(p, group["initial_accumulator_value"]) if holds_values_inside(p) \
-                    else _initial_sum(p._data, group["initial_accumulator_value"])
+                state["sum"] = full_like(p, initial_accumulator_value) if holds_values_inside(p) \
+                    else _initial_sum(p._data, initial_accumulator_value)
 
     def _step_group(self, group: dict) -> None:
         lr, lr_decay, eps, weight_decay = group["lr"], group["lr_decay"], group["eps"], group["weight_decay"]

@@ -227,8 +227,9 @@ def _as_real(array):
     view_as_real of it, so each part gets its own second moment (g·g of a complex g would mix them)."""
     if array.dtype.kind != "c":
         return array
-    # a 0-d array cannot change its itemsize in place: its 1-element view can (and writes through)
-    return (array.reshape(1) if array.ndim == 0 else array).view(array.real.dtype)
+    # as view_as_real, a trailing pair axis: viewed through it, any layout (a transposed or strided
+    # parameter, a 0-d one) can change its itemsize in place and writes through
+    return array[..., None].view(array.real.dtype)
 
 
 def _decayed_as_real(w, g, weight_decay, foreach) -> tuple:

@@ -219,6 +219,9 @@ class LBFGS(Optimizer):
         evaluations = 1
         state["func_evals"] += 1
         flat_grad = self._flat_grad()
+        if flat_grad.size == 0:  # every parameter empty: torch's max of the gradient refuses it
+            raise RuntimeError("max(): Expected reduction dim to be specified for input.numel() == 0. Specify the "
+                               "reduction dim with the 'dim' argument.")
         if np.abs(flat_grad).max() <= tolerance_grad:
             return first_loss
 

@@ -270,7 +270,9 @@ class Optimizer:
         for group in self.param_groups:
             _check_capturable(self, group)
             _check_fused_params(group)
-            _warn_unrecorded_differentiable_step(self, group)
+            if group.get("differentiable") or self.defaults.get("differentiable"):
+                _refuse_differentiable_in_place(self, group)
+                _warn_unrecorded_differentiable_step(self, group)
             _check_real_lr(self, group)
         for group in self.param_groups:
             if self._sparse_gradient_error is not None and any(p.grad.is_sparse for p in _params_with_grad(group)):
@@ -407,6 +409,8 @@ class Optimizer:
     # max_it): the op of its update that first meets the number refuses it (see _check_real_lr);
     # None where that was not checked against torch (the update then fails as it fails)
     _complex_lr_refusal: str | None = None
+    # whether torch's foreach step refuses differentiable=True (its multi-tensor kernels assert no autograd)
+    _foreach_refuses_autograd = True
 
     def _flag_defaults(self) -> dict:
         """The value each option takes in a loaded group that lacks it (a state dict from before the
@@ -711,7 +715,12 @@ def _plain_numbers(group: dict) -> dict:
     for key, value in group.items():
         if key == "params":
             continue
-        if isinstance(value, Tensor):
+        if key == "lr" and isinstance(value, Tensor) and value.is_floating_point():
+            # a NumPy scalar of the tensor's dtype: torch's step computes lr / bias_correction,
+            # 1 - lr * weight_decay, ... as 0-d tensors, rounding each to a float32 lr's precision,
+            # and NumPy's scalar arithmetic rounds alike (a float64 parameter's update sees those roundings)
+            plain[key] = np.dtype(value._data.dtype).type(value.item())
+        elif isinstance(value, Tensor):
             plain[key] = float(value.item())
         elif isinstance(value, tuple):
             plain[key] = tuple(float(e.item()) if isinstance(e, Tensor) else e for e in value)
@@ -796,6 +805,22 @@ def _check_fused_params(group: dict) -> None:
             raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported "
                                f"devices: {_FUSED_DEVICES} but {p.dtype} and {p.device.type} (fused=False takes "
                                "complex parameters)")
+
+
+def _refuse_differentiable_in_place(optimizer: Optimizer, group: dict) -> None:
+    """torch's differentiable=True runs the step with grad mode on (the optimizer's default, not the
+    group's): its foreach kernels refuse autograd (an AssertionError; SGD's do not ask), and updating a
+    parameter that requires grad in place is autograd's in-place error on a leaf or a view of one."""
+    params = list(_params_with_grad(group))
+    if params and group.get("foreach") and group.get("differentiable") and optimizer._foreach_refuses_autograd:
+        raise AssertionError("_foreach ops don't support autograd")
+    if not optimizer.defaults.get("differentiable"):
+        return
+    for p in params:
+        if p.requires_grad and p._is_view() and p._base.is_leaf:
+            raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
+        if p.requires_grad and p.is_leaf:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
 
 
 def _warn_unrecorded_differentiable_step(optimizer: Optimizer, group: dict) -> None:

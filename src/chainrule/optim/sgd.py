@@ -23,6 +23,7 @@ __all__ = ["SGD"]
 class SGD(Optimizer):
     """torch.optim.SGD; the momentum buffer starts as the first gradient, as torch's."""
     _complex_lr_refusal = "alpha"
+    _foreach_refuses_autograd = False  # (its foreach step meets the leaf's in-place refusal instead)
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
                  weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False,
