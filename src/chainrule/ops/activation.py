@@ -705,7 +705,7 @@ class Gelu(Function):
     formula = "gelu({0})"
     _array_forward = True
     saved_attributes = {"_saved_approximate": ctx_value("approximate"), "_saved_self": saved(0)}
-    forward_state = ("cdf",)
+    forward_state = ("cdf", "erf_parts")
 
     @staticmethod
     def forward(ctx, x, approximate):
@@ -721,7 +721,12 @@ class Gelu(Function):
             y = t(0.5) * x * (t(1) + xp.tanh(inner))
         elif _onednn_gelu(x):  # no Phi kept: the backward is oneDNN's own formula (GeluBackward)
             ctx.cdf = None
-            return _GELU_FLOAT32(x)
+            if _GELU_FLOAT32 is _special.gelu_float32 or not any(ctx.needs_input_grad):
+                return _GELU_FLOAT32(x)
+            # the AVX2 forward computes the backward's e^{-r²} and erf(r): kept, the backward runs its last steps alone
+            y, kept_exp, kept_erf = _GELU_FLOAT32(x, keep=True)
+            ctx.erf_parts = (kept_exp, kept_erf)
+            return y
         else:
             cdf = _gelu_cdf_array(x)
             if any(ctx.needs_input_grad):  # reused by the backward; nothing kept on the no-grad ctx
@@ -740,7 +745,7 @@ class Gelu(Function):
             th = tanh((x + _TANH_C * x2 * x) * _TANH_K)
             return _kernel_layout(grad * (0.5 * (1 + th) + 0.5 * x * (1 - th * th) * (_TANH_K * (1 + 3 * _TANH_C * x2))),
                                   grad, x)
-        return GeluBackward.apply(grad, x, cdf=ctx.cdf)
+        return GeluBackward.apply(grad, x, cdf=ctx.cdf, erf_parts=getattr(ctx, "erf_parts", None))
 
 
 class GeluBackward(Function):
@@ -752,12 +757,12 @@ class GeluBackward(Function):
     formula = None
 
     @staticmethod
-    def forward(ctx, grad, x, cdf):
+    def forward(ctx, grad, x, cdf, erf_parts=None):
         ctx.save_for_backward(grad, x)
         if cdf is None and array_module(x) is not np and _cuda_kernels.available(x):
             return _cuda_kernels.gelu_backward(grad, x)
         if cdf is None and _onednn_gelu(x) and grad.dtype == np.float32 and type(grad) is np.ndarray:
-            out = _special.gelu_backward_float32(np.ascontiguousarray(grad), x)
+            out = _special.gelu_backward_float32(np.ascontiguousarray(grad), x, erf_parts)
         else:
             if cdf is None:  # kept by neither the fused CuPy forward, oneDNN's float32 one, nor a wrapper's (forward_state)
                 cdf = _gelu_cdf_array(x)
