@@ -161,7 +161,10 @@ def preserved_layout(out, like):
     byte_strides = tuple(st * itemsize for st in preserved_strides(like))
     if out.strides == byte_strides:
         return out
-    laid_out = strided_view(array_module(out).empty(out.size, dtype=out.dtype), out.shape, byte_strides)
+    if type(out) is np.ndarray and min(byte_strides) >= 0:  # (its base the buffer, which the engine may steal: _relaid)
+        laid_out = np.ndarray(out.shape, out.dtype, buffer=np.empty(out.size, dtype=out.dtype), strides=byte_strides)
+    else:
+        laid_out = strided_view(array_module(out).empty(out.size, dtype=out.dtype), out.shape, byte_strides)
     laid_out[...] = out
     return laid_out
 

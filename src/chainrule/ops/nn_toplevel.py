@@ -356,7 +356,7 @@ def _cell(mode: str, input: Tensor, h0: Tensor, c0, w_ih: Tensor, w_hh: Tensor, 
                                f"{w_hh.shape[1]}")
     if mode in ("RNN_TANH", "RNN_RELU"):
         return (elman_cell(mode, input, h0, w_ih, w_hh, b_ih, b_hh),)
-    return recurrent_layer(mode, input.unsqueeze(0), w_ih, w_hh, b_ih, b_hh, h0, c0)[1:]
+    return recurrent_layer(mode, input.unsqueeze(0), w_ih, w_hh, b_ih, b_hh, h0, c0, cell=True)[1:]
 
 
 def rnn_tanh_cell(input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None = None,

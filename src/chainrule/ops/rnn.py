@@ -515,9 +515,35 @@ class _GRUStacked(_GRU):
 
 
 # torch's CPU GRUCell ends its step with h' = (h - n) * z + n, in place (add_): its output's node is
-# AddBackward0, and the fused step takes that name (an LSTMCell's h' and c' come from one fused node
-# here, while torch's last ops differ, MulBackward0 and AddBackward0: it keeps the cell's name)
+# AddBackward0, and the fused step takes that name. An LSTMCell's h' and c' come from one fused node
+# here, where torch's last ops differ (h' = o * tanh(c'): MulBackward0; c' = f * c + i * g, in place:
+# AddBackward0): each output passes through a node of its own under that name (_LSTMCellOutput)
 class _GRUCellStep(_GRU):
+    node_name = "AddBackward0"
+
+
+class _LSTMCellOutput(Function):
+    """h' or c' of an LSTM cell's fused step, passed through under the name of torch's last op for it."""
+
+    _array_forward = True
+    label = "lstm_cell_output"
+    rule = "passes the gradient to the LSTM cell's fused step (one output of it)"
+    formula = None
+
+    @staticmethod
+    def forward(ctx, state):
+        return state.copy()  # (the fused node's own output is dropped: a copy of (B, H) costs a microsecond)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class _LSTMCellHidden(_LSTMCellOutput):
+    node_name = "MulBackward0"
+
+
+class _LSTMCellState(_LSTMCellOutput):
     node_name = "AddBackward0"
 
 
@@ -561,7 +587,10 @@ def recurrent_layer(mode: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tens
         layer = _STACKED_FN[layer]
     elif cell and layer is _GRU:
         layer = _GRUCellStep
-    return layer.apply(*args, mode=mode, reverse=reverse, lengths=lengths)
+    results = layer.apply(*args, mode=mode, reverse=reverse, lengths=lengths)
+    if cell and layer is _LSTM and results[1].grad_fn is not None:
+        return results[0], _LSTMCellHidden.apply(results[1]), _LSTMCellState.apply(results[2])
+    return results
 
 
 def _shown_zero_biases(w_ih: Tensor, w_hh: Tensor):
