@@ -11,12 +11,11 @@ checks (and fails for) one script.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -75,7 +74,7 @@ class Run:
 
 
 def run_each_fresh(library: str, scripts: dict[str, str], env: dict[str, str] | None = None,
-                   timeout: float = 300) -> dict[str, Run]:
+                   timeout: float = 900) -> dict[str, Run]:
     """Each of ``scripts`` run as the first code of a fresh interpreter that has imported ``library``
     (``"torch"`` or ``"chainrule"``): {name: Run}. ``env`` is the interpreter's environment
     (``os.environ`` with chainrule's src on ``PYTHONPATH`` when not given)."""
@@ -88,10 +87,45 @@ def run_each_fresh(library: str, scripts: dict[str, str], env: dict[str, str] | 
     return {name: Run(name, *result) for name, result in json.loads(done.stdout).items()}
 
 
-def batched(make_scripts):
-    """Memoise a ``library -> {name: script}`` function as ``library -> {name: Run}``: the scripts
-    of a test module run once per library in each pytest process, whichever of its tests asks first."""
-    @functools.cache
+# every batched() test module's script maker, in import order (collection imports them all before a
+# test runs), and the runs made so far: {(maker's index, library): {name: Run} or the maker's error}
+_BATCHES: list = []
+_RUNS: dict = {}
+
+
+def batched(make_scripts, libraries: tuple[str, ...] = ("torch", "chainrule")):
+    """Memoise a ``library -> {name: script}`` function as ``library -> {name: Run}``. The first
+    test to ask for a library's runs runs the scripts of every batched module not yet run for it
+    (among the modules that name it in ``libraries``) in one interpreter: one start of torch
+    (seconds on the CI machine) serves all of this pytest process's modules, whichever of their
+    tests asks first."""
+    index = len(_BATCHES)
+    _BATCHES.append((make_scripts, libraries))
+
     def runs(library: str) -> dict[str, Run]:
-        return run_each_fresh(library, make_scripts(library))
+        if (index, library) not in _RUNS:
+            if library not in libraries:
+                raise ValueError(f"these scripts are batched for {libraries}, not {library!r}")
+            _run_pending(library)
+        made = _RUNS[(index, library)]
+        if isinstance(made, BaseException):
+            raise made
+        return made
     return runs
+
+
+def _run_pending(library: str) -> None:
+    pending, scripts = [], {}
+    for index, (make_scripts, libraries) in enumerate(_BATCHES):
+        if (index, library) in _RUNS or library not in libraries:
+            continue
+        try:
+            made = make_scripts(library)
+        except Exception as error:  # (raised again for that module's tests alone)
+            _RUNS[(index, library)] = error
+            continue
+        pending.append((index, list(made)))
+        scripts.update({f"{index}\x1f{name}": script for name, script in made.items()})
+    done = run_each_fresh(library, scripts) if scripts else {}
+    for index, names in pending:
+        _RUNS[(index, library)] = {name: replace(done[f"{index}\x1f{name}"], name=name) for name in names}

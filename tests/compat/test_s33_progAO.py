@@ -96,7 +96,7 @@ _torch_runs = batched(lambda lib: {call: ("import warnings, torch\n"
                                           "    warnings.simplefilter('always')\n"
                                           f"    ({source})\n"
                                           "print(repr([str(w.message).split(' (Triggered internally')[0] for w in caught]))\n")
-                                   for call, source in _CALL_SOURCE.items()})
+                                   for call, source in _CALL_SOURCE.items()}, libraries=("torch",))
 
 
 @pytest.mark.parametrize("call", _WORDED_CALLS, ids=list(_WORDED_CALLS))

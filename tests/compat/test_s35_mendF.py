@@ -98,7 +98,7 @@ _torch_runs = batched(lambda lib: {
            "v = torch.ones(3); v2 = torch.ones(2)\nwith warnings.catch_warnings(record=True) as w:\n"
            f"    warnings.simplefilter('always'); {call}; {call}\n"
            "print(repr([str(x.message) for x in w]))")
-    for form, call in WARNED.items()})
+    for form, call in WARNED.items()}, libraries=("torch",))
 
 
 @pytest.mark.parametrize("form", WARNED)

@@ -59,11 +59,26 @@ def test_a_failing_script_fails_its_test_by_name_and_leaves_the_others_alone(run
     assert runs["where"].returncode == 0
 
 
-def test_batched_runs_a_modules_scripts_once_per_library(monkeypatch):
+def test_batched_runs_every_modules_scripts_once_per_library(monkeypatch):
     started = []
-    monkeypatch.setattr(_fresh_process, "run_each_fresh",
-                        lambda library, scripts: started.append(library) or {name: library for name in scripts})
+    monkeypatch.setattr(_fresh_process, "_BATCHES", [])
+    monkeypatch.setattr(_fresh_process, "_RUNS", {})
+    monkeypatch.setattr(_fresh_process, "run_each_fresh", lambda library, scripts: started.append(library) or {
+        name: _fresh_process.Run(name, 0, library, "") for name in scripts})
     runs = _fresh_process.batched(lambda library: {"a": f"import {library}", "b": ""})
-    assert runs("torch") == {"a": "torch", "b": "torch"} and runs("torch")["b"] == "torch"
-    assert runs("chainrule")["a"] == "chainrule"
-    assert started == ["torch", "chainrule"]
+    other = _fresh_process.batched(lambda library: {"a": "", "c": library})  # another module's, same names
+
+    def refused(library):
+        raise ValueError(f"no scripts for {library}")
+
+    failing = _fresh_process.batched(refused)
+    assert runs("torch")["a"].stdout == "torch" and runs("torch")["b"].name == "b"
+    assert sorted(other("torch")) == ["a", "c"] and other("torch")["c"].name == "c"
+    assert runs("chainrule")["a"].stdout == "chainrule"
+    assert started == ["torch", "chainrule"]  # one interpreter per library for both modules
+    with pytest.raises(ValueError, match="no scripts for torch"):
+        failing("torch")
+    only_torch = _fresh_process.batched(lambda library: {"d": library}, libraries=("torch",))
+    assert only_torch("torch")["d"].stdout == "torch" and started == ["torch", "chainrule", "torch"]
+    with pytest.raises(ValueError, match="not 'chainrule'"):
+        only_torch("chainrule")

@@ -6,6 +6,7 @@ A read's gradient scatters back into zeros of the input's shape, summing repeate
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 import warnings
@@ -444,6 +445,38 @@ def _add_rows_in_index_order(out: np.ndarray, index: np.ndarray, src: np.ndarray
         out[lead + (index[picked],)] += src[lead + (picked,)]
 
 
+# below about this many gradient elements np.add.at's own walk is as fast as _add_at_by_rows' set-up
+# (measured: 256 elements 9 us against 80 us; 4,096 about even; 36,864 of BigBird's gather 4x faster)
+_FEWEST_ELEMENTS_BY_ROWS = 4096
+
+
+def _add_at_by_rows(out: np.ndarray, key, grad: np.ndarray) -> bool:
+    """``np.add.at(out, key, grad)`` for a key of integer arrays, integers, slices and Ellipsis,
+    as whole rows: the dims after the key's last item are one row that every indexed position
+    takes whole, so the key picks rows of ``out`` viewed as (positions, row) and ``_add_rows`` adds
+    them (repeats in index order, as np.add.at and torch's index_put_(accumulate=True): the same
+    bits). NumPy's add.at walks a multi-dim key element by element, several times slower. False
+    (nothing done) for a small gradient, a key with None or a boolean mask, or a dtype _add_rows would reorder."""
+    if grad.size < _FEWEST_ELEMENTS_BY_ROWS:
+        return False
+    items = key if isinstance(key, tuple) else (key,)
+    if out.dtype.kind not in "fciub" or any(k is None or (is_array(k) and k.dtype == np.bool_) for k in items):
+        return False
+    if any(k is Ellipsis for k in items):
+        at = next(i for i, k in enumerate(items) if k is Ellipsis)
+        items = items[:at] + (_WHOLE_DIM,) * (out.ndim - len(items) + 1) + items[at + 1:]
+    while items and type(items[-1]) is slice and items[-1] == _WHOLE_DIM:
+        items = items[:-1]
+    if out.size == 0:
+        return True
+    lead = out.shape[:len(items)]
+    rows = np.arange(math.prod(lead))
+    positions = rows.reshape(lead)[items].reshape(-1)
+    if positions.size:
+        _add_rows(out.reshape(rows.size, -1), positions, grad.reshape(positions.size, -1))
+    return True
+
+
 def _saved_indices(node) -> tuple:
     """torch's ``_saved_indices`` of an advanced read: one entry per indexed dim up to the last
     index tensor, None for a dim taken whole."""
@@ -564,7 +597,7 @@ class IndexScatter(Function):
             _add_rows(out, key[0] if isinstance(key, tuple) else key, grad)
         elif mode == "later rows" and xp is np:  # the vector indexes the key's last dim
             _add_rows_in_index_order(out, key[-1], grad, len(key) - 1)
-        else:
+        elif xp is not np or not _add_at_by_rows(out, key, grad):
             ufunc_at(xp, "add", out, key, grad)
         return out
 
