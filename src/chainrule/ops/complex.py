@@ -28,7 +28,7 @@ from ..autograd.function import Function, saved
 from ..storage import note_strided_view, storage_root
 from ..tensor import Tensor, _check_tensor, honours_out
 from .elementwise import _conj, _conj_view, _float_input, where, zeros_like_tensor
-from .memory_format import unary_layout
+from .memory_format import preserved_layout, unary_layout
 
 __all__ = ["real", "imag", "view_as_real", "view_as_complex", "conj", "conj_physical", "resolve_conj",
            "resolve_neg", "is_conj", "is_neg", "angle", "polar", "complex", "isreal"]
@@ -203,7 +203,9 @@ class ConjPhysical(Function):
 
     @staticmethod
     def forward(ctx, z):
-        return array_module(z).conj(z)
+        # torch writes the conjugate into empty_like(z): z's strides where z is dense, size-1 dims' too
+        out = array_module(z).conj(z)
+        return out if z.flags.c_contiguous and 1 not in z.shape else preserved_layout(out, z)
 
     @staticmethod
     def backward(ctx, grad):

@@ -365,10 +365,12 @@ class Conj(Function):
 
     @staticmethod
     def forward(ctx, z):
-        # (torch's conj is a view, in z's strides: a dense z's are kept, size-1 dims' too, so a rule's
-        # conjugated gradient keeps the layout its kernel gave it)
+        # torch's conj is a view, in z's strides: a dense z's are kept, a size-1 dim's of a row-major z
+        # too (NumPy's row-major result has its own there), so a rule's conjugated gradient keeps the
+        # layout its kernel gave it. A non-dense z's cannot be kept in memory of the result's own: it
+        # is dense in z's stride order, as clone() would be.
         out = array_module(z).conj(z)
-        return out if z.flags.c_contiguous and 1 not in z.shape else unary_layout(out, z)
+        return out if z.flags.c_contiguous and 1 not in z.shape else preserved_layout(out, z)
 
     @staticmethod
     def backward(ctx, grad):
@@ -380,6 +382,12 @@ class InternalConj(Conj):
     so a rule's intermediate conj never marks what reaches a user."""
 
     node_name = "ConjBackward0"
+
+    @staticmethod
+    def forward(ctx, z):
+        # a kernel's conjugation, fresh memory laid out as TensorIterator lays out a unary op's
+        out = array_module(z).conj(z)
+        return out if z.flags.c_contiguous and 1 not in z.shape else unary_layout(out, z)
 
     @staticmethod
     def backward(ctx, grad):

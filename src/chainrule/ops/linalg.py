@@ -2373,7 +2373,7 @@ def norm(input: Tensor, ord=None, dim=None, keepdim: bool = False, *, dtype=None
         return matrix_norm(input, ord, (0, 1) if dim is None else dim, keepdim, dtype=dtype)
     if ord is not None and (len(dims) == 2 if dims is not None else input._data.ndim == 2):
         return matrix_norm(input, ord, (0, 1) if dim is None else dim, keepdim, dtype=dtype)
-    return vector_norm(input, 2 if ord is None else ord, dim, keepdim, dtype=dtype)
+    return vector_norm(input, 2.0 if ord is None else ord, dim, keepdim, dtype=dtype)  # (torch's value_or(2.0))
 
 
 # ---------------------------------------------------------------- low-precision refusals

@@ -154,8 +154,9 @@ def preserved_strides(a) -> tuple:
 def preserved_layout(out, like):
     """``out``, a fresh array of ``like``'s shape, laid out as torch's preserve_format lays out a new
     tensor like ``like`` (``preserved_strides``): the layout of the ops torch writes into
-    ``empty_like(input)`` (nan_to_num, deg2rad, angle), not TensorIterator's."""
-    if out.ndim < 2 or not out.size:
+    ``empty_like(input)`` (nan_to_num, deg2rad, angle), not TensorIterator's. A 1-d ``like`` has one
+    layout but for a single element's stride, which torch keeps too."""
+    if not out.size or out.ndim < 2 and out.shape != (1,):
         return out
     itemsize = out.itemsize
     byte_strides = tuple(st * itemsize for st in preserved_strides(like))

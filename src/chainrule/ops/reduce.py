@@ -316,13 +316,17 @@ def _keep(t: Tensor, shape: tuple, dims: tuple, keepdim: bool) -> Tensor:
     return t.reshape(tuple(1 if i in dims else s for i, s in enumerate(shape)))
 
 
-def _float_dtype_input(input: Tensor, dtype) -> Tensor:
-    """Cast to ``dtype`` if given, else integer/bool inputs to the default float dtype (torch's rule)."""
+def _float_dtype_input(input: Tensor, dtype, to_overload: str | None = None) -> Tensor:
+    """Cast to ``dtype`` if given, else integer/bool inputs to the default float dtype (torch's rule).
+    ``to_overload``: the ``Tensor.to`` overload torch's cast goes through, for a dispatch mode's log
+    (softmax's ``toType`` is to.dtype_layout: its _to_copy shows the layout and device)."""
     if dtype is None and input._data.dtype.kind in "fVc":  # (before the import: a µs a call)
         return input
-    from .elementwise import _cast
+    from .elementwise import ToCopy, _cast
 
     if dtype is not None:
+        if to_overload is not None and _function_module.active_dispatch is not None:
+            _function_module.note_given(ToCopy, input, to_overload=to_overload)
         return _cast(input, _dtype.to_dtype(dtype))
     return _cast(input, _dtype.get_default_dtype())
 
@@ -444,6 +448,9 @@ def prod(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
         keepdim = False
     if dtype is not None:
         _dtype.refuse_wide_unsigned("reduce.prod", np.dtype(np_dtype))
+    if _function_module.active_dispatch is not None:
+        # (a mode sees the dim and dtype as given, as sum's: an integer input's int64 is the kernel's)
+        _function_module.note_given(Prod if dim is None else ProdDim, input, shown_dtype=dtype, given_dim=dim)
     if dim is None:
         return Prod.apply(input, dims=dims, keepdim=keepdim, dtype=np_dtype)
     return _note_given(ProdDim.apply(input, dims=dims, keepdim=keepdim, dtype=np_dtype), "given_dim", dim)
@@ -1596,7 +1603,7 @@ def softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
     empty = _check_softmax_input("softmax", input, d, dtype)
     if empty is not None:
         return empty
-    input = _float_dtype_input(input, dtype)
+    input = _float_dtype_input(input, dtype, "dtype_layout")
     if input._data.ndim == 0:
         return name_node(Softmax.apply(input.reshape(1), dim=0).reshape(()), "SoftmaxBackward0", label="softmax",
                          rule=_ZERO_D_RULE)
@@ -1614,7 +1621,7 @@ def log_softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
     empty = _check_softmax_input("log_softmax", input, d, dtype)
     if empty is not None:
         return empty
-    input = _float_dtype_input(input, dtype)
+    input = _float_dtype_input(input, dtype, "dtype_layout")
     if input._data.ndim == 0:
         return name_node(LogSoftmax.apply(input.reshape(1), dim=0).reshape(()), "LogSoftmaxBackward0",
                          label="log_softmax", rule=_ZERO_D_RULE)
@@ -1903,6 +1910,10 @@ def _vector_norm(input: Tensor, ord, dim, keepdim: bool, dtype, op: str) -> Tens
         input = input.abs()  # a complex vector's norm is its moduli's (real, as torch's)
     x = input._data
     dims = _dims(dim, x.ndim, op)
+    if _function_module.active_dispatch is not None:
+        # (a mode sees ord and dim as given: 3, not 3.0; [-1], not [1])
+        shown_dims = {} if dim is None else {"given_dims": _dims_as_called(dim)}
+        _function_module.note_given(Norm, input, given_ord=given_ord, **shown_dims)
     out = Norm.apply(input, ord=ord, dims=dims, keepdim=keepdim)
     if out._grad_fn is not None:
         out._grad_fn.given_ord = given_ord

@@ -479,6 +479,8 @@ def logcumsumexp(input: Tensor, dim: int) -> Tensor:
     if input._data.dtype.kind not in "fcV":
         raise NotImplementedError(f"\"logcumsumexp_out_cpu\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
     d = _single_dim(dim, input._data.ndim, "logcumsumexp")
+    if _function_module.active_dispatch is not None:
+        _function_module.note_given(Logcumsumexp, input, given_dim=dim)  # (a mode sees the dim as given)
     return Logcumsumexp.apply(input, dim=d)
 
 

@@ -386,6 +386,23 @@ def _reduction(name: str, dim_overload: str, with_dtype: bool = False):
     return show
 
 
+def _prod(inputs, params):
+    """prod.default over every element, prod.dim_int over the one dim the call gave; the dtype only
+    where the call gave one."""
+    dtype = params.get("shown_dtype", params.get("dtype"))
+    kwargs = {"dtype": _dtype_object(dtype)} if dtype is not None else {}
+    if params.get("given_dim") is None:
+        return ("prod", "default"), (inputs[0],), kwargs
+    return ("prod", "dim_int"), _trailing((inputs[0], params["given_dim"], bool(params["keepdim"])), (False,)), kwargs
+
+
+def _dtype_object(dtype):
+    """chainrule's dtype object for a dtype given either way (a NumPy dtype or chainrule's)."""
+    from .. import _dtype
+
+    return _dtype.to_dtype(dtype)
+
+
 def _extreme_all(inputs, params):
     if not _all_dims(inputs, params):
         return None
@@ -415,9 +432,9 @@ def _spread(name: str):
 
 
 def _norm(inputs, params):
-    x, order = inputs[0], params["ord"]
-    if _all_dims(inputs, params):
-        return ("linalg_vector_norm", "default"), _trailing((x, order), (2.0,)), {}
+    x, order = inputs[0], params.get("given_ord", params["ord"])
+    if "given_dims" not in params and _all_dims(inputs, params):
+        return ("linalg_vector_norm", "default"), _trailing((x, order), (2,) if "given_ord" in params else (2.0,)), {}
     return ("linalg_vector_norm", "default"), _trailing((x, order, _dims(params), bool(params["keepdim"])), (False,)), {}
 
 
@@ -749,7 +766,9 @@ _ATEN_SCHEMAS = {
     "Mean": _reduction("mean", "dim"), "MeanDim": _reduction("mean", "dim"),
     "AmaxAll": _extreme_all, "AminAll": _extreme_all, "Amax": _extreme_dims, "Amin": _extreme_dims,
     "MaxDim": _extreme_dim("max"), "MinDim": _extreme_dim("min"), "Var": _spread("var"), "Std": _spread("std"),
-    "Norm": _norm,
+    "Norm": _norm, "Prod": _prod, "ProdDim": _prod,
+    "Logcumsumexp": lambda inputs, params: (("logcumsumexp", "default"),
+                                            (inputs[0], params.get("given_dim", params["dim"])), {}),
     "Logsumexp": lambda inputs, params: (("logsumexp", "default"),
                                          _trailing((inputs[0], _dims(params), bool(params["keepdim"])), (False,)), {}),
     "Softmax": lambda inputs, params: (("_softmax", "default"), (inputs[0], _given_dim(params), False), {}),
