@@ -1564,7 +1564,7 @@ _ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Neg", "Exp", "Log", "Tanh", "Sigmoi
                 "Rsqrt", "Abs", "Maximum", "Minimum", "Square", "Reciprocal", "Log1p", "Expm1", "Softplus",
                 "PowScalar", "TanhBackward", "SigmoidBackward", "Threshold", "ReluBackward", "Pow", "RSub", "Gelu",
                 "ScaledBy", "ToCopy", "Real", "Imag", "Conj", "InternalConj", "Clamp", "ClampByTensors",
-                "ClampMinByTensor", "ClampMaxByTensor", "Round", "RoundDecimals", "Sign")
+                "ClampMinByTensor", "ClampMaxByTensor", "Round", "RoundDecimals", "Sign", "Mish")
 _RULES = {name: _elementwise for name in _ELEMENTWISE}
 _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped, "SqueezeView": _reshaped,
                "UnsafeView": _reshaped, "Select": _indexed, "Slice": _indexed, "Index": _advanced_indexed,
