@@ -723,9 +723,10 @@ class Gelu(Function):
             y = t(0.5) * x * (t(1) + xp.tanh(inner))
         elif _onednn_gelu(x):  # no Phi kept: the backward is oneDNN's own formula (GeluBackward)
             ctx.cdf = None
-            if _GELU_FLOAT32 is _special.gelu_float32 or not any(ctx.needs_input_grad):
+            if _GELU_FLOAT32 is _special.gelu_float32 or not any(ctx.needs_input_grad) or not _function.nothing_watches():
                 return _GELU_FLOAT32(x)
             # the AVX2 forward computes the backward's e^{-r²} and erf(r): kept, the backward runs its last steps alone
+            # (not where something watches: vmap's replay knows no node's flat parts, saved-tensor hooks never see them)
             y, kept_exp, kept_erf = _GELU_FLOAT32(x, keep=True)
             ctx.erf_parts = (kept_exp, kept_erf)
             return y
