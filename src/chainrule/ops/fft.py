@@ -22,7 +22,7 @@ import builtins
 import numpy as np
 
 from .. import _dtype
-from .._backend import array_module, refuse_pinning
+from .._backend import array_module, refuse_pinning, strided_view
 from .._opmath import cpu_autocast_policy
 from ..autograd import function as _function
 from ..autograd.function import Function, name_node
@@ -102,7 +102,7 @@ def _laid_out(xp, result, dtype, order):
         return xp.ascontiguousarray(result, dtype=dtype)
     itemsize = np.dtype(dtype).itemsize
     strides = tuple(itemsize * step for step in _strides_in_order(result.shape, order))
-    out = xp.lib.stride_tricks.as_strided(xp.empty(result.size, dtype=dtype), result.shape, strides)
+    out = strided_view(xp.empty(result.size, dtype=dtype), result.shape, strides)
     out[...] = result
     return out
 
