@@ -1949,8 +1949,29 @@ class _CompressedTensor(Tensor):
     def detach(self):
         return self._with_values(self._parts[2])
 
+    def __reduce_ex__(self, protocol):
+        # torch pickles a compressed matrix as its parts (torch._utils._rebuild_sparse_tensor), the values requiring
+        # grad when it does: it comes back over them, in the graph of a SparseCompressedTensorBackward0
+        compressed, plain, values = (_host(part) for part in self._parts)
+        return (_rebuild_sparse_compressed, (self.layout._name, compressed, plain, values, tuple(self.shape),
+                                             str(self.device), self._requires_grad))
+
+    def __deepcopy__(self, memo):
+        if self.grad_fn is not None:  # (torch's refusal of a non-leaf comes first)
+            return Tensor.__deepcopy__(self, memo)
+        # torch's deepcopy copies a tensor's storage, which a compressed one has none of
+        raise NotImplementedError("Cannot access storage of SparseCsrTensorImpl")
+
     def __repr__(self) -> str:
         return _compressed_repr(self, self._part_names, self._parts)
+
+
+def _rebuild_sparse_compressed(layout_name: str, compressed, plain, values, size: tuple, device: str,
+                               requires_grad: bool) -> _CompressedTensor:
+    parts = [Tensor._make(part).to(device) for part in (compressed, plain, values)]
+    parts[2].requires_grad_(requires_grad)
+    layout = {"sparse_csr": sparse_csr, "sparse_csc": sparse_csc}[layout_name]
+    return sparse_compressed_tensor(*parts, size, layout=layout)
 
 
 _compressed_beta_warned = False
