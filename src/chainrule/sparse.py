@@ -1843,7 +1843,8 @@ class _CompressedTensor(Tensor):
             _joined_graph(self, result)
         else:
             self._data[...] = result._data
-        self._parts = result._parts
+        # (torch's in-place kernels write into this tensor's own index tensors: their dtypes stay)
+        self._parts = _with_index_dtypes(result, _index_dtypes(self))._parts
         self._bump_version()
         return self
 
@@ -1853,9 +1854,9 @@ class _CompressedTensor(Tensor):
     def zero_(self):
         """torch's compressed zero_: no stored entries left (not explicit zeros)."""
         xp = array_module(self._parts[2])
-        empty = xp.zeros(0, dtype=np.int64)
-        return self._become(type(self)._from_parts(xp.zeros(self._parts[0].shape[0], dtype=np.int64), empty,
-                                                   self._parts[2][:0].copy(), tuple(self.shape)))
+        compressed, plain, values = self._parts
+        return self._become(type(self)._from_parts(xp.zeros_like(compressed), plain[:0].copy(), values[:0].copy(),
+                                                   tuple(self.shape)))
 
     def coalesce(self):
         raise RuntimeError(f"coalesce expected sparse coordinate tensor layout but got {self._layout_name}")
@@ -1872,7 +1873,8 @@ class _CompressedTensor(Tensor):
         compressed, plain, values = self._parts
         if fill is None and fill_kernel is None:
             xp = array_module(values)
-            result = type(self)._from_parts(xp.zeros(compressed.shape[0], dtype=np.int64), plain[:0].copy(),
+            # (both index parts of the compressed indices' dtype, as torch's kernel makes them)
+            result = type(self)._from_parts(xp.zeros_like(compressed), plain[:0].astype(compressed.dtype),
                                             values[:0].astype(dtype.np), tuple(self.shape))
             return result.requires_grad_(requires_grad)
         name = getattr(memory_format, "_name", None)
@@ -1917,7 +1919,7 @@ class _CompressedTensor(Tensor):
                                         keepdims=True) if self._nnz() else np.zeros(total.shape, dtype=bool)
             if total.shape == (1, 1):  # (every dim summed: torch's kernel stores the one entry)
                 stored = np.ones((1, 1), dtype=bool)
-            result = _csr_at(array_module(total._data).asarray(stored), total._data)
+            result = _csr_at(array_module(total._data).asarray(stored), total._data, _index_dtypes(self))
         # (torch records the sum but its backward expands the compressed gradient, which it refuses)
         return _without_sparse_backward(result, self, "", "SumBackward1",
                                         (RuntimeError, "expand is unsupported for SparseCsr tensors"))
@@ -2143,10 +2145,11 @@ def _index_part(indices):
     return indices if isinstance(indices, Tensor) else Tensor._make(_to_array(indices, None))
 
 
-def _checked_compressed_parts(cls, compressed: Tensor, plain: Tensor, values, size, check_sorted: bool) -> tuple:
+def _checked_compressed_parts(cls, compressed: Tensor, plain: Tensor, values, size, check_invariants: bool) -> tuple:
     """The size of the ``cls`` matrix (CSR or CSC) made of these parts, checked in torch's order and words
     (its check_invariants=True checks). chainrule stores the matrix densely, so it always checks what that
-    needs; the sortedness of each line's plain indices only where torch would (``check_sorted``)."""
+    needs; the sortedness of each line's plain indices and the two index parts' one dtype only where torch would
+    (``check_invariants``)."""
     compressed_name, plain_name, lines, _, plain_count = _COMPRESSED_WORDS[cls._layout_name]
     if compressed.dim() != plain.dim():
         raise RuntimeError(f"{compressed_name} and {plain_name} dimensionalities must be equal but got "
@@ -2173,12 +2176,17 @@ def _checked_compressed_parts(cls, compressed: Tensor, plain: Tensor, values, si
     if plain_array.shape[0] != nnz:
         raise RuntimeError(f"{plain_name}.shape[-1] must be equal to nnz (={nnz}) as defined by values.shape[0], but "
                            f"got {plain_array.shape[0]}")
-    if compressed.dtype is not plain.dtype:
+    if compressed.dtype is not plain.dtype and check_invariants:  # (torch checks this one with the invariants only)
         raise RuntimeError(f"{compressed_name} and {plain_name} must have the same dtype, bot got "
                            f"{_dtype.scalar_name(compressed.dtype)} and {_dtype.scalar_name(plain.dtype)}, respectively")
-    if compressed.dtype not in (_dtype.int32, _dtype.int64):
-        raise RuntimeError(f"{compressed_name} and {plain_name} dtype must be Int or Long, but got "
-                           f"{_dtype.scalar_name(compressed.dtype)}")
+    for part in (compressed, plain):
+        # torch checks Int or Long with the invariants and else keeps any dtype; chainrule's storage needs integers
+        if (part.dtype not in (_dtype.int32, _dtype.int64) if check_invariants
+                else part.dtype.is_floating_point or part.dtype.is_complex or part.dtype is _dtype.bool):
+            raise RuntimeError(f"{compressed_name} and {plain_name} dtype must be Int or Long, but got "
+                               f"{_dtype.scalar_name(part.dtype)}")
+    # (the checks below in int64: an unsigned index's differences would wrap)
+    compressed_array, plain_array = compressed_array.astype(np.int64), plain_array.astype(np.int64)
     if compressed_size == 0 and nnz == 0:  # (torch checks no line of a matrix without lines; nothing is stored)
         return size
     if int(compressed_array[0]) != 0:
@@ -2191,7 +2199,7 @@ def _checked_compressed_parts(cls, compressed: Tensor, plain: Tensor, values, si
                            "satisfied.")
     if nnz and (int(plain_array.min()) < 0 or int(plain_array.max()) >= plain_size):
         raise RuntimeError(f"`0 <= {plain_name} < {plain_count}` is not satisfied.")
-    if check_sorted and nnz > 1:
+    if check_invariants and nnz > 1:
         # within a line each next plain index is larger; across a line's end anything goes
         line_ends = xp.zeros(nnz, dtype=bool)
         line_ends[compressed_array[1:-1][compressed_array[1:-1] < nnz]] = True
@@ -2215,8 +2223,8 @@ def _compressed_tensor(cls, compressed_indices, plain_indices, values, size, dty
     size_given = size is not None
     size = _checked_compressed_parts(cls, compressed, plain, value._data, size, check_sorted)
     xp = array_module(value._data)
-    tensor = cls._from_parts(xp.asarray(compressed._data, dtype=np.int64), xp.asarray(plain._data, dtype=np.int64),
-                             value._data, size)
+    # (int32 or int64 each, as given: torch keeps them, and a mix where invariants go unchecked)
+    tensor = cls._from_parts(xp.asarray(compressed._data), xp.asarray(plain._data), value._data, size)
     if value._requires_grad and is_grad_enabled():
         if not size_given:  # (torch's overload without a size has no derivative: its node raises in backward)
             recorded = _NoDerivative.apply(value, result=tensor._data, kernel="aten::sparse_compressed_tensor")
@@ -2275,13 +2283,47 @@ def _cast_values(tensor: _CompressedTensor, dtype) -> _CompressedTensor:
         return tensor._with_values(values.astype(dtype.np))
 
 
-def _csr_at(mask, dense) -> SparseCSRTensor:
-    """The CSR matrix holding ``dense``'s entries (an array) where ``mask`` is true, row by row."""
+def _csr_at(mask, dense, index_dtypes: tuple | None = None) -> SparseCSRTensor:
+    """The CSR matrix holding ``dense``'s entries (an array) where ``mask`` is true, row by row; its indices
+    int64, or of ``index_dtypes``."""
     xp = array_module(dense)
     rows, cols = xp.nonzero(mask)  # row-major order, as CSR stores them
     crow = xp.concatenate([xp.zeros(1, dtype=np.int64), xp.cumsum(xp.bincount(rows, minlength=mask.shape[0]))])
-    return SparseCSRTensor._from_parts(crow.astype(np.int64), cols.astype(np.int64),
-                                       xp.ascontiguousarray(dense[rows, cols]), tuple(mask.shape))
+    result = SparseCSRTensor._from_parts(crow.astype(np.int64), cols.astype(np.int64),
+                                         xp.ascontiguousarray(dense[rows, cols]), tuple(mask.shape))
+    return _with_index_dtypes(result, index_dtypes)
+
+
+def _csc_at(mask, dense, index_dtypes: tuple | None = None) -> SparseCSCTensor:
+    """The CSC matrix holding ``dense``'s entries (an array) where ``mask`` is true, column by column; its
+    indices int64, or of ``index_dtypes``."""
+    xp = array_module(dense)
+    cols, rows = xp.nonzero(mask.T)  # column-major order, as CSC stores them
+    ccol = xp.concatenate([xp.zeros(1, dtype=np.int64), xp.cumsum(xp.bincount(cols, minlength=mask.shape[1]))])
+    result = SparseCSCTensor._from_parts(ccol.astype(np.int64), rows.astype(np.int64),
+                                         xp.ascontiguousarray(dense[rows, cols]), tuple(mask.shape))
+    return _with_index_dtypes(result, index_dtypes)
+
+
+def _with_index_dtypes(result: _CompressedTensor, dtypes: tuple | None) -> _CompressedTensor:
+    """``result`` (just made) with its compressed and plain indices of ``dtypes`` (None: as they are)."""
+    if dtypes is not None:
+        compressed, plain, values = result._parts
+        result._parts = (compressed.astype(dtypes[0], copy=False), plain.astype(dtypes[1], copy=False), values)
+    return result
+
+
+def _index_dtypes(tensor: _CompressedTensor) -> tuple:
+    """The dtypes of ``tensor``'s compressed and plain indices: torch keeps them as given (int32 or int64, even
+    a mix where invariants go unchecked), and its ops on the tensor make their results' of the same."""
+    return tensor._parts[0].dtype, tensor._parts[1].dtype
+
+
+def _converted_index_dtypes(tensor: _CompressedTensor) -> tuple:
+    """The index dtypes of ``tensor`` converted to the other compressed layout: torch's kernel writes both
+    parts in the compressed indices' dtype where that is int32, else in int64."""
+    dtype = tensor._parts[0].dtype if tensor._parts[0].dtype == np.int32 else np.dtype(np.int64)
+    return dtype, dtype
 
 
 def _pattern(tensor: _CompressedTensor):
@@ -2321,7 +2363,8 @@ def _compressed_add(input, other, alpha=1) -> Tensor:
             raise RuntimeError(f"expected scalar type {_dtype.scalar_name(promoted)} but found "
                                f"{_dtype.scalar_name(found.dtype)}")
         total = _in_graph(input).add(_in_graph(other), alpha=alpha)
-        return _joined_graph(_csr_at(_pattern(input) | _pattern(other), total._data), total)
+        # (of the first operand's index dtypes, as torch's)
+        return _joined_graph(_csr_at(_pattern(input) | _pattern(other), total._data, _index_dtypes(input)), total)
     compressed, dense = (input, _dense_operand(other)) if isinstance(input, _CompressedTensor) \
         else (other, _dense_operand(input))
     if dense.shape != compressed.shape:
@@ -2617,7 +2660,10 @@ def to_sparse_csr(self, dense_dim=None) -> SparseCSRTensor:
         raise NotImplementedError("to_sparse_csr: dense_dim is not supported")
     if self.dim() != 2:
         raise RuntimeError(f"to_sparse_csr: expected a 2-D tensor, got {self.dim()} dims")
-    result = _csr_at(self._data != 0, self._data)
+    if isinstance(self, _CompressedTensor):  # (a CSC matrix: its stored entries, explicit zeros too, and index dtypes)
+        result = _csr_at(_pattern(self), self._data, _converted_index_dtypes(self))
+    else:
+        result = _csr_at(self._data != 0, self._data)
     if is_recording(self):
         _joined_graph(result, name_node(_ToCompressed.apply(self, mask=_pattern(result)), "ToSparseCsrBackward0"))
     return result
@@ -2629,11 +2675,10 @@ def to_sparse_csc(self, dense_dim=None) -> SparseCSCTensor:
         raise NotImplementedError("to_sparse_csc: dense_dim is not supported")
     if self.dim() != 2:
         raise RuntimeError(f"to_sparse_csc: expected a 2-D tensor, got {self.dim()} dims")
-    xp = array_module(self._data)
-    cols, rows = xp.nonzero(self._data.T)  # column-major order, as CSC stores them
-    ccol = xp.concatenate([xp.zeros(1, dtype=np.int64), xp.cumsum(xp.bincount(cols, minlength=self.shape[1]))])
-    result = SparseCSCTensor._from_parts(ccol.astype(np.int64), rows.astype(np.int64),
-                                         xp.ascontiguousarray(self._data[rows, cols]), tuple(self.shape))
+    if isinstance(self, _CompressedTensor):  # (a CSR matrix: its stored entries, explicit zeros too, and index dtypes)
+        result = _csc_at(_pattern(self), self._data, _converted_index_dtypes(self))
+    else:
+        result = _csc_at(self._data != 0, self._data)
     if is_recording(self):
         _joined_graph(result, name_node(_ToCompressed.apply(self, mask=_pattern(result)), "ToSparseCscBackward0"))
     return result

@@ -1,5 +1,5 @@
 """Session 58, lane mendDN: sparse tensors against torch — CSR/CSC through torch.save/load and pickle in
-their layout, both ways between the libraries."""
+their layout, both ways between the libraries; CSR/CSC index dtypes (int32 kept) through ops."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ _DENSE = np.array([[0.0, 1.5, 0.0, -2.0], [0.0, 0.0, 0.0, 0.0], [3.0, 0.0, 0.25,
 def _quiet_beta_warning():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Sparse CS[RC] tensor support is in beta state")
+        warnings.filterwarnings("ignore", "Sparse invariant checks are implicitly disabled")
         yield
 
 
@@ -84,3 +85,105 @@ def test_pickle_keeps_a_compressed_layout_and_deepcopy_refuses_as_torch(layout, 
             copy.deepcopy(t)
         results.append((_described(pickle.loads(pickle.dumps(t))), str(refused.value)))
     assert results[1] == results[0]
+
+
+def _with_index_dtypes(lib, layout: str, compressed_dtype: str, plain_dtype: str, **kwargs):
+    """_DENSE in ``layout`` built from its parts, the compressed and plain indices cast as named; one explicit
+    zero stored (row 1, column 2), as a conversion must keep it."""
+    dense = _DENSE.copy()
+    dense[1, 2] = 1.0
+    made = getattr(lib.tensor(dense), f"to_sparse_{layout}")()
+    compressed, plain = (made.crow_indices(), made.col_indices()) if layout == "csr" else \
+        (made.ccol_indices(), made.row_indices())
+    values = made.values().clone()
+    values[(values == 1.0).nonzero()[0, 0]] = 0.0
+    build = getattr(lib, f"sparse_{layout}_tensor")
+    return build(compressed.to(getattr(lib, compressed_dtype)), plain.to(getattr(lib, plain_dtype)), values,
+                 made.shape, **kwargs)
+
+
+_ON_INDEX_DTYPES = {
+    "itself": lambda lib, s: s,
+    "to_dense": lambda lib, s: s.to_dense(),
+    "matmul": lambda lib, s: s @ lib.arange(12.0, dtype=lib.float64).reshape(4, 3),
+    "add self": lambda lib, s: s + s if s.layout == lib.sparse_csr else s,
+    "add an int64 twin": lambda lib, s: s + getattr(s.to_dense(), f"to_sparse_{str(s.layout)[-3:]}")()
+    if s.layout == lib.sparse_csr else s,
+    "add dense": lambda lib, s: s.to_dense() + s,
+    "mul number": lambda lib, s: s * 2,
+    "mul self": lambda lib, s: s * s if s.layout == lib.sparse_csr else s,
+    "mul_ dense": lambda lib, s: s.clone().mul_(s.to_dense()),
+    "neg": lambda lib, s: -s,
+    "t": lambda lib, s: s.t(),
+    "to float64": lambda lib, s: s.to(lib.float64),
+    "to_sparse_csr": lambda lib, s: s.to_sparse_csr(),
+    "to_sparse_csc": lambda lib, s: s.to_sparse_csc(),
+    "to_sparse": lambda lib, s: s.to_sparse(),
+    "zero_": lambda lib, s: s.clone().zero_(),
+    "zeros_like": lambda lib, s: lib.zeros_like(s),
+    "sum over rows": lambda lib, s: s.sum(0, keepdim=True) if s.layout == lib.sparse_csr else s,
+    "save and load": lambda lib, s: lib.load(io.BytesIO(_saved(lib, s))),
+    "pickle": lambda lib, s: pickle.loads(pickle.dumps(s)),
+}
+
+
+def _layout_parts(t) -> tuple:
+    layout = str(t.layout).rsplit(".", 1)[-1]
+    if layout == "sparse_csr":
+        parts = (t.crow_indices(), t.col_indices(), t.values())
+    elif layout == "sparse_csc":
+        parts = (t.ccol_indices(), t.row_indices(), t.values())
+    elif layout == "sparse_coo":
+        parts = (t._indices(), t._values())
+    else:
+        parts = (t,)
+    return layout, tuple(t.shape), [(str(p.dtype).rsplit(".", 1)[-1], p.tolist()) for p in parts]
+
+
+# torch's kernels treat a mix of int32 and int64 indices (or int16 ones), which it builds unchecked, each its own
+# way (sum over rows takes the plain indices' dtype for both parts, add_ int32, a dense add refuses): the ops
+# below are the ones whose results chainrule matches for those too
+_MIXED_MATCHED = ("itself", "to_dense", "matmul", "mul number", "neg", "t", "to float64", "to_sparse_csr",
+                  "to_sparse_csc", "to_sparse", "zero_", "save and load", "pickle")
+
+
+_INDEX_DTYPE_CASES = [(("int32", "int32"), op) for op in _ON_INDEX_DTYPES] + [
+    (index_dtypes, op) for index_dtypes in (("int32", "int64"), ("int64", "int32"), ("int16", "int16"))
+    for op in _MIXED_MATCHED]
+
+
+@pytest.mark.parametrize("layout", ["csr", "csc"])
+@pytest.mark.parametrize(("index_dtypes", "op"), _INDEX_DTYPE_CASES,
+                         ids=[f"{'-'.join(dtypes)}-{op}" for dtypes, op in _INDEX_DTYPE_CASES])
+def test_index_dtypes_are_kept_as_torch_keeps_them(layout, index_dtypes, op):
+    # every compressed matrix used to store int64 indices, whatever it was built from
+    results = []
+    for lib in (torch, chainrule):
+        try:
+            results.append(_layout_parts(_ON_INDEX_DTYPES[op](lib, _with_index_dtypes(lib, layout, *index_dtypes))))
+        except (RuntimeError, NotImplementedError) as error:
+            results.append((type(error).__name__, str(error)))
+    assert results[1] == results[0]
+
+
+@pytest.mark.parametrize("layout", ["csr", "csc"])
+@pytest.mark.parametrize("index_dtypes", [("int32", "int64"), ("int64", "int32"), ("int16", "int16"),
+                                          ("float32", "float32")], ids="-".join)
+@pytest.mark.parametrize("check_invariants", [None, True])
+def test_index_dtype_refusals_are_torchs(layout, index_dtypes, check_invariants):
+    # a mix of int32 and int64 is refused where torch checks the invariants only (it used to be always)
+    outcomes = []
+    for lib in (torch, chainrule):
+        try:
+            made = _with_index_dtypes(lib, layout, *index_dtypes, check_invariants=check_invariants)
+            outcomes.append(_layout_parts(made))
+        except RuntimeError as error:
+            outcomes.append(str(error))
+    if index_dtypes[0].startswith("float") and check_invariants is None:
+        # torch keeps float indices unchecked; chainrule, which stores the matrix densely too, refuses them
+        # in the words torch's check uses
+        assert outcomes[1] == "crow_indices and col_indices dtype must be Int or Long, but got Float".replace(
+            "crow_indices and col_indices", "crow_indices and col_indices" if layout == "csr" else
+            "ccol_indices and row_indices")
+        return
+    assert outcomes[1] == outcomes[0]
