@@ -141,8 +141,28 @@ class _ScatterCompressedValues(_ScatterValues):
 def _joined_graph(tensor: Tensor, recorded: Tensor) -> Tensor:
     """``tensor`` takes ``recorded``'s place in the graph (the same values, another class)."""
     if recorded.grad_fn is not None:
+        _reading_entries_directly(recorded.grad_fn)
         tensor.grad_fn, tensor._output_nr, tensor._requires_grad = recorded.grad_fn, recorded._output_nr, True
     return tensor
+
+
+def _reading_entries_directly(node) -> None:
+    """``node``, an op's node over sparse tensors read through ``_in_graph``, made torch's: its edges go
+    straight to those tensors (``next_functions`` name their AccumulateGrad or grad_fn, as torch's node's
+    do, not a SparseMaskBackward0 between), and the node itself passes each of them the gradient at its
+    entries, sparse, as the bypassed node did (torch's sparse kernel's derivative gives that one)."""
+    edges = node.next_functions
+    masks = {i: edge[0] for i, edge in enumerate(edges)
+             if edge[0] is not None and edge[0]._forward_cls is _SparseGradient}
+    if not masks:
+        return
+    node.next_functions = tuple(masks[i].next_functions[0] if i in masks else edge for i, edge in enumerate(edges))
+
+    def at_entries(grad_inputs, grad_outputs):
+        return tuple(_SparseGradient.backward(masks[i], grad) if i in masks and grad is not None else grad
+                     for i, grad in enumerate(grad_inputs))
+
+    node.register_hook(at_entries)
 
 
 def _keeping_graph(result: Tensor, dense_op, *inputs) -> Tensor:
@@ -202,7 +222,8 @@ class _LinearInEntries(Function):
 class _TimesSparse(Function):
     """A sparse tensor's dense backing times a dense factor of its shape: the factor's gradient is
     sparse at the tensor's entries (each entry's value times the gradient at its index, duplicates
-    kept), as torch's ``grad * sparse``."""
+    kept), as torch's ``grad * sparse``. The sparse tensor's backing comes first, or second
+    (``sparse_first=False``: ``factor * sparse``, whose node takes the factor first, as torch's)."""
 
     node_name = "MulBackward0"
     label = "mul"
@@ -210,43 +231,65 @@ class _TimesSparse(Function):
     _array_forward = True
 
     @staticmethod
-    def forward(ctx, dense, factor, sparse):
-        ctx.coo, ctx.size, ctx.factor = sparse.detach()._coo, tuple(sparse.shape), factor
-        return dense * factor
+    def forward(ctx, first, second, sparse, sparse_first=True):
+        factor = second if sparse_first else first
+        ctx.coo, ctx.size, ctx.factor, ctx.sparse_first = sparse.detach()._coo, tuple(sparse.shape), factor, sparse_first
+        return first * second
 
     @staticmethod
     def backward(ctx, grad):
-        grad_dense = grad * Tensor._make(ctx.factor) if ctx.needs_input_grad[0] else None
+        dense_at, factor_at = (0, 1) if ctx.sparse_first else (1, 0)
+        grad_dense = grad * Tensor._make(ctx.factor) if ctx.needs_input_grad[dense_at] else None
         grad_factor = None
-        if ctx.needs_input_grad[1]:
+        if ctx.needs_input_grad[factor_at]:
             indices, values, _ = ctx.coo
             entries = (grad._data[tuple(indices)] * values).astype(ctx.factor.dtype, copy=False)
             # (torch's product of the incoming gradient and the sparse tensor is marked uncoalesced)
             grad_factor = SparseCOOTensor._from_parts(indices, entries, ctx.size, False)
-        return grad_dense, grad_factor
+        return (grad_dense, grad_factor) if ctx.sparse_first else (grad_factor, grad_dense)
 
 
-def _linear_in_entries(result: SparseCOOTensor, input: SparseCOOTensor, adjoint, node: str) -> SparseCOOTensor:
-    """``result``, made from ``input`` by an op linear in its entries whose adjoint is ``adjoint``,
-    in the graph under torch's node name ``node``, when ``input`` records."""
+class _LinearInEntriesByNumber(_LinearInEntries):
+    """_LinearInEntries of an op by a number (times, over), which torch's node takes as a wrapped 0-d tensor:
+    its second edge, which never requires grad (``next_functions`` end with ``(None, 0)``)."""
+
+    @staticmethod
+    def forward(ctx, dense, number, result, adjoint):
+        ctx.adjoint = adjoint
+        return result
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.adjoint(grad), None
+
+
+def _linear_in_entries(result: SparseCOOTensor, input: SparseCOOTensor, adjoint, node: str,
+                       number=None) -> SparseCOOTensor:
+    """``result``, made from ``input`` by an op linear in its entries whose adjoint is ``adjoint``
+    (times or over ``number``, where given), in the graph under torch's node name ``node``, when ``input``
+    records."""
     if is_recording(input):
         # (the input itself the node's operand: its edge is the input's own, as torch's)
-        recorded = _LinearInEntries.apply(input, result=result._data, adjoint=adjoint)
+        if number is None:
+            recorded = _LinearInEntries.apply(input, result=result._data, adjoint=adjoint)
+        else:
+            wrapped = Tensor._make(array_module(result._data).asarray(number))
+            recorded = _LinearInEntriesByNumber.apply(input, wrapped, result=result._data, adjoint=adjoint)
         _joined_graph(result, name_node(recorded, node))
     return result
 
 
 class _NoSparseBackward(Function):
-    """An op torch runs on a sparse COO tensor but cannot differentiate there (select,
-    index_select, narrow_copy): recorded under torch's node name, its backward raises torch's
-    NotImplementedError, naming the kernel torch lacks."""
+    """An op torch runs on sparse COO tensors but cannot differentiate there (select,
+    index_select, narrow_copy, cat): recorded under torch's node name over each of its tensors, its
+    backward raises torch's NotImplementedError, naming the kernel torch lacks."""
 
     label = "no sparse derivative"
     rule = "refused: torch has no sparse kernel for this derivative"
     _array_forward = True
 
     @staticmethod
-    def forward(ctx, dense, result, refusal):
+    def forward(ctx, *dense, result, refusal):
         ctx.refusal = refusal
         return result
 
@@ -257,12 +300,14 @@ class _NoSparseBackward(Function):
 
 
 def _without_sparse_backward(result: SparseCOOTensor, input: SparseCOOTensor, kernel: str, node: str,
-                             refusal: tuple | None = None):
-    """``result`` in the graph of ``input`` through a node whose backward torch refuses: for want of
-    the sparse ``kernel``, or with ``refusal`` (an exception class and its words)."""
-    if is_recording(input):
+                             refusal: tuple | None = None, more: tuple = ()):
+    """``result`` in the graph of ``input`` (and of ``more``, the op's further tensors: each an edge of
+    the node, as torch's cat's) through a node whose backward torch refuses: for want of the sparse
+    ``kernel``, or with ``refusal`` (an exception class and its words)."""
+    if is_recording(input, *more):
         refusal = refusal or (NotImplementedError, _not_on_sparse(kernel))
-        recorded = _NoSparseBackward.apply(_in_graph(input), result=result._data, refusal=refusal)
+        recorded = _NoSparseBackward.apply(*(_in_graph(t) for t in (input, *more)), result=result._data,
+                                           refusal=refusal)
         _joined_graph(result, name_node(recorded, node))
     return result
 
@@ -495,11 +540,15 @@ class SparseCOOTensor(Tensor):
         """sparse * a number, a 0-d tensor or a dense tensor of the same shape (or broadcasting to
         it) is sparse: each stored value times the factor at its index, indices (and coalesced-ness)
         kept, as torch's."""
+        return self._product(other, reflected=False)
+
+    def _product(self, other, reflected: bool):
+        """``self * other``, or ``other * self`` where ``reflected`` (whose node takes ``other`` first)."""
         if isinstance(other, _CompressedTensor):  # (torch reaches the compressed kernel, which wants a CSR self)
             raise RuntimeError("Expected result Tensor to be of format CSR")
         if isinstance(other, numbers.Number):
             return _linear_in_entries(self._with_values((Tensor._make(self._coo[1]) * other)._data), self,
-                                      lambda grad: grad * other, "MulBackward0")
+                                      lambda grad: grad * other, "MulBackward0", other)
         if isinstance(other, SparseCOOTensor):
             result = _intersection_product(self, other)
         elif type(other) is Tensor and other.dim() == 0:
@@ -511,6 +560,9 @@ class SparseCOOTensor(Tensor):
             factors = xp.broadcast_to(other._data, tuple(self.shape))[tuple(self._coo[0])]
             result = self._with_values((Tensor._make(self._coo[1]) * Tensor._make(factors))._data)
             if tuple(other.shape) == tuple(self.shape):  # torch gives the dense factor a sparse gradient
+                if reflected:
+                    return _keeping_graph(result, lambda b, a: _TimesSparse.apply(b, a, sparse=self, sparse_first=False),
+                                          other, self)
                 return _keeping_graph(result, lambda a, b: _TimesSparse.apply(a, b, sparse=self), self, other)
         elif type(other) is Tensor and other.dim() > self.dim() and _broadcasts(self.shape, other.shape):
             return _broadcast_product(self, other)
@@ -519,7 +571,7 @@ class SparseCOOTensor(Tensor):
             # named dense factor first, as torch's sparse kernel names them
             _elementwise._check_broadcast(other, self)
             return Tensor.mul(_in_graph(self), other)
-        return _keeping_graph(result, Tensor.mul, self, other)
+        return _keeping_graph(result, Tensor.mul, *((other, self) if reflected else (self, other)))
 
     def div(self, other, *, rounding_mode=_TRUE_DIVISION):
         """sparse / a number or a 0-d dense tensor is sparse, as torch's: each stored value divided,
@@ -531,7 +583,7 @@ class SparseCOOTensor(Tensor):
             return name_node(self.div(other), "DivBackward2")
         if isinstance(other, numbers.Number) and rounding_mode is _TRUE_DIVISION:
             return _linear_in_entries(self._with_values((Tensor._make(self._coo[1]) / other)._data), self,
-                                      lambda grad: grad / other, "DivBackward0")
+                                      lambda grad: grad / other, "DivBackward0", other)
         source = self if rounding_mode is _TRUE_DIVISION else self.coalesce()
         divisor = Tensor._make(other._data) if isinstance(other, Tensor) else other
         mode = {} if rounding_mode is _TRUE_DIVISION else {"rounding_mode": rounding_mode}
@@ -565,7 +617,7 @@ class SparseCOOTensor(Tensor):
         return self.mul(other)
 
     def __rmul__(self, other):
-        return self.mul(other)
+        return self._product(other, reflected=True)
 
     def __truediv__(self, other):
         return self.div(other)
@@ -907,10 +959,7 @@ class SparseCOOTensor(Tensor):
         size = tuple(total if k == d else n for k, n in enumerate(first.shape))
         result = SparseCOOTensor._from_parts(xp.concatenate(all_indices, axis=1), xp.concatenate(all_values),
                                              size, False)
-        recording = [t for t in tensors if is_recording(t)]
-        if recording:
-            result = _without_sparse_backward(result, recording[0], "as_strided", "CatBackward0")
-        return result
+        return _without_sparse_backward(result, first, "as_strided", "CatBackward0", more=tuple(tensors[1:]))
 
     @staticmethod
     def _stack(tensors: list, dim: int) -> SparseCOOTensor:
