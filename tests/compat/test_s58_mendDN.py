@@ -189,6 +189,14 @@ def test_index_dtype_refusals_are_torchs(layout, index_dtypes, check_invariants)
     assert outcomes[1] == outcomes[0]
 
 
+@pytest.mark.parametrize("layout", ["csr", "csc"])
+def test_int32_indices_cross_between_the_libraries_files(layout):
+    want = _layout_parts(_with_index_dtypes(torch, layout, "int32", "int32"))
+    from_torch = chainrule.load(io.BytesIO(_saved(torch, _with_index_dtypes(torch, layout, "int32", "int32"))))
+    from_chainrule = torch.load(io.BytesIO(_saved(chainrule, _with_index_dtypes(chainrule, layout, "int32", "int32"))))
+    assert _layout_parts(from_torch) == want
+    assert _layout_parts(from_chainrule) == want
+
 def _node_names(node, depth: int = 3):
     """A node's name and, to ``depth``, its next_functions' (None for an edge that needs no gradient)."""
     if node is None:
