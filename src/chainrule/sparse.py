@@ -2695,8 +2695,33 @@ def _compressed_torch_function(cls, func, types, args=(), kwargs=None):
         if name in ("mul_", "imul") and args and not isinstance(args[0], _CompressedTensor):
             raise RuntimeError("Expected result Tensor to be of format CSR")
         if name in ("matmul", "mm", "rmatmul") and len(args) == 2 and not kwargs:
-            _check_compressed_product(*(reversed(args) if name == "rmatmul" else args))
+            left, right = reversed(args) if name == "rmatmul" else args
+            _check_compressed_product(left, right)
+            if isinstance(left, _CompressedTensor) and isinstance(right, _CompressedTensor):
+                return _compressed_product(left, right, disabled_torch_function_impl(func, types, args, kwargs))
     return disabled_torch_function_impl(func, types, args, kwargs)
+
+
+def _compressed_product(left: _CompressedTensor, right: _CompressedTensor, product: Tensor) -> SparseCSRTensor:
+    """compressed @ compressed, whatever the two layouts: CSR as torch's, with int64 indices and an entry wherever
+    the two patterns meet (a sum that cancels to 0, or an explicit zero's product, too), each row's columns in
+    the order torch's row-by-row product (Gustavson's) first meets them: along the row's entries of ``left``, each
+    one's row of ``right`` in turn (both as CSR); in the graph of ``product``, the dense product of the two."""
+    xp = array_module(product._data)
+    left_csr, right_csr = (t if isinstance(t, SparseCSRTensor) else _csr_at(_pattern(t), t._data) for t in (left, right))
+    rows, inner = (part.astype(np.int64) for part in left_csr._positions())
+    right_crow, right_col = (part.astype(np.int64) for part in right_csr._parts[:2])
+    counts = right_crow[inner + 1] - right_crow[inner]
+    met = int(counts.sum())
+    # every product term (row, column) in the walk's order, then each pair where it is first met
+    offsets = xp.arange(met) - xp.repeat(xp.cumsum(counts) - counts, counts)
+    term_rows, term_cols = xp.repeat(rows, counts), right_col[xp.repeat(right_crow[inner], counts) + offsets]
+    first = xp.sort(xp.unique(term_rows * product.shape[1] + term_cols, return_index=True)[1])
+    entry_rows, entry_cols = term_rows[first], term_cols[first]
+    crow = xp.concatenate([xp.zeros(1, dtype=np.int64), xp.cumsum(xp.bincount(entry_rows, minlength=product.shape[0]))])
+    result = SparseCSRTensor._from_parts(crow.astype(np.int64), entry_cols,
+                                         xp.ascontiguousarray(product._data[entry_rows, entry_cols]), tuple(product.shape))
+    return _joined_graph(result, product)
 
 
 # (a compressed tensor is a torch.Tensor in torch: its parser's and Python's messages name it so, as a COO one)
@@ -2979,6 +3004,13 @@ def mm(sparse: Tensor, dense: Tensor, reduce: str = _NO_REDUCE) -> Tensor:
         return _sparse_times_sparse(sparse, dense)
     if isinstance(sparse, SparseCOOTensor) and isinstance(dense, Tensor):
         _check_sparse_product("mm", sparse, dense)
+    elif isinstance(sparse, _CompressedTensor) and isinstance(dense, _CompressedTensor) \
+            and not is_recording(sparse, dense):  # (recorded, torch's SparseAddmmBackward0 is not chainrule's yet)
+        _check_compressed_product(sparse, dense)
+        if isinstance(sparse, SparseCSRTensor) and isinstance(dense, SparseCSCTensor):
+            # torch's kernel adds the product to zeros of the right operand's layout
+            raise RuntimeError("addmm: computation on CPU is not implemented for SparseCsc + SparseCsr @ SparseCsc")
+        return _compressed_product(sparse, dense, _matmul(sparse, dense))
     elif not (isinstance(sparse, _CompressedTensor) and isinstance(dense, Tensor) and dense.layout is _layout_strided):
         return _matmul(sparse, dense)
     # torch adds the product to zeros of the dense operand's dtype by its sparse addmm kernel, whose node
