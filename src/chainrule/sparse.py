@@ -2965,7 +2965,10 @@ class _ToSparse(Function):
 def sparse_mask(self, mask) -> SparseCOOTensor:
     """Tensor.sparse_mask: ``self``'s values at the entries of the sparse COO ``mask`` (its indices as given,
     duplicates and coalesced flag kept; a hybrid mask takes whole dense rows), in ``self``'s dtype; the gradient
-    reaches ``self`` at those entries (once per entry), as torch's SparseMaskBackward0."""
+    reaches ``self`` at those entries (once per entry), as torch's SparseMaskBackward0. A strided ``self`` by a CSR
+    or CSC mask: see _strided_at_compressed."""
+    if isinstance(mask, _CompressedTensor) and self.layout is _layout_strided:
+        return _strided_at_compressed(self, mask)
     if not isinstance(mask, SparseCOOTensor):
         raise NotImplementedError(_refused_on_strided("sparse_mask"))
     if tuple(self.shape) != tuple(mask.shape):
@@ -2980,6 +2983,24 @@ def sparse_mask(self, mask) -> SparseCOOTensor:
     if values.requires_grad and is_grad_enabled():
         scattered = _ScatterValues.apply(values, positions=tuple(indices), dense=result._data)
         _joined_graph(result, name_node(scattered, "SparseMaskBackward0"))
+    return result
+
+
+def _strided_at_compressed(self: Tensor, mask: _CompressedTensor) -> _CompressedTensor:
+    """Tensor.sparse_mask of a strided tensor by a CSR or CSC mask: its values at the mask's entries (explicit
+    zeros too), in the mask's layout with int64 indices, each line's in sorted order, as torch's; recorded under
+    torch's SparseMaskBackward0, whose backward refuses in torch's words (it asks the compressed gradient whether
+    it is coalesced)."""
+    if tuple(self.shape) != tuple(mask.shape):
+        raise RuntimeError(f"sparse_mask(): operands have incompatible sizes; self has size {list(self.shape)} but "
+                           f"mask has size {list(mask.shape)}")
+    # (an empty mask's own index dtypes, as torch's kernel answers it without converting it)
+    result = (_csr_at if isinstance(mask, SparseCSRTensor) else _csc_at)(
+        _pattern(mask), self._data, None if mask._nnz() else _index_dtypes(mask))
+    if is_recording(self):
+        refusal = (RuntimeError, f"is_coalesced expected sparse coordinate tensor layout but got {mask._layout_name}")
+        recorded = _NoSparseBackward.apply(self, result=result._data, refusal=refusal)
+        _joined_graph(result, name_node(recorded, "SparseMaskBackward0"))
     return result
 
 

@@ -297,3 +297,24 @@ def test_a_product_of_compressed_matrices_is_csr_as_torchs(layouts, index_dtype,
         except RuntimeError as error:
             outcomes.append(str(error))
     assert outcomes[1] == outcomes[0]
+
+
+@pytest.mark.parametrize("layout", ["csr", "csc"])
+@pytest.mark.parametrize("index_dtypes", [("int32", "int32"), ("int64", "int64")], ids="-".join)
+@pytest.mark.parametrize("empty", [False, True], ids=["entries", "empty"])
+def test_sparse_mask_of_a_strided_tensor_by_a_compressed_mask_is_torchs(layout, index_dtypes, empty):
+    # chainrule refused a CSR or CSC mask ("Could not run 'aten::sparse_mask' ... 'CPU' backend")
+    outcomes = []
+    for lib in (torch, chainrule):
+        mask = _with_index_dtypes(lib, layout, *index_dtypes)
+        if empty:
+            mask = lib.zeros_like(mask)
+        source = lib.tensor(_OTHER[:, :1] * np.ones((3, 4)) + np.arange(4.0), dtype=lib.float32).requires_grad_()
+        out = source.sparse_mask(mask)
+        try:
+            out.to_dense().sum().backward()
+            grad = source.grad.tolist()
+        except RuntimeError as error:
+            grad = str(error)
+        outcomes.append((_layout_parts(out), out.grad_fn.name(), grad))
+    assert outcomes[1] == outcomes[0]
