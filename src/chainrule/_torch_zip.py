@@ -295,9 +295,17 @@ def _get_layout(name):
 
 def _rebuild_sparse_tensor(layout, data):
     """torch._utils._rebuild_sparse_tensor: a sparse COO tensor from its indices, values, size and coalesced
-    flag (a file of torch < 1.13 has no flag: coalesced is then worked out, as torch's None asks)."""
-    from .sparse import sparse_coo_tensor
+    flag (a file of torch < 1.13 has no flag: coalesced is then worked out, as torch's None asks); a CSR or
+    CSC matrix from its compressed indices, plain indices, values and size."""
+    from .sparse import sparse_compressed_tensor, sparse_coo_tensor
 
+    if layout in (_layout.sparse_csr, _layout.sparse_csc):
+        if not isinstance(data, tuple) or len(data) != 4 or not all(isinstance(part, Tensor) for part in data[:3]):
+            raise _invalid("a sparse tensor's parts are malformed")
+        compressed, plain, values, size = data
+        # (torch checks the invariants after the load, where check_sparse_tensor_invariants is enabled; chainrule's
+        # construction checks them at once, the ones its dense storage needs always)
+        return sparse_compressed_tensor(compressed, plain, values, tuple(size), layout=layout)
     if layout is not _layout.sparse_coo:
         raise NotImplementedError(f"rebuilding sparse tensor for layout {layout}")
     if not isinstance(data, tuple) or len(data) not in (3, 4):
@@ -915,8 +923,8 @@ class _Pickler(pickle._Pickler):
                 # its state goes through _set_module_state (pickle's state_setter), which refuses torch's
                 # tensors: a torch unpickler that imports chainrule gets a clear error, not a broken module
                 return (*reduced[:5], *(None,) * (5 - len(reduced)), _set_module_state)
-        if obj is _layout.sparse_coo:
-            return (_WRITE_GET_LAYOUT, ("torch.sparse_coo",))
+        if obj is _layout.sparse_coo or obj is _layout.sparse_csr or obj is _layout.sparse_csc:
+            return (_WRITE_GET_LAYOUT, (f"torch.{obj._name}",))
         if kind is self.size:
             return (_WRITE_SIZE, (tuple(obj),))
         if kind is self.device:
@@ -930,6 +938,13 @@ class _Pickler(pickle._Pickler):
             # as torch's Tensor.__reduce_ex__: its parts, each a strided tensor of the file (requires_grad not kept)
             return (_WRITE_SPARSE, (_layout.sparse_coo, (t._indices().detach(), t._values().detach(),
                                                           self.size(t.shape), t.is_coalesced())))
+        if t.layout is _layout.sparse_csr or t.layout is _layout.sparse_csc:
+            # as torch's: its compressed indices, plain indices and values (these require grad when it does, so
+            # the loaded matrix is rebuilt over values that require grad, as torch's is) and its size
+            compressed, plain, values = t._parts
+            values = Tensor._make(values).requires_grad_(bool(t.requires_grad))
+            return (_WRITE_SPARSE, (t.layout, (Tensor._make(compressed), Tensor._make(plain), values,
+                                               self.size(t.shape))))
         if isinstance(t, Parameter) and type(t).__module__.startswith("chainrule"):
             # its data pickles through this method again, as a tensor
             return (_WRITE_PARAMETER, (t.detach(), bool(t.requires_grad), OrderedDict()))

@@ -141,8 +141,28 @@ class _ScatterCompressedValues(_ScatterValues):
 def _joined_graph(tensor: Tensor, recorded: Tensor) -> Tensor:
     """``tensor`` takes ``recorded``'s place in the graph (the same values, another class)."""
     if recorded.grad_fn is not None:
+        _reading_entries_directly(recorded.grad_fn)
         tensor.grad_fn, tensor._output_nr, tensor._requires_grad = recorded.grad_fn, recorded._output_nr, True
     return tensor
+
+
+def _reading_entries_directly(node) -> None:
+    """``node``, an op's node over sparse tensors read through ``_in_graph``, made torch's: its edges go
+    straight to those tensors (``next_functions`` name their AccumulateGrad or grad_fn, as torch's node's
+    do, not a SparseMaskBackward0 between), and the node itself passes each of them the gradient at its
+    entries, sparse, as the bypassed node did (torch's sparse kernel's derivative gives that one)."""
+    edges = node.next_functions
+    masks = {i: edge[0] for i, edge in enumerate(edges)
+             if edge[0] is not None and edge[0]._forward_cls is _SparseGradient}
+    if not masks:
+        return
+    node.next_functions = tuple(masks[i].next_functions[0] if i in masks else edge for i, edge in enumerate(edges))
+
+    def at_entries(grad_inputs, grad_outputs):
+        return tuple(_SparseGradient.backward(masks[i], grad) if i in masks and grad is not None else grad
+                     for i, grad in enumerate(grad_inputs))
+
+    node.register_hook(at_entries)
 
 
 def _keeping_graph(result: Tensor, dense_op, *inputs) -> Tensor:
@@ -202,7 +222,8 @@ class _LinearInEntries(Function):
 class _TimesSparse(Function):
     """A sparse tensor's dense backing times a dense factor of its shape: the factor's gradient is
     sparse at the tensor's entries (each entry's value times the gradient at its index, duplicates
-    kept), as torch's ``grad * sparse``."""
+    kept), as torch's ``grad * sparse``. The sparse tensor's backing comes first, or second
+    (``sparse_first=False``: ``factor * sparse``, whose node takes the factor first, as torch's)."""
 
     node_name = "MulBackward0"
     label = "mul"
@@ -210,43 +231,65 @@ class _TimesSparse(Function):
     _array_forward = True
 
     @staticmethod
-    def forward(ctx, dense, factor, sparse):
-        ctx.coo, ctx.size, ctx.factor = sparse.detach()._coo, tuple(sparse.shape), factor
-        return dense * factor
+    def forward(ctx, first, second, sparse, sparse_first=True):
+        factor = second if sparse_first else first
+        ctx.coo, ctx.size, ctx.factor, ctx.sparse_first = sparse.detach()._coo, tuple(sparse.shape), factor, sparse_first
+        return first * second
 
     @staticmethod
     def backward(ctx, grad):
-        grad_dense = grad * Tensor._make(ctx.factor) if ctx.needs_input_grad[0] else None
+        dense_at, factor_at = (0, 1) if ctx.sparse_first else (1, 0)
+        grad_dense = grad * Tensor._make(ctx.factor) if ctx.needs_input_grad[dense_at] else None
         grad_factor = None
-        if ctx.needs_input_grad[1]:
+        if ctx.needs_input_grad[factor_at]:
             indices, values, _ = ctx.coo
             entries = (grad._data[tuple(indices)] * values).astype(ctx.factor.dtype, copy=False)
             # (torch's product of the incoming gradient and the sparse tensor is marked uncoalesced)
             grad_factor = SparseCOOTensor._from_parts(indices, entries, ctx.size, False)
-        return grad_dense, grad_factor
+        return (grad_dense, grad_factor) if ctx.sparse_first else (grad_factor, grad_dense)
 
 
-def _linear_in_entries(result: SparseCOOTensor, input: SparseCOOTensor, adjoint, node: str) -> SparseCOOTensor:
-    """``result``, made from ``input`` by an op linear in its entries whose adjoint is ``adjoint``,
-    in the graph under torch's node name ``node``, when ``input`` records."""
+class _LinearInEntriesByNumber(_LinearInEntries):
+    """_LinearInEntries of an op by a number (times, over), which torch's node takes as a wrapped 0-d tensor:
+    its second edge, which never requires grad (``next_functions`` end with ``(None, 0)``)."""
+
+    @staticmethod
+    def forward(ctx, dense, number, result, adjoint):
+        ctx.adjoint = adjoint
+        return result
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.adjoint(grad), None
+
+
+def _linear_in_entries(result: SparseCOOTensor, input: SparseCOOTensor, adjoint, node: str,
+                       number=None) -> SparseCOOTensor:
+    """``result``, made from ``input`` by an op linear in its entries whose adjoint is ``adjoint``
+    (times or over ``number``, where given), in the graph under torch's node name ``node``, when ``input``
+    records."""
     if is_recording(input):
         # (the input itself the node's operand: its edge is the input's own, as torch's)
-        recorded = _LinearInEntries.apply(input, result=result._data, adjoint=adjoint)
+        if number is None:
+            recorded = _LinearInEntries.apply(input, result=result._data, adjoint=adjoint)
+        else:
+            wrapped = Tensor._make(array_module(result._data).asarray(number))
+            recorded = _LinearInEntriesByNumber.apply(input, wrapped, result=result._data, adjoint=adjoint)
         _joined_graph(result, name_node(recorded, node))
     return result
 
 
 class _NoSparseBackward(Function):
-    """An op torch runs on a sparse COO tensor but cannot differentiate there (select,
-    index_select, narrow_copy): recorded under torch's node name, its backward raises torch's
-    NotImplementedError, naming the kernel torch lacks."""
+    """An op torch runs on sparse COO tensors but cannot differentiate there (select,
+    index_select, narrow_copy, cat): recorded under torch's node name over each of its tensors, its
+    backward raises torch's NotImplementedError, naming the kernel torch lacks."""
 
     label = "no sparse derivative"
     rule = "refused: torch has no sparse kernel for this derivative"
     _array_forward = True
 
     @staticmethod
-    def forward(ctx, dense, result, refusal):
+    def forward(ctx, *dense, result, refusal):
         ctx.refusal = refusal
         return result
 
@@ -257,12 +300,14 @@ class _NoSparseBackward(Function):
 
 
 def _without_sparse_backward(result: SparseCOOTensor, input: SparseCOOTensor, kernel: str, node: str,
-                             refusal: tuple | None = None):
-    """``result`` in the graph of ``input`` through a node whose backward torch refuses: for want of
-    the sparse ``kernel``, or with ``refusal`` (an exception class and its words)."""
-    if is_recording(input):
+                             refusal: tuple | None = None, more: tuple = ()):
+    """``result`` in the graph of ``input`` (and of ``more``, the op's further tensors: each an edge of
+    the node, as torch's cat's) through a node whose backward torch refuses: for want of the sparse
+    ``kernel``, or with ``refusal`` (an exception class and its words)."""
+    if is_recording(input, *more):
         refusal = refusal or (NotImplementedError, _not_on_sparse(kernel))
-        recorded = _NoSparseBackward.apply(_in_graph(input), result=result._data, refusal=refusal)
+        recorded = _NoSparseBackward.apply(*(_in_graph(t) for t in (input, *more)), result=result._data,
+                                           refusal=refusal)
         _joined_graph(result, name_node(recorded, node))
     return result
 
@@ -495,11 +540,15 @@ class SparseCOOTensor(Tensor):
         """sparse * a number, a 0-d tensor or a dense tensor of the same shape (or broadcasting to
         it) is sparse: each stored value times the factor at its index, indices (and coalesced-ness)
         kept, as torch's."""
+        return self._product(other, reflected=False)
+
+    def _product(self, other, reflected: bool):
+        """``self * other``, or ``other * self`` where ``reflected`` (whose node takes ``other`` first)."""
         if isinstance(other, _CompressedTensor):  # (torch reaches the compressed kernel, which wants a CSR self)
             raise RuntimeError("Expected result Tensor to be of format CSR")
         if isinstance(other, numbers.Number):
             return _linear_in_entries(self._with_values((Tensor._make(self._coo[1]) * other)._data), self,
-                                      lambda grad: grad * other, "MulBackward0")
+                                      lambda grad: grad * other, "MulBackward0", other)
         if isinstance(other, SparseCOOTensor):
             result = _intersection_product(self, other)
         elif type(other) is Tensor and other.dim() == 0:
@@ -511,6 +560,9 @@ class SparseCOOTensor(Tensor):
             factors = xp.broadcast_to(other._data, tuple(self.shape))[tuple(self._coo[0])]
             result = self._with_values((Tensor._make(self._coo[1]) * Tensor._make(factors))._data)
             if tuple(other.shape) == tuple(self.shape):  # torch gives the dense factor a sparse gradient
+                if reflected:
+                    return _keeping_graph(result, lambda b, a: _TimesSparse.apply(b, a, sparse=self, sparse_first=False),
+                                          other, self)
                 return _keeping_graph(result, lambda a, b: _TimesSparse.apply(a, b, sparse=self), self, other)
         elif type(other) is Tensor and other.dim() > self.dim() and _broadcasts(self.shape, other.shape):
             return _broadcast_product(self, other)
@@ -519,7 +571,7 @@ class SparseCOOTensor(Tensor):
             # named dense factor first, as torch's sparse kernel names them
             _elementwise._check_broadcast(other, self)
             return Tensor.mul(_in_graph(self), other)
-        return _keeping_graph(result, Tensor.mul, self, other)
+        return _keeping_graph(result, Tensor.mul, *((other, self) if reflected else (self, other)))
 
     def div(self, other, *, rounding_mode=_TRUE_DIVISION):
         """sparse / a number or a 0-d dense tensor is sparse, as torch's: each stored value divided,
@@ -531,7 +583,7 @@ class SparseCOOTensor(Tensor):
             return name_node(self.div(other), "DivBackward2")
         if isinstance(other, numbers.Number) and rounding_mode is _TRUE_DIVISION:
             return _linear_in_entries(self._with_values((Tensor._make(self._coo[1]) / other)._data), self,
-                                      lambda grad: grad / other, "DivBackward0")
+                                      lambda grad: grad / other, "DivBackward0", other)
         source = self if rounding_mode is _TRUE_DIVISION else self.coalesce()
         divisor = Tensor._make(other._data) if isinstance(other, Tensor) else other
         mode = {} if rounding_mode is _TRUE_DIVISION else {"rounding_mode": rounding_mode}
@@ -565,7 +617,7 @@ class SparseCOOTensor(Tensor):
         return self.mul(other)
 
     def __rmul__(self, other):
-        return self.mul(other)
+        return self._product(other, reflected=True)
 
     def __truediv__(self, other):
         return self.div(other)
@@ -907,10 +959,7 @@ class SparseCOOTensor(Tensor):
         size = tuple(total if k == d else n for k, n in enumerate(first.shape))
         result = SparseCOOTensor._from_parts(xp.concatenate(all_indices, axis=1), xp.concatenate(all_values),
                                              size, False)
-        recording = [t for t in tensors if is_recording(t)]
-        if recording:
-            result = _without_sparse_backward(result, recording[0], "as_strided", "CatBackward0")
-        return result
+        return _without_sparse_backward(result, first, "as_strided", "CatBackward0", more=tuple(tensors[1:]))
 
     @staticmethod
     def _stack(tensors: list, dim: int) -> SparseCOOTensor:
@@ -1843,7 +1892,8 @@ class _CompressedTensor(Tensor):
             _joined_graph(self, result)
         else:
             self._data[...] = result._data
-        self._parts = result._parts
+        # (torch's in-place kernels write into this tensor's own index tensors: their dtypes stay)
+        self._parts = _with_index_dtypes(result, _index_dtypes(self))._parts
         self._bump_version()
         return self
 
@@ -1853,9 +1903,9 @@ class _CompressedTensor(Tensor):
     def zero_(self):
         """torch's compressed zero_: no stored entries left (not explicit zeros)."""
         xp = array_module(self._parts[2])
-        empty = xp.zeros(0, dtype=np.int64)
-        return self._become(type(self)._from_parts(xp.zeros(self._parts[0].shape[0], dtype=np.int64), empty,
-                                                   self._parts[2][:0].copy(), tuple(self.shape)))
+        compressed, plain, values = self._parts
+        return self._become(type(self)._from_parts(xp.zeros_like(compressed), plain[:0].copy(), values[:0].copy(),
+                                                   tuple(self.shape)))
 
     def coalesce(self):
         raise RuntimeError(f"coalesce expected sparse coordinate tensor layout but got {self._layout_name}")
@@ -1872,7 +1922,8 @@ class _CompressedTensor(Tensor):
         compressed, plain, values = self._parts
         if fill is None and fill_kernel is None:
             xp = array_module(values)
-            result = type(self)._from_parts(xp.zeros(compressed.shape[0], dtype=np.int64), plain[:0].copy(),
+            # (both index parts of the compressed indices' dtype, as torch's kernel makes them)
+            result = type(self)._from_parts(xp.zeros_like(compressed), plain[:0].astype(compressed.dtype),
                                             values[:0].astype(dtype.np), tuple(self.shape))
             return result.requires_grad_(requires_grad)
         name = getattr(memory_format, "_name", None)
@@ -1917,7 +1968,7 @@ class _CompressedTensor(Tensor):
                                         keepdims=True) if self._nnz() else np.zeros(total.shape, dtype=bool)
             if total.shape == (1, 1):  # (every dim summed: torch's kernel stores the one entry)
                 stored = np.ones((1, 1), dtype=bool)
-            result = _csr_at(array_module(total._data).asarray(stored), total._data)
+            result = _csr_at(array_module(total._data).asarray(stored), total._data, _index_dtypes(self))
         # (torch records the sum but its backward expands the compressed gradient, which it refuses)
         return _without_sparse_backward(result, self, "", "SumBackward1",
                                         (RuntimeError, "expand is unsupported for SparseCsr tensors"))
@@ -1949,8 +2000,29 @@ class _CompressedTensor(Tensor):
     def detach(self):
         return self._with_values(self._parts[2])
 
+    def __reduce_ex__(self, protocol):
+        # torch pickles a compressed matrix as its parts (torch._utils._rebuild_sparse_tensor), the values requiring
+        # grad when it does: it comes back over them, in the graph of a SparseCompressedTensorBackward0
+        compressed, plain, values = (_host(part) for part in self._parts)
+        return (_rebuild_sparse_compressed, (self.layout._name, compressed, plain, values, tuple(self.shape),
+                                             str(self.device), self._requires_grad))
+
+    def __deepcopy__(self, memo):
+        if self.grad_fn is not None:  # (torch's refusal of a non-leaf comes first)
+            return Tensor.__deepcopy__(self, memo)
+        # torch's deepcopy copies a tensor's storage, which a compressed one has none of
+        raise NotImplementedError("Cannot access storage of SparseCsrTensorImpl")
+
     def __repr__(self) -> str:
         return _compressed_repr(self, self._part_names, self._parts)
+
+
+def _rebuild_sparse_compressed(layout_name: str, compressed, plain, values, size: tuple, device: str,
+                               requires_grad: bool) -> _CompressedTensor:
+    parts = [Tensor._make(part).to(device) for part in (compressed, plain, values)]
+    parts[2].requires_grad_(requires_grad)
+    layout = {"sparse_csr": sparse_csr, "sparse_csc": sparse_csc}[layout_name]
+    return sparse_compressed_tensor(*parts, size, layout=layout)
 
 
 _compressed_beta_warned = False
@@ -2122,10 +2194,11 @@ def _index_part(indices):
     return indices if isinstance(indices, Tensor) else Tensor._make(_to_array(indices, None))
 
 
-def _checked_compressed_parts(cls, compressed: Tensor, plain: Tensor, values, size, check_sorted: bool) -> tuple:
+def _checked_compressed_parts(cls, compressed: Tensor, plain: Tensor, values, size, check_invariants: bool) -> tuple:
     """The size of the ``cls`` matrix (CSR or CSC) made of these parts, checked in torch's order and words
     (its check_invariants=True checks). chainrule stores the matrix densely, so it always checks what that
-    needs; the sortedness of each line's plain indices only where torch would (``check_sorted``)."""
+    needs; the sortedness of each line's plain indices and the two index parts' one dtype only where torch would
+    (``check_invariants``)."""
     compressed_name, plain_name, lines, _, plain_count = _COMPRESSED_WORDS[cls._layout_name]
     if compressed.dim() != plain.dim():
         raise RuntimeError(f"{compressed_name} and {plain_name} dimensionalities must be equal but got "
@@ -2152,12 +2225,17 @@ def _checked_compressed_parts(cls, compressed: Tensor, plain: Tensor, values, si
     if plain_array.shape[0] != nnz:
         raise RuntimeError(f"{plain_name}.shape[-1] must be equal to nnz (={nnz}) as defined by values.shape[0], but "
                            f"got {plain_array.shape[0]}")
-    if compressed.dtype is not plain.dtype:
+    if compressed.dtype is not plain.dtype and check_invariants:  # (torch checks this one with the invariants only)
         raise RuntimeError(f"{compressed_name} and {plain_name} must have the same dtype, bot got "
                            f"{_dtype.scalar_name(compressed.dtype)} and {_dtype.scalar_name(plain.dtype)}, respectively")
-    if compressed.dtype not in (_dtype.int32, _dtype.int64):
-        raise RuntimeError(f"{compressed_name} and {plain_name} dtype must be Int or Long, but got "
-                           f"{_dtype.scalar_name(compressed.dtype)}")
+    for part in (compressed, plain):
+        # torch checks Int or Long with the invariants and else keeps any dtype; chainrule's storage needs integers
+        if (part.dtype not in (_dtype.int32, _dtype.int64) if check_invariants
+                else part.dtype.is_floating_point or part.dtype.is_complex or part.dtype is _dtype.bool):
+            raise RuntimeError(f"{compressed_name} and {plain_name} dtype must be Int or Long, but got "
+                               f"{_dtype.scalar_name(part.dtype)}")
+    # (the checks below in int64: an unsigned index's differences would wrap)
+    compressed_array, plain_array = compressed_array.astype(np.int64), plain_array.astype(np.int64)
     if compressed_size == 0 and nnz == 0:  # (torch checks no line of a matrix without lines; nothing is stored)
         return size
     if int(compressed_array[0]) != 0:
@@ -2170,7 +2248,7 @@ def _checked_compressed_parts(cls, compressed: Tensor, plain: Tensor, values, si
                            "satisfied.")
     if nnz and (int(plain_array.min()) < 0 or int(plain_array.max()) >= plain_size):
         raise RuntimeError(f"`0 <= {plain_name} < {plain_count}` is not satisfied.")
-    if check_sorted and nnz > 1:
+    if check_invariants and nnz > 1:
         # within a line each next plain index is larger; across a line's end anything goes
         line_ends = xp.zeros(nnz, dtype=bool)
         line_ends[compressed_array[1:-1][compressed_array[1:-1] < nnz]] = True
@@ -2194,8 +2272,8 @@ def _compressed_tensor(cls, compressed_indices, plain_indices, values, size, dty
     size_given = size is not None
     size = _checked_compressed_parts(cls, compressed, plain, value._data, size, check_sorted)
     xp = array_module(value._data)
-    tensor = cls._from_parts(xp.asarray(compressed._data, dtype=np.int64), xp.asarray(plain._data, dtype=np.int64),
-                             value._data, size)
+    # (int32 or int64 each, as given: torch keeps them, and a mix where invariants go unchecked)
+    tensor = cls._from_parts(xp.asarray(compressed._data), xp.asarray(plain._data), value._data, size)
     if value._requires_grad and is_grad_enabled():
         if not size_given:  # (torch's overload without a size has no derivative: its node raises in backward)
             recorded = _NoDerivative.apply(value, result=tensor._data, kernel="aten::sparse_compressed_tensor")
@@ -2254,13 +2332,47 @@ def _cast_values(tensor: _CompressedTensor, dtype) -> _CompressedTensor:
         return tensor._with_values(values.astype(dtype.np))
 
 
-def _csr_at(mask, dense) -> SparseCSRTensor:
-    """The CSR matrix holding ``dense``'s entries (an array) where ``mask`` is true, row by row."""
+def _csr_at(mask, dense, index_dtypes: tuple | None = None) -> SparseCSRTensor:
+    """The CSR matrix holding ``dense``'s entries (an array) where ``mask`` is true, row by row; its indices
+    int64, or of ``index_dtypes``."""
     xp = array_module(dense)
     rows, cols = xp.nonzero(mask)  # row-major order, as CSR stores them
     crow = xp.concatenate([xp.zeros(1, dtype=np.int64), xp.cumsum(xp.bincount(rows, minlength=mask.shape[0]))])
-    return SparseCSRTensor._from_parts(crow.astype(np.int64), cols.astype(np.int64),
-                                       xp.ascontiguousarray(dense[rows, cols]), tuple(mask.shape))
+    result = SparseCSRTensor._from_parts(crow.astype(np.int64), cols.astype(np.int64),
+                                         xp.ascontiguousarray(dense[rows, cols]), tuple(mask.shape))
+    return _with_index_dtypes(result, index_dtypes)
+
+
+def _csc_at(mask, dense, index_dtypes: tuple | None = None) -> SparseCSCTensor:
+    """The CSC matrix holding ``dense``'s entries (an array) where ``mask`` is true, column by column; its
+    indices int64, or of ``index_dtypes``."""
+    xp = array_module(dense)
+    cols, rows = xp.nonzero(mask.T)  # column-major order, as CSC stores them
+    ccol = xp.concatenate([xp.zeros(1, dtype=np.int64), xp.cumsum(xp.bincount(cols, minlength=mask.shape[1]))])
+    result = SparseCSCTensor._from_parts(ccol.astype(np.int64), rows.astype(np.int64),
+                                         xp.ascontiguousarray(dense[rows, cols]), tuple(mask.shape))
+    return _with_index_dtypes(result, index_dtypes)
+
+
+def _with_index_dtypes(result: _CompressedTensor, dtypes: tuple | None) -> _CompressedTensor:
+    """``result`` (just made) with its compressed and plain indices of ``dtypes`` (None: as they are)."""
+    if dtypes is not None:
+        compressed, plain, values = result._parts
+        result._parts = (compressed.astype(dtypes[0], copy=False), plain.astype(dtypes[1], copy=False), values)
+    return result
+
+
+def _index_dtypes(tensor: _CompressedTensor) -> tuple:
+    """The dtypes of ``tensor``'s compressed and plain indices: torch keeps them as given (int32 or int64, even
+    a mix where invariants go unchecked), and its ops on the tensor make their results' of the same."""
+    return tensor._parts[0].dtype, tensor._parts[1].dtype
+
+
+def _converted_index_dtypes(tensor: _CompressedTensor) -> tuple:
+    """The index dtypes of ``tensor`` converted to the other compressed layout: torch's kernel writes both
+    parts in the compressed indices' dtype where that is int32, else in int64."""
+    dtype = tensor._parts[0].dtype if tensor._parts[0].dtype == np.int32 else np.dtype(np.int64)
+    return dtype, dtype
 
 
 def _pattern(tensor: _CompressedTensor):
@@ -2300,7 +2412,8 @@ def _compressed_add(input, other, alpha=1) -> Tensor:
             raise RuntimeError(f"expected scalar type {_dtype.scalar_name(promoted)} but found "
                                f"{_dtype.scalar_name(found.dtype)}")
         total = _in_graph(input).add(_in_graph(other), alpha=alpha)
-        return _joined_graph(_csr_at(_pattern(input) | _pattern(other), total._data), total)
+        # (of the first operand's index dtypes, as torch's)
+        return _joined_graph(_csr_at(_pattern(input) | _pattern(other), total._data, _index_dtypes(input)), total)
     compressed, dense = (input, _dense_operand(other)) if isinstance(input, _CompressedTensor) \
         else (other, _dense_operand(input))
     if dense.shape != compressed.shape:
@@ -2582,8 +2695,33 @@ def _compressed_torch_function(cls, func, types, args=(), kwargs=None):
         if name in ("mul_", "imul") and args and not isinstance(args[0], _CompressedTensor):
             raise RuntimeError("Expected result Tensor to be of format CSR")
         if name in ("matmul", "mm", "rmatmul") and len(args) == 2 and not kwargs:
-            _check_compressed_product(*(reversed(args) if name == "rmatmul" else args))
+            left, right = reversed(args) if name == "rmatmul" else args
+            _check_compressed_product(left, right)
+            if isinstance(left, _CompressedTensor) and isinstance(right, _CompressedTensor):
+                return _compressed_product(left, right, disabled_torch_function_impl(func, types, args, kwargs))
     return disabled_torch_function_impl(func, types, args, kwargs)
+
+
+def _compressed_product(left: _CompressedTensor, right: _CompressedTensor, product: Tensor) -> SparseCSRTensor:
+    """compressed @ compressed, whatever the two layouts: CSR as torch's, with int64 indices and an entry wherever
+    the two patterns meet (a sum that cancels to 0, or an explicit zero's product, too), each row's columns in
+    the order torch's row-by-row product (Gustavson's) first meets them: along the row's entries of ``left``, each
+    one's row of ``right`` in turn (both as CSR); in the graph of ``product``, the dense product of the two."""
+    xp = array_module(product._data)
+    left_csr, right_csr = (t if isinstance(t, SparseCSRTensor) else _csr_at(_pattern(t), t._data) for t in (left, right))
+    rows, inner = (part.astype(np.int64) for part in left_csr._positions())
+    right_crow, right_col = (part.astype(np.int64) for part in right_csr._parts[:2])
+    counts = right_crow[inner + 1] - right_crow[inner]
+    met = int(counts.sum())
+    # every product term (row, column) in the walk's order, then each pair where it is first met
+    offsets = xp.arange(met) - xp.repeat(xp.cumsum(counts) - counts, counts)
+    term_rows, term_cols = xp.repeat(rows, counts), right_col[xp.repeat(right_crow[inner], counts) + offsets]
+    first = xp.sort(xp.unique(term_rows * product.shape[1] + term_cols, return_index=True)[1])
+    entry_rows, entry_cols = term_rows[first], term_cols[first]
+    crow = xp.concatenate([xp.zeros(1, dtype=np.int64), xp.cumsum(xp.bincount(entry_rows, minlength=product.shape[0]))])
+    result = SparseCSRTensor._from_parts(crow.astype(np.int64), entry_cols,
+                                         xp.ascontiguousarray(product._data[entry_rows, entry_cols]), tuple(product.shape))
+    return _joined_graph(result, product)
 
 
 # (a compressed tensor is a torch.Tensor in torch: its parser's and Python's messages name it so, as a COO one)
@@ -2596,7 +2734,10 @@ def to_sparse_csr(self, dense_dim=None) -> SparseCSRTensor:
         raise NotImplementedError("to_sparse_csr: dense_dim is not supported")
     if self.dim() != 2:
         raise RuntimeError(f"to_sparse_csr: expected a 2-D tensor, got {self.dim()} dims")
-    result = _csr_at(self._data != 0, self._data)
+    if isinstance(self, _CompressedTensor):  # (a CSC matrix: its stored entries, explicit zeros too, and index dtypes)
+        result = _csr_at(_pattern(self), self._data, _converted_index_dtypes(self))
+    else:
+        result = _csr_at(self._data != 0, self._data)
     if is_recording(self):
         _joined_graph(result, name_node(_ToCompressed.apply(self, mask=_pattern(result)), "ToSparseCsrBackward0"))
     return result
@@ -2608,11 +2749,10 @@ def to_sparse_csc(self, dense_dim=None) -> SparseCSCTensor:
         raise NotImplementedError("to_sparse_csc: dense_dim is not supported")
     if self.dim() != 2:
         raise RuntimeError(f"to_sparse_csc: expected a 2-D tensor, got {self.dim()} dims")
-    xp = array_module(self._data)
-    cols, rows = xp.nonzero(self._data.T)  # column-major order, as CSC stores them
-    ccol = xp.concatenate([xp.zeros(1, dtype=np.int64), xp.cumsum(xp.bincount(cols, minlength=self.shape[1]))])
-    result = SparseCSCTensor._from_parts(ccol.astype(np.int64), rows.astype(np.int64),
-                                         xp.ascontiguousarray(self._data[rows, cols]), tuple(self.shape))
+    if isinstance(self, _CompressedTensor):  # (a CSR matrix: its stored entries, explicit zeros too, and index dtypes)
+        result = _csc_at(_pattern(self), self._data, _converted_index_dtypes(self))
+    else:
+        result = _csc_at(self._data != 0, self._data)
     if is_recording(self):
         _joined_graph(result, name_node(_ToCompressed.apply(self, mask=_pattern(result)), "ToSparseCscBackward0"))
     return result
@@ -2825,7 +2965,10 @@ class _ToSparse(Function):
 def sparse_mask(self, mask) -> SparseCOOTensor:
     """Tensor.sparse_mask: ``self``'s values at the entries of the sparse COO ``mask`` (its indices as given,
     duplicates and coalesced flag kept; a hybrid mask takes whole dense rows), in ``self``'s dtype; the gradient
-    reaches ``self`` at those entries (once per entry), as torch's SparseMaskBackward0."""
+    reaches ``self`` at those entries (once per entry), as torch's SparseMaskBackward0. A strided ``self`` by a CSR
+    or CSC mask: see _strided_at_compressed."""
+    if isinstance(mask, _CompressedTensor) and self.layout is _layout_strided:
+        return _strided_at_compressed(self, mask)
     if not isinstance(mask, SparseCOOTensor):
         raise NotImplementedError(_refused_on_strided("sparse_mask"))
     if tuple(self.shape) != tuple(mask.shape):
@@ -2840,6 +2983,24 @@ def sparse_mask(self, mask) -> SparseCOOTensor:
     if values.requires_grad and is_grad_enabled():
         scattered = _ScatterValues.apply(values, positions=tuple(indices), dense=result._data)
         _joined_graph(result, name_node(scattered, "SparseMaskBackward0"))
+    return result
+
+
+def _strided_at_compressed(self: Tensor, mask: _CompressedTensor) -> _CompressedTensor:
+    """Tensor.sparse_mask of a strided tensor by a CSR or CSC mask: its values at the mask's entries (explicit
+    zeros too), in the mask's layout with int64 indices, each line's in sorted order, as torch's; recorded under
+    torch's SparseMaskBackward0, whose backward refuses in torch's words (it asks the compressed gradient whether
+    it is coalesced)."""
+    if tuple(self.shape) != tuple(mask.shape):
+        raise RuntimeError(f"sparse_mask(): operands have incompatible sizes; self has size {list(self.shape)} but "
+                           f"mask has size {list(mask.shape)}")
+    # (an empty mask's own index dtypes, as torch's kernel answers it without converting it)
+    result = (_csr_at if isinstance(mask, SparseCSRTensor) else _csc_at)(
+        _pattern(mask), self._data, None if mask._nnz() else _index_dtypes(mask))
+    if is_recording(self):
+        refusal = (RuntimeError, f"is_coalesced expected sparse coordinate tensor layout but got {mask._layout_name}")
+        recorded = _NoSparseBackward.apply(self, result=result._data, refusal=refusal)
+        _joined_graph(result, name_node(recorded, "SparseMaskBackward0"))
     return result
 
 
@@ -2864,6 +3025,13 @@ def mm(sparse: Tensor, dense: Tensor, reduce: str = _NO_REDUCE) -> Tensor:
         return _sparse_times_sparse(sparse, dense)
     if isinstance(sparse, SparseCOOTensor) and isinstance(dense, Tensor):
         _check_sparse_product("mm", sparse, dense)
+    elif isinstance(sparse, _CompressedTensor) and isinstance(dense, _CompressedTensor) \
+            and not is_recording(sparse, dense):  # (recorded, torch's SparseAddmmBackward0 is not chainrule's yet)
+        _check_compressed_product(sparse, dense)
+        if isinstance(sparse, SparseCSRTensor) and isinstance(dense, SparseCSCTensor):
+            # torch's kernel adds the product to zeros of the right operand's layout
+            raise RuntimeError("addmm: computation on CPU is not implemented for SparseCsc + SparseCsr @ SparseCsc")
+        return _compressed_product(sparse, dense, _matmul(sparse, dense))
     elif not (isinstance(sparse, _CompressedTensor) and isinstance(dense, Tensor) and dense.layout is _layout_strided):
         return _matmul(sparse, dense)
     # torch adds the product to zeros of the dense operand's dtype by its sparse addmm kernel, whose node
