@@ -82,6 +82,15 @@ def test_sdpa_rotary_llama_layout_as_torch():
     _assert_same(_run_both(attend, _randn(2, 5, 6), _randn(6, 12, seed=1)), rtol=1e-4, atol=1e-4)
 
 
+# --- .real / .imag of a complex tensor: torch's select of view_as_real
+def test_real_and_imag_nodes_are_selects_as_torch():
+    def parts(lib, radius, angle):
+        z = lib.polar(radius, angle)
+        return z.real, z.imag, lib.real(z * 2), lib.imag(z * 2)
+
+    _assert_same(_run_both(parts, np.abs(_randn(3, 4)) + 0.1, _randn(3, 4, seed=1)))
+
+
 # --- the programs' idioms
 def test_llama_complex_rotary_as_torch():
     def rotary(lib, x, angle):
