@@ -171,3 +171,21 @@ def test_weight_norm_decoder_layer_frozen_as_torch():
     np.testing.assert_allclose(out, t_out, rtol=1e-6)
     np.testing.assert_allclose(grad, t_grad, rtol=1e-5, atol=1e-7)
     assert keys == t_keys and none == t_none
+
+
+def test_embedding_max_norm_lookup_is_an_in_place_write_on_the_weight_as_torch():
+    # DeepSDF's codes: a regulariser that saved the table before a max_norm lookup cannot backward
+    outcomes = []
+    for lib in LIBS:
+        embedding = lib.nn.Embedding(5, 3, max_norm=1.0)
+        with lib.no_grad():
+            embedding.weight.copy_(lib.tensor(np.linspace(-2, 2, 15, dtype=np.float32).reshape(5, 3)))
+        regulariser = embedding.weight.pow(2).sum()
+        before = embedding.weight._version
+        looked_up = embedding(lib.tensor([0, 1, 1]))
+        empty = embedding(lib.tensor([], dtype=lib.long))  # renorms nothing, still an in-place call
+        with pytest.raises(RuntimeError) as error:
+            (regulariser + looked_up.sum() + empty.sum()).backward()
+        outcomes.append((embedding.weight._version - before, str(error.value).replace("torch.", "")))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0] == 2
