@@ -2,6 +2,7 @@
 values, gradients, strides and node names of the pieces the programs build their checks on."""
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -189,3 +190,28 @@ def test_embedding_max_norm_lookup_is_an_in_place_write_on_the_weight_as_torch()
         outcomes.append((embedding.weight._version - before, str(error.value).replace("torch.", "")))
     assert outcomes[0] == outcomes[1]
     assert outcomes[0][0] == 2
+
+
+@pytest.mark.parametrize("target", ["float64", "complex128", "float16"])
+def test_module_to_dtype_casts_complex_buffers_and_parameters_as_torch(target):
+    # a Llama-style module keeps its rotary table as a complex buffer; Module.to(dtype) casts it too.
+    # (The cast to a real dtype warns once per process in both, so only the complex warning is compared.)
+    results = []
+    for lib in LIBS:
+        module = lib.nn.Linear(2, 2)
+        with lib.no_grad():
+            module.weight.copy_(lib.tensor([[0.5, -1.0], [1.5, 2.0]]))
+        module.register_buffer("freqs_cis", lib.polar(lib.ones(3, 2), lib.arange(6.0).view(3, 2)), persistent=False)
+        module.phase = lib.nn.Parameter(lib.polar(lib.ones(2), lib.tensor([0.5, 1.5])))
+        module.phase.grad = lib.polar(lib.ones(2), lib.tensor([1.0, 2.0]))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            module.to(getattr(lib, target))
+        complex_warned = any("Complex modules" in str(w.message) for w in caught)
+        tensors = (module.freqs_cis, module.phase, module.phase.grad, module.weight)
+        results.append(([str(t.dtype).split(".")[-1] for t in tensors],
+                        [np.asarray(t.detach().numpy(), dtype=np.complex128) for t in tensors], complex_warned))
+    (dtypes, values, warned), (t_dtypes, t_values, t_warned) = results
+    assert dtypes == t_dtypes and warned == t_warned
+    for ours, theirs in zip(values, t_values):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-3 if target == "float16" else 1e-6)
