@@ -104,6 +104,7 @@ from ..ops.margin_loss import (
     multilabel_margin_loss,
     multilabel_soft_margin_loss,
 )
+from ..ops.memory_format import preserved_layout as _preserved_layout
 from ..ops.memory_format import relaid_as_suggested as _relaid_as_suggested
 from ..ops.memory_format import suggests_channels_last as _suggests_channels_last
 from ..ops.nn_toplevel import native_channel_shuffle
@@ -1168,6 +1169,7 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable
                            f"attn_mask.dtype: {_dtype.cpp_type_name(attn_mask.dtype)} and  "
                            f"query.dtype: {_dtype.cpp_type_name(query.dtype)} instead.")
     flash = _cpu_flash_kernel_runs(query, key, value, attn_mask, dropout_p, enable_gqa)
+    given_query = query
     if is_causal and attn_mask is not None and not flash:  # (the math kernel's first check)
         raise RuntimeError(_CAUSAL_WITH_MASK)
     if flash:
@@ -1203,7 +1205,7 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable
                 raise _broadcast_refusal(scores.shape, grown)
         scores = scores + additive
     if low is not None and flash:
-        return _flash_named(_flash_attention_rounding(scores, value, low))
+        return _flash_named(_flash_attention_rounding(scores, value, low), given_query)
     weights = _softmax(scores, -1) if attn_mask is None else _safe_softmax(scores, -1)
     if dropout_p > 0.0:  # (the math kernel's: a negative one drops nothing)
         if dropout_p > 1.0:  # refused by at::dropout, in C++'s spelling of the double
@@ -1211,12 +1213,19 @@ def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable
         weights = dropout(weights, dropout_p, True)
     out = weights @ value
     out = out if low is None else out.to(low)
-    return _flash_named(out) if flash else out
+    return _flash_named(out, given_query) if flash else out
 
 
-def _flash_named(out: Tensor) -> Tensor:
+def _flash_named(out: Tensor, query: Tensor) -> Tensor:
     """The attention's output under the one node torch's CPU flash kernel records for it (users read
-    ``grad_fn`` names); the composition's edges and rules stay."""
+    ``grad_fn`` names); the composition's edges and rules stay. That kernel writes into a tensor laid
+    out like the query (``empty_like``: a (B, L, H, E) query transposed to (B, H, L, E) gives such an
+    output) where the query's last dim is contiguous and the value's head size is the query's;
+    otherwise into a contiguous one."""
+    q = query._data
+    if (out.shape == query.shape and (q.shape[-1] == 1 or q.strides[-1] == q.itemsize) and type(q) is np.ndarray
+            and type(out._data) is np.ndarray and getattr(type(out), "__torch_dispatch__", None) is None):
+        out._data = _preserved_layout(out._data, q)  # fresh from the matmul: nothing else holds its array
     return _name_node(out, "ScaledDotProductFlashAttentionForCpuBackward0", label="scaled_dot_product_attention",
                       rule="softmax(q kᵀ · scale + mask) v, differentiated through its parts")
 

@@ -40,8 +40,10 @@ __out_functions__ = {"complex": "same_scalar_object", "polar": "same_scalar_obje
 
 
 class Real(Function):
+    # torch's real is view_as_real(z).select(-1, 0): its node is SelectBackward0; one node here
+    # (vmap's batched rules know it as elementwise) under the name users read
     _array_forward = True
-    node_name = "RealBackward0"
+    node_name = "SelectBackward0"
     label = "real"
     rule = "the gradient becomes the real part of the input's gradient (∂/∂x = 1, ∂/∂y = 0)"
     formula = "{0}.real"
@@ -57,7 +59,7 @@ class Real(Function):
 
 class Imag(Function):
     _array_forward = True
-    node_name = "ImagBackward0"
+    node_name = "SelectBackward0"  # view_as_real(z).select(-1, 1) in torch, as Real's
     label = "imag"
     rule = "the gradient becomes the imaginary part of the input's gradient (grad·i)"
     formula = "{0}.imag"

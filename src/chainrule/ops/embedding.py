@@ -11,6 +11,7 @@ import numpy as np
 from .._backend import array_module
 from ..autograd import function as _function
 from ..autograd.function import Function, as_uint64, ctx_value, name_node
+from ..autograd.grad_mode import INFERENCE_VERSION
 from ..tensor import Tensor
 from . import cpu_norm_order
 from ._arg_parser import check_bool
@@ -179,6 +180,11 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
         norms = norms.astype(data.dtype)
         scale = xp.where(norms > max_norm, max_norm / (norms.astype(np.float64) + 1e-7), 1.0)
         data[rows] *= scale.astype(data.dtype)
+        # torch's embedding_renorm_ is an in-place op on the weight: a graph that saved the weight
+        # before the lookup (a code regulariser) then refuses its backward, as torch's does. (An
+        # inference tensor's rows are renormed outside inference_mode too, as torch renorms them.)
+        if weight._vbox is not INFERENCE_VERSION:
+            weight._bump_version()
     rows = Embedding.apply(weight, indices=indices, padding_idx=padding_idx, sparse=sparse,
                            scale_grad_by_freq=scale_grad_by_freq)
     if scale_grad_by_freq and indices.size:

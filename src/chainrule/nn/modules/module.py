@@ -739,7 +739,9 @@ class Module:
             out = t
             if device is not None:
                 out = out.to(device)
-            if dtype is not None and out.is_floating_point():
+            # torch casts complex tensors too: to a complex dtype, or (with Tensor.to's warning that the
+            # imaginary parts are dropped) to a floating one
+            if dtype is not None and (out.is_floating_point() or out.is_complex()):
                 out = out.to(dtype)
             if memory_format is not None and out.dim() in (4, 5):
                 # torch converts the 4-d and 5-d tensors only, to any format (contiguous_format back
