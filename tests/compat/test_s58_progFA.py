@@ -61,7 +61,7 @@ def test_checkpoint_early_stop_switch_overrides_the_call():
         cp = importlib.import_module(lib.__name__ + ".utils.checkpoint")
         calls = []
 
-        def block(a):
+        def block(a, calls=calls):
             out = a.sin() * 2
             calls.append(1)
             return out
@@ -72,3 +72,32 @@ def test_checkpoint_early_stop_switch_overrides_the_call():
         y.sum().backward()
         counts.append(len(calls))
     assert counts[0] == counts[1] == 2
+
+
+def _strided_attention(lib, q, k, v, stride):
+    """openai/sparse_attention's strided mask by arange comparisons, applied by masked_fill(-inf)."""
+    n = q.shape[-2]
+    x = lib.reshape(lib.arange(n, dtype=lib.int32), [n, 1])
+    z = lib.zeros([n, n], dtype=lib.int32)
+    query, key = z + x, z + lib.transpose(x, 0, 1)
+    mask = lib.logical_and(query >= key, lib.eq(lib.fmod(query - key, stride), 0))
+    w = (q @ k.transpose(-2, -1)).masked_fill(~mask, float("-inf"))
+    return lib.softmax(w, dim=-1) @ v
+
+
+def test_strided_mask_attention_and_strided_transpose_as_torch():
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal((2, 12, 3)).astype(np.float32) for _ in range(3))
+    results = []
+    for lib in LIBS:
+        leaves = [lib.tensor(a, requires_grad=True) for a in (q, k, v)]
+        out = _strided_attention(lib, *leaves, stride=4)
+        # strided_transpose: each residue class mod 4 made contiguous
+        moved = lib.reshape(lib.transpose(lib.reshape(out, [2, 3, 4, 3]), 1, 2), [2, 12, 3])
+        (moved * lib.tensor(np.cos(np.arange(72)).reshape(2, 12, 3).astype(np.float32))).sum().backward()
+        results.append((moved.detach().numpy(), [t.grad.numpy() for t in leaves], moved.stride(),
+                        moved.grad_fn.name(), out.grad_fn.name()))
+    ours, theirs = results
+    assert ours[2:] == theirs[2:]
+    for a, b in zip([ours[0], *ours[1]], [theirs[0], *theirs[1]]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -36,7 +36,7 @@ NUM_CLASSES = 4
 class OctaveConv(nn.Module):
     def __init__(self, in_channels, out_channels, kernel_size, alpha_in=0.5, alpha_out=0.5, stride=1, padding=0,
                  dilation=1, groups=1, bias=False):
-        super(OctaveConv, self).__init__()
+        super().__init__()
         self.downsample = nn.AvgPool2d(kernel_size=(2, 2), stride=2)
         self.upsample = nn.Upsample(scale_factor=2, mode='nearest')
         assert stride == 1 or stride == 2, "Stride should be 1 or 2."
@@ -81,7 +81,7 @@ class OctaveConv(nn.Module):
 class Conv_BN(nn.Module):
     def __init__(self, in_channels, out_channels, kernel_size, alpha_in=0.5, alpha_out=0.5, stride=1, padding=0,
                  dilation=1, groups=1, bias=False, norm_layer=nn.BatchNorm2d):
-        super(Conv_BN, self).__init__()
+        super().__init__()
         self.conv = OctaveConv(in_channels, out_channels, kernel_size, alpha_in, alpha_out, stride, padding,
                                dilation, groups, bias)
         self.bn_h = None if alpha_out == 1 else norm_layer(int(out_channels * (1 - alpha_out)))
@@ -97,7 +97,7 @@ class Conv_BN(nn.Module):
 class Conv_BN_ACT(nn.Module):
     def __init__(self, in_channels, out_channels, kernel_size, alpha_in=0.5, alpha_out=0.5, stride=1, padding=0,
                  dilation=1, groups=1, bias=False, norm_layer=nn.BatchNorm2d, activation_layer=nn.ReLU):
-        super(Conv_BN_ACT, self).__init__()
+        super().__init__()
         self.conv = OctaveConv(in_channels, out_channels, kernel_size, alpha_in, alpha_out, stride, padding,
                                dilation, groups, bias)
         self.bn_h = None if alpha_out == 1 else norm_layer(int(out_channels * (1 - alpha_out)))
@@ -115,7 +115,7 @@ class Bottleneck(nn.Module):
     expansion = 2
 
     def __init__(self, inplanes, planes, alpha=0.5, norm_layer=nn.BatchNorm2d):
-        super(Bottleneck, self).__init__()
+        super().__init__()
         width = planes
         self.conv1 = Conv_BN_ACT(inplanes, width, kernel_size=1, alpha_in=alpha, alpha_out=alpha,
                                  norm_layer=norm_layer)
