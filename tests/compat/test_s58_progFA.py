@@ -101,3 +101,34 @@ def test_strided_mask_attention_and_strided_transpose_as_torch():
     assert ours[2:] == theirs[2:]
     for a, b in zip([ours[0], *ours[1]], [theirs[0], *theirs[1]]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _conv_outcome(lib, name, shape, weight_shape, dtype, **kwargs):
+    try:
+        out = getattr(lib.nn.functional, name)(lib.ones(shape, dtype=getattr(lib, dtype)),
+                                              lib.ones(weight_shape, dtype=getattr(lib, dtype)), **kwargs)
+    except RuntimeError as error:
+        return str(error)
+    return tuple(out.shape), out.sum().item()
+
+
+@pytest.mark.parametrize("name, shape, weight_shape, dtype, kwargs", [
+    ("conv2d", (2, 4, 6, 6), (4, 4, 3, 3), "float32", dict(dilation=0)),  # oneDNN
+    ("conv2d", (2, 4, 6, 6), (4, 2, 3, 3), "float32", dict(dilation=(2, 0), groups=2)),
+    ("conv2d", (1, 4, 6, 6), (4, 4, 3, 3), "float32", dict(dilation=0)),  # the slow kernel
+    ("conv2d", (4, 6, 6), (4, 4, 3, 3), "float32", dict(dilation=(0, 1), padding="same")),
+    ("conv1d", (2, 4, 6), (4, 4, 3), "float64", dict(dilation=0)),
+    ("conv3d", (2, 4, 5, 5, 5), (4, 4, 3, 3, 3), "float64", dict(dilation=(0, 1, 1))),
+    ("conv2d", (2, 4, 6, 6), (4, 4, 3, 3), "int64", dict(dilation=0)),
+    ("conv2d", (2, 4, 6, 6), (4, 4, 3, 3), "float32", dict(dilation=(0, -1))),  # a negative one first
+    ("conv2d", (2, 5, 6, 6), (4, 4, 3, 3), "float32", dict(dilation=0)),  # the shapes before
+    ("conv2d", (0, 4, 6, 6), (4, 4, 3, 3), "float32", dict(dilation=0)),  # an empty batch runs
+    ("conv_transpose2d", (2, 4, 6, 6), (4, 4, 3, 3), "float64", dict(dilation=0)),
+    ("conv_transpose1d", (2, 4, 6), (4, 4, 3), "float64", dict(dilation=0)),
+    ("conv_transpose3d", (2, 4, 4, 4, 4), (4, 4, 3, 3, 3), "float64", dict(dilation=(0, 1, 1))),
+    ("conv_transpose2d", (2, 4, 6, 6), (4, 4, 3, 3), "float32", dict(dilation=0)),  # oneDNN
+    ("conv_transpose2d", (2, 4, 6, 6), (4, 4, 1, 1), "float32", dict(dilation=0)),  # oneDNN runs it
+])
+def test_zero_dilation_refused_as_torch(name, shape, weight_shape, dtype, kwargs):
+    ours, theirs = (_conv_outcome(lib, name, shape, weight_shape, dtype, **kwargs) for lib in LIBS)
+    assert ours == theirs
