@@ -132,3 +132,48 @@ def _conv_outcome(lib, name, shape, weight_shape, dtype, **kwargs):
 def test_zero_dilation_refused_as_torch(name, shape, weight_shape, dtype, kwargs):
     ours, theirs = (_conv_outcome(lib, name, shape, weight_shape, dtype, **kwargs) for lib in LIBS)
     assert ours == theirs
+
+
+def _reentrant_outcome(lib, how):
+    cp = importlib.import_module(lib.__name__ + ".utils.checkpoint")
+    x = lib.tensor([[0.5, -1.0, 2.0]], requires_grad=True)
+    y = cp.checkpoint(lambda a: (a * a).sin(), x, use_reentrant=True)
+    try:
+        if how == "grad":
+            return lib.autograd.grad(y.sum(), x)[0].numpy()
+        if how == "inputs":
+            y.sum().backward(inputs=[x])
+        else:
+            y.sum().backward()
+        return x.grad.numpy()
+    except RuntimeError as error:
+        return str(error)
+
+
+@pytest.mark.parametrize("how", ["grad", "inputs", "backward"])
+def test_reentrant_checkpoint_refuses_chosen_inputs_as_torch(how):
+    ours, theirs = (_reentrant_outcome(lib, how) for lib in LIBS)
+    if isinstance(theirs, str):
+        assert ours == theirs
+    else:
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+    assert chainrule.autograd._is_checkpoint_valid() and torch.autograd._is_checkpoint_valid()
+
+
+def test_checkpoint_error_and_zero_segments_as_torch():
+    outcomes = []
+    for lib in LIBS:
+        cp = importlib.import_module(lib.__name__ + ".utils.checkpoint")
+        calls = []
+
+        def changing(a, calls=calls):  # saves fewer tensors when rerun
+            calls.append(1)
+            return a.sin() * (a.cos() if len(calls) == 1 else 1)
+
+        x = lib.ones(3, requires_grad=True)
+        with pytest.raises(cp.CheckpointError) as error:
+            cp.checkpoint(changing, x, use_reentrant=False).sum().backward()
+        with pytest.raises(ZeroDivisionError) as zero:
+            cp.checkpoint_sequential(lib.nn.Sequential(lib.nn.ReLU()), 0, x, use_reentrant=False)
+        outcomes.append((str(error.value), str(zero.value)))
+    assert outcomes[0] == outcomes[1]

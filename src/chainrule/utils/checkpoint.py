@@ -36,6 +36,25 @@ class CheckpointError(RuntimeError):
     tensors the original forward saved."""
 
 
+# torch's _debug_tip_msg, which ends its CheckpointErrors (its advice names torch's own switches)
+_DEBUG_TIP = """
+Tip: To see a more detailed error message, either pass `debug=True` to
+`torch.utils.checkpoint.checkpoint(...)` or wrap the code block
+with `with torch.utils.checkpoint.set_checkpoint_debug_enabled(True):` to
+enable checkpoint\u2011debug mode globally.
+
+If this error occurs under torch.compile with automatic_dynamic_shapes enabled,
+it may be because the recomputation selected a different compiled graph than the
+forward pass (e.g., a dynamic graph instead of the original static graph).
+To fix this, either:
+  - Use torch._dynamo.mark_dynamic() to explicitly mark varying dimensions as
+    dynamic upfront, avoiding the static-to-dynamic transition.
+  - Call torch._C._dynamo.eval_frame._set_lru_cache(False) to disable LRU cache
+    reordering, which can change which graph is checked first between forward
+    and recompute.
+See https://github.com/pytorch/pytorch/issues/166926 for more details and
+workaround examples.
+"""
 _DETERMINISM_CHECKS = ("default", "none")  # torch's _allowed_determinism_checks_to_fns, in its order
 
 
@@ -113,7 +132,8 @@ class _RecomputeFrame:
             if holder.recomputed is None:
                 raise CheckpointError("torch.utils.checkpoint: A different number of tensors was saved during the "
                                       f"original forward and recomputation.\nNumber of tensors saved during forward: "
-                                      f"{len(self.holders)}\nNumber of tensors saved during recomputation: {saved}")
+                                      f"{len(self.holders)}\nNumber of tensors saved during recomputation: {saved}.\n"
+                                      f"{_DEBUG_TIP}")
         return holder.recomputed
 
     def forget(self) -> None:
@@ -177,8 +197,6 @@ def checkpoint_sequential(functions, segments: int, input, use_reentrant=None, *
     preserve = kwargs.pop("preserve_rng_state", True)
     if kwargs:
         raise ValueError("Unexpected keyword arguments: " + ",".join(kwargs))
-    if segments < 1:
-        raise ValueError(f"checkpoint_sequential: segments must be at least 1, got {segments}")
     functions = list(functions.children()) if hasattr(functions, "children") else list(functions)
 
     def run(start: int, end: int):
@@ -188,7 +206,7 @@ def checkpoint_sequential(functions, segments: int, input, use_reentrant=None, *
             return value
         return forward
 
-    segment_size = len(functions) // segments
+    segment_size = len(functions) // segments  # as torch's: zero segments divide by zero, negative ones checkpoint nothing
     end = 0
     for start in range(0, segment_size * (segments - 1), segment_size):
         end = start + segment_size
@@ -225,8 +243,13 @@ class CheckpointFunction(Function):
 
     @staticmethod
     def backward(ctx, *grad_outputs):
+        from ..autograd.engine import is_checkpoint_valid
         from ..ops import random as random_ops
 
+        if not is_checkpoint_valid():
+            raise RuntimeError("When use_reentrant=True, torch.utils.checkpoint is incompatible with .grad() or passing "
+                               "an `inputs` parameter to .backward(). To resolve this error, you can either set "
+                               "use_reentrant=False, or call .backward() without passing the `inputs` argument.")
         inputs = list(ctx.inputs)
         for index, tensor in zip(ctx.tensor_indices, ctx.saved_values):
             inputs[index] = tensor
