@@ -177,3 +177,40 @@ def test_checkpoint_error_and_zero_segments_as_torch():
             cp.checkpoint_sequential(lib.nn.Sequential(lib.nn.ReLU()), 0, x, use_reentrant=False)
         outcomes.append((str(error.value), str(zero.value)))
     assert outcomes[0] == outcomes[1]
+
+
+def test_checkpoint_recomputed_metadata_checked_as_torch():
+    """determinism_check="default" compares each recomputed tensor's shape/dtype/device with the
+    saved one ("none" lets the rerun through)."""
+    messages = []
+    for lib in LIBS:
+        cp = importlib.import_module(lib.__name__ + ".utils.checkpoint")
+        calls = []
+
+        def widening(a, calls=calls):  # reruns in float64
+            calls.append(1)
+            return ((a if len(calls) == 1 else a.double()).sin() * 2).sum()
+
+        x = lib.ones(3, requires_grad=True)
+        with pytest.raises(cp.CheckpointError) as error:
+            cp.checkpoint(widening, x, use_reentrant=False).backward()
+        messages.append(str(error.value).replace(lib.__name__ + ".", "torch."))
+        calls.clear()
+        cp.checkpoint(widening, x, use_reentrant=False, determinism_check="none").backward()
+        messages.append(x.grad.tolist())
+    assert messages[:2] == messages[2:]
+
+
+@pytest.mark.parametrize("use_reentrant", [False, True])
+def test_checkpoint_reruns_under_the_forwards_autocast(use_reentrant):
+    results = []
+    for lib in LIBS:
+        cp = importlib.import_module(lib.__name__ + ".utils.checkpoint")
+        weight = lib.tensor(np.linspace(-1, 1, 16, dtype=np.float32).reshape(4, 4))
+        x = lib.tensor(np.linspace(-2, 3, 8, dtype=np.float32).reshape(2, 4), requires_grad=True)
+        with lib.autocast("cpu", dtype=lib.bfloat16):
+            y = cp.checkpoint(lambda a, weight=weight: (a @ weight).sin(), x, use_reentrant=use_reentrant)
+        y.float().sum().backward()
+        results.append((str(y.dtype).split(".")[-1], x.grad.numpy()))
+    assert results[0][0] == results[1][0] == "bfloat16"
+    np.testing.assert_array_equal(results[0][1], results[1][1])

@@ -87,9 +87,23 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism
     forward_context, recompute_context = (context_fn or noop_context_fn)()
     # as torch's, the global switch (set_checkpoint_early_stop) overrides the call's, read at the forward
     early_stop = early_stop if _enable_checkpoint_early_stop is None else _enable_checkpoint_early_stop
-    frame = _RecomputeFrame(function, args, kwargs, preserve_rng_state, recompute_context, early_stop)
+    frame = _RecomputeFrame(function, args, kwargs, preserve_rng_state, recompute_context, early_stop,
+                            determinism_check == "default")
     with saved_tensors_hooks(frame.pack, frame.unpack), forward_context:
         return function(*args, **kwargs)
+
+
+def _autocast_state() -> dict:
+    """The CPU autocast settings at a checkpointed forward (torch's _get_autocast_kwargs), which its
+    rerun restores so the recomputed tensors are the saved ones (bfloat16 inside a region)."""
+    from .. import amp
+
+    return {"enabled": amp.is_autocast_enabled("cpu"), "dtype": amp.get_autocast_dtype("cpu"),
+            "cache_enabled": amp.is_autocast_cache_enabled()}
+
+
+def _metadata(tensor) -> dict:
+    return {"shape": tensor.shape, "dtype": tensor.dtype, "device": tensor.device}
 
 
 class _StopRecomputation(Exception):
@@ -99,10 +113,11 @@ class _StopRecomputation(Exception):
 class _Holder:
     """What a checkpointed node saves in place of a tensor: filled by the rerun."""
 
-    __slots__ = ("recomputed", "__weakref__")
+    __slots__ = ("recomputed", "metadata", "__weakref__")
 
-    def __init__(self) -> None:
+    def __init__(self, metadata=None) -> None:
         self.recomputed = None
+        self.metadata = metadata  # what determinism_check="default" compares the rerun's tensor with
 
 
 class _RecomputeFrame:
@@ -110,19 +125,20 @@ class _RecomputeFrame:
     them, and what the rerun needs (the function, its inputs, the RNG state at the forward)."""
 
     def __init__(self, function, args: tuple, kwargs: dict, preserve_rng_state: bool, recompute_context,
-                 early_stop: bool = True) -> None:
+                 early_stop: bool = True, check_metadata: bool = True) -> None:
         from ..ops import random as random_ops
 
-        self.early_stop = early_stop
+        self.early_stop, self.check_metadata = early_stop, check_metadata
         self.function, self.args, self.kwargs = function, args, kwargs
         self.rng_state = random_ops.get_rng_state() if preserve_rng_state else None
         # the generators of the inputs' GPUs too, as torch's (a dropout on 'cuda' draws from them)
         self.devices, self.device_states = get_device_states(*args) if preserve_rng_state else ([], [])
         self.recompute_context = recompute_context
+        self.autocast_state = _autocast_state()
         self.holders: list = []  # weak: a holder whose node was freed needs no refill
 
     def pack(self, tensor) -> _Holder:
-        holder = _Holder()
+        holder = _Holder(_metadata(tensor) if self.check_metadata else None)
         self.holders.append(weakref.ref(holder))
         return holder
 
@@ -134,7 +150,25 @@ class _RecomputeFrame:
                                       f"original forward and recomputation.\nNumber of tensors saved during forward: "
                                       f"{len(self.holders)}\nNumber of tensors saved during recomputation: {saved}.\n"
                                       f"{_DEBUG_TIP}")
+            if self.check_metadata:
+                self.check_recomputed_metadata()
         return holder.recomputed
+
+    def check_recomputed_metadata(self) -> None:
+        """torch's determinism_check="default": every refilled tensor has the shape, dtype and
+        device the forward saved, else a CheckpointError naming each by its position."""
+        mismatched = ""
+        for index, ref in enumerate(self.holders):
+            holder = ref()
+            if holder is None or holder.recomputed is None:
+                continue
+            recomputed = _metadata(holder.recomputed)
+            if recomputed != holder.metadata:
+                mismatched += (f"tensor at position {index}:\nsaved metadata: {holder.metadata}\n"
+                               f"recomputed metadata: {recomputed}\n")
+        if mismatched:
+            raise CheckpointError("torch.utils.checkpoint: Recomputed values for the following tensors have different "
+                                  f"metadata than during the forward pass.\n{mismatched}.\n{_DEBUG_TIP}")
 
     def forget(self) -> None:
         """Empty the holders when the backward pass ends: another pass over a retained graph
@@ -149,6 +183,7 @@ class _RecomputeFrame:
         saves into the next holder; the count it saved. Unpacked, each takes the place in the
         forward's graph of the tensor it stands for (as any saved tensor through hooks does), so a
         backward with create_graph=True differentiates through the forward's nodes, as torch's."""
+        from .. import amp
         from ..ops import random as random_ops
 
         early_stop = self.early_stop
@@ -175,7 +210,8 @@ class _RecomputeFrame:
                 random_ops.set_rng_state(self.rng_state)
                 set_device_states(self.devices, self.device_states)
             try:
-                with enable_grad(), self.recompute_context, saved_tensors_hooks(fill, lambda packed: packed):
+                with enable_grad(), amp.autocast("cpu", **self.autocast_state), self.recompute_context, \
+                        saved_tensors_hooks(fill, lambda packed: packed):
                     self.function(*self.args, **self.kwargs)
             except _StopRecomputation:
                 pass
@@ -232,6 +268,7 @@ class CheckpointFunction(Function):
         check_backward_validity(args)
         ctx.run_function = run_function
         ctx.preserve_rng_state = preserve_rng_state
+        ctx.autocast_state = _autocast_state()
         if preserve_rng_state:
             ctx.forward_rng_state = random_ops.get_rng_state()
             ctx.forward_devices, ctx.forward_device_states = get_device_states(*args)
@@ -243,6 +280,7 @@ class CheckpointFunction(Function):
 
     @staticmethod
     def backward(ctx, *grad_outputs):
+        from .. import amp
         from ..autograd.engine import is_checkpoint_valid
         from ..ops import random as random_ops
 
@@ -259,7 +297,7 @@ class CheckpointFunction(Function):
             if ctx.preserve_rng_state:
                 random_ops.set_rng_state(ctx.forward_rng_state)
                 set_device_states(devices, ctx.forward_device_states)
-            with enable_grad():
+            with enable_grad(), amp.autocast("cpu", **ctx.autocast_state):
                 outputs = ctx.run_function(*detached)
         if isinstance(outputs, Tensor):
             outputs = (outputs,)
