@@ -4,6 +4,7 @@ from .._torch_function import handle_torch_function, has_torch_function  # noqa:
 from . import forward_ad, functional, graph, profiler
 from .anomaly import detect_anomaly, set_detect_anomaly
 from .engine import backward, grad
+from .engine import is_checkpoint_valid as _is_checkpoint_valid  # noqa: F401  (torch.autograd's private name)
 from .engine_options import (
            enforce_grad_layout_policy,
            is_multithreading_enabled,

@@ -343,6 +343,7 @@ _DONE = iter(())  # an exhausted iterator: a node whose only child has already b
 
 _callers_errstate = []  # the NumPy error state of each (nested) backward call's caller
 _queued_callbacks = []  # per (nested) backward call, what queue_callback asked to run at its end
+_given_inputs = []  # per (nested) backward call, whether it was asked for chosen inputs (grad, backward(inputs=))
 
 
 def queue_callback(callback) -> None:
@@ -353,6 +354,12 @@ def queue_callback(callback) -> None:
     _queued_callbacks[-1].append(callback)
 
 
+def is_checkpoint_valid() -> bool:
+    """torch.autograd._is_checkpoint_valid: False inside a backward pass asked for chosen inputs
+    (``grad``, ``backward(inputs=)``), which a reentrant checkpoint's own backward cannot serve."""
+    return not (_given_inputs and _given_inputs[-1])
+
+
 def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
                  allow_unused=False, accumulate=True):
     """The walk, with NumPy's floating-point warnings off throughout (torch is silent about
@@ -361,12 +368,14 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
     quiet = _function.numpy_errstate.set(_function.QUIET)
     callbacks = []
     _queued_callbacks.append(callbacks)
+    _given_inputs.append(bool(inputs))
     try:
         result = _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, allow_unused, accumulate)
     finally:
         _function.numpy_errstate.reset(quiet)
         _callers_errstate.pop()
         _queued_callbacks.pop()
+        _given_inputs.pop()
     for callback in callbacks:
         callback()
     return result

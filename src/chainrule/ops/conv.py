@@ -998,11 +998,39 @@ def _expand_to_weight(value, d: int, dims: int, name: str, opname: str) -> tuple
 
 
 def _check_stride_and_dilation(stride: tuple, dilation: tuple) -> None:
-    """torch's checks of a convolution's (or transposed convolution's) stride and dilation, in its order."""
+    """torch's checks of a convolution's (or transposed convolution's) stride and dilation, in its order;
+    a zero dilation passes them and is refused later by the kernel (``_check_zero_dilation``)."""
     if any(s <= 0 for s in stride):
         raise RuntimeError("non-positive stride is not supported")
-    if any(dl <= 0 for dl in dilation):
+    if any(dl < 0 for dl in dilation):
         raise RuntimeError("dilation should be greater than zero")
+
+
+def _check_zero_dilation(input: Tensor, weight: Tensor, stride, dilation, groups: int, d: int,
+                         transposed: bool = False, output_padding=()) -> None:
+    """torch's check_shape_forward lets a zero dilation through (an empty batch then runs, as on
+    torch's Empty backend); each CPU kernel refuses it in its own words: oneDNN's convolution as
+    non-positive, its 3-d deconvolution as invalid dimensions, its 1-d/2-d one for want of a primitive
+    (yet it runs one whose zero-dilated axes are 1 wide); the slow kernels name the values (a 1-d
+    convolution as the 2-d one it runs as). A complex convolution runs as real ones."""
+    real = input.real if input.dtype.is_complex else input
+    onednn = _uses_onednn(real, weight, stride, dilation, groups, transposed, output_padding)
+    values = (1, *dilation) if d == 1 else tuple(dilation)
+    if not transposed:
+        if onednn:
+            raise RuntimeError("non-positive dilation is not supported")
+        raise RuntimeError(f"dilation should be greater than zero, but got {list(values)}")
+    if onednn:
+        if d == 3:
+            raise RuntimeError("dimensions are invalid")
+        # oneDNN's 1-d/2-d deconvolution runs a zero dilation where that axis's kernel is 1 wide (and
+        # then refuses some wide dilated kernels on the other axis, by rules of its own not followed here)
+        if any(dl == 0 and k > 1 for dl, k in zip(dilation, weight.shape[2:])):
+            raise RuntimeError(_ONEDNN_REFUSES.format("deconvolution"))
+        return
+    axes = ("depth", "height", "width") if d == 3 else ("height", "width")
+    raise RuntimeError("dilation should be greater than zero, but got "
+                       + ", ".join(f"dilation_{axis}: {v}" for axis, v in zip(axes, values)))
 
 
 def _check_weight_rank(input: Tensor, weight: Tensor) -> None:
@@ -1231,6 +1259,8 @@ def _convnd(input, weight, bias, stride, padding, dilation, groups, d: int, opna
     else:
         if weight.dtype != input.dtype:  # (the backend choice is worked out only for a refusal's words)
             _check_dtypes(input, weight, bias, onednn=_uses_onednn(input, weight, stride, dilation, groups))
+        if 0 in dilation:
+            _check_zero_dilation(input, weight, stride, dilation, groups, d)
         if any(k == 0 for k in kernel) and _uses_onednn(input, weight, stride, dilation, groups):
             raise RuntimeError(_ONEDNN_REFUSES.format("convolution"))
         _check_kernel_size(weight, d)
@@ -1371,6 +1401,8 @@ def _check_transposed_kernel(input, weight, stride, dilation, groups, output_pad
                            f"kernel_width) tensor expected for weight, but got: {_fmt(per_group)}")
     if d < 3:
         _check_kernel_size(weight, d)
+    if 0 in dilation:
+        _check_zero_dilation(input, weight, stride, dilation, groups, d, True, output_padding)
     if any(op >= s and op >= dl for op, s, dl in zip(output_padding, stride, dilation)):
         raise RuntimeError("output padding must be smaller than either stride or dilation, but got "
                            + _per_axis(d, output_padding=output_padding, stride=stride, dilation=dilation))

@@ -36,8 +36,30 @@ class CheckpointError(RuntimeError):
     tensors the original forward saved."""
 
 
+# torch's _debug_tip_msg, which ends its CheckpointErrors (its advice names torch's own switches)
+_DEBUG_TIP = """
+Tip: To see a more detailed error message, either pass `debug=True` to
+`torch.utils.checkpoint.checkpoint(...)` or wrap the code block
+with `with torch.utils.checkpoint.set_checkpoint_debug_enabled(True):` to
+enable checkpoint\u2011debug mode globally.
+
+If this error occurs under torch.compile with automatic_dynamic_shapes enabled,
+it may be because the recomputation selected a different compiled graph than the
+forward pass (e.g., a dynamic graph instead of the original static graph).
+To fix this, either:
+  - Use torch._dynamo.mark_dynamic() to explicitly mark varying dimensions as
+    dynamic upfront, avoiding the static-to-dynamic transition.
+  - Call torch._C._dynamo.eval_frame._set_lru_cache(False) to disable LRU cache
+    reordering, which can change which graph is checked first between forward
+    and recompute.
+See https://github.com/pytorch/pytorch/issues/166926 for more details and
+workaround examples.
+"""
+_DETERMINISM_CHECKS = ("default", "none")  # torch's _allowed_determinism_checks_to_fns, in its order
+
+
 def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism_check: str = "default",
-               debug: bool = False, preserve_rng_state: bool = True, **kwargs):
+               debug: bool = False, early_stop: bool = True, preserve_rng_state: bool = True, **kwargs):
     """``function(*args, **kwargs)``, differentiable as usual (see the module doc on memory). With
     ``use_reentrant=True`` it is torch's reentrant form, CheckpointFunction: its node is
     CheckpointFunctionBackward, and with no input that requires grad its output requires none
@@ -56,10 +78,32 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism
         if context_fn not in (None, noop_context_fn) or debug:
             raise ValueError("Passing `context_fn` or `debug` is only supported when use_reentrant=False.")
         return CheckpointFunction.apply(function, preserve_rng_state, *args)
+    if (_checkpoint_debug_enabled if _checkpoint_debug_enabled is not None else debug) and \
+            context_fn not in (None, noop_context_fn):
+        raise ValueError("debug=True is incompatible with non-default context_fn")
+    if determinism_check not in _DETERMINISM_CHECKS:
+        raise ValueError(f"determinism_check should be one of {list(_DETERMINISM_CHECKS)}, "
+                         f"but got {determinism_check}")
     forward_context, recompute_context = (context_fn or noop_context_fn)()
-    frame = _RecomputeFrame(function, args, kwargs, preserve_rng_state, recompute_context)
+    # as torch's, the global switch (set_checkpoint_early_stop) overrides the call's, read at the forward
+    early_stop = early_stop if _enable_checkpoint_early_stop is None else _enable_checkpoint_early_stop
+    frame = _RecomputeFrame(function, args, kwargs, preserve_rng_state, recompute_context, early_stop,
+                            determinism_check == "default")
     with saved_tensors_hooks(frame.pack, frame.unpack), forward_context:
         return function(*args, **kwargs)
+
+
+def _autocast_state() -> dict:
+    """The CPU autocast settings at a checkpointed forward (torch's _get_autocast_kwargs), which its
+    rerun restores so the recomputed tensors are the saved ones (bfloat16 inside a region)."""
+    from .. import amp
+
+    return {"enabled": amp.is_autocast_enabled("cpu"), "dtype": amp.get_autocast_dtype("cpu"),
+            "cache_enabled": amp.is_autocast_cache_enabled()}
+
+
+def _metadata(tensor) -> dict:
+    return {"shape": tensor.shape, "dtype": tensor.dtype, "device": tensor.device}
 
 
 class _StopRecomputation(Exception):
@@ -69,28 +113,32 @@ class _StopRecomputation(Exception):
 class _Holder:
     """What a checkpointed node saves in place of a tensor: filled by the rerun."""
 
-    __slots__ = ("recomputed", "__weakref__")
+    __slots__ = ("recomputed", "metadata", "__weakref__")
 
-    def __init__(self) -> None:
+    def __init__(self, metadata=None) -> None:
         self.recomputed = None
+        self.metadata = metadata  # what determinism_check="default" compares the rerun's tensor with
 
 
 class _RecomputeFrame:
     """One non-reentrant checkpoint call: the holders its nodes saved, in the order they saved
     them, and what the rerun needs (the function, its inputs, the RNG state at the forward)."""
 
-    def __init__(self, function, args: tuple, kwargs: dict, preserve_rng_state: bool, recompute_context) -> None:
+    def __init__(self, function, args: tuple, kwargs: dict, preserve_rng_state: bool, recompute_context,
+                 early_stop: bool = True, check_metadata: bool = True) -> None:
         from ..ops import random as random_ops
 
+        self.early_stop, self.check_metadata = early_stop, check_metadata
         self.function, self.args, self.kwargs = function, args, kwargs
         self.rng_state = random_ops.get_rng_state() if preserve_rng_state else None
         # the generators of the inputs' GPUs too, as torch's (a dropout on 'cuda' draws from them)
         self.devices, self.device_states = get_device_states(*args) if preserve_rng_state else ([], [])
         self.recompute_context = recompute_context
+        self.autocast_state = _autocast_state()
         self.holders: list = []  # weak: a holder whose node was freed needs no refill
 
     def pack(self, tensor) -> _Holder:
-        holder = _Holder()
+        holder = _Holder(_metadata(tensor) if self.check_metadata else None)
         self.holders.append(weakref.ref(holder))
         return holder
 
@@ -100,8 +148,27 @@ class _RecomputeFrame:
             if holder.recomputed is None:
                 raise CheckpointError("torch.utils.checkpoint: A different number of tensors was saved during the "
                                       f"original forward and recomputation.\nNumber of tensors saved during forward: "
-                                      f"{len(self.holders)}\nNumber of tensors saved during recomputation: {saved}")
+                                      f"{len(self.holders)}\nNumber of tensors saved during recomputation: {saved}.\n"
+                                      f"{_DEBUG_TIP}")
+            if self.check_metadata:
+                self.check_recomputed_metadata()
         return holder.recomputed
+
+    def check_recomputed_metadata(self) -> None:
+        """torch's determinism_check="default": every refilled tensor has the shape, dtype and
+        device the forward saved, else a CheckpointError naming each by its position."""
+        mismatched = ""
+        for index, ref in enumerate(self.holders):
+            holder = ref()
+            if holder is None or holder.recomputed is None:
+                continue
+            recomputed = _metadata(holder.recomputed)
+            if recomputed != holder.metadata:
+                mismatched += (f"tensor at position {index}:\nsaved metadata: {holder.metadata}\n"
+                               f"recomputed metadata: {recomputed}\n")
+        if mismatched:
+            raise CheckpointError("torch.utils.checkpoint: Recomputed values for the following tensors have different "
+                                  f"metadata than during the forward pass.\n{mismatched}.\n{_DEBUG_TIP}")
 
     def forget(self) -> None:
         """Empty the holders when the backward pass ends: another pass over a retained graph
@@ -116,9 +183,10 @@ class _RecomputeFrame:
         saves into the next holder; the count it saved. Unpacked, each takes the place in the
         forward's graph of the tensor it stands for (as any saved tensor through hooks does), so a
         backward with create_graph=True differentiates through the forward's nodes, as torch's."""
+        from .. import amp
         from ..ops import random as random_ops
 
-        early_stop = True if _enable_checkpoint_early_stop is None else _enable_checkpoint_early_stop
+        early_stop = self.early_stop
         holders = iter(self.holders)
         remaining = sum(ref() is not None for ref in self.holders)
         saved = 0
@@ -142,7 +210,8 @@ class _RecomputeFrame:
                 random_ops.set_rng_state(self.rng_state)
                 set_device_states(self.devices, self.device_states)
             try:
-                with enable_grad(), self.recompute_context, saved_tensors_hooks(fill, lambda packed: packed):
+                with enable_grad(), amp.autocast("cpu", **self.autocast_state), self.recompute_context, \
+                        saved_tensors_hooks(fill, lambda packed: packed):
                     self.function(*self.args, **self.kwargs)
             except _StopRecomputation:
                 pass
@@ -164,8 +233,6 @@ def checkpoint_sequential(functions, segments: int, input, use_reentrant=None, *
     preserve = kwargs.pop("preserve_rng_state", True)
     if kwargs:
         raise ValueError("Unexpected keyword arguments: " + ",".join(kwargs))
-    if segments < 1:
-        raise ValueError(f"checkpoint_sequential: segments must be at least 1, got {segments}")
     functions = list(functions.children()) if hasattr(functions, "children") else list(functions)
 
     def run(start: int, end: int):
@@ -175,7 +242,7 @@ def checkpoint_sequential(functions, segments: int, input, use_reentrant=None, *
             return value
         return forward
 
-    segment_size = len(functions) // segments
+    segment_size = len(functions) // segments  # as torch's: zero segments divide by zero, negative ones checkpoint nothing
     end = 0
     for start in range(0, segment_size * (segments - 1), segment_size):
         end = start + segment_size
@@ -201,6 +268,7 @@ class CheckpointFunction(Function):
         check_backward_validity(args)
         ctx.run_function = run_function
         ctx.preserve_rng_state = preserve_rng_state
+        ctx.autocast_state = _autocast_state()
         if preserve_rng_state:
             ctx.forward_rng_state = random_ops.get_rng_state()
             ctx.forward_devices, ctx.forward_device_states = get_device_states(*args)
@@ -212,8 +280,14 @@ class CheckpointFunction(Function):
 
     @staticmethod
     def backward(ctx, *grad_outputs):
+        from .. import amp
+        from ..autograd.engine import is_checkpoint_valid
         from ..ops import random as random_ops
 
+        if not is_checkpoint_valid():
+            raise RuntimeError("When use_reentrant=True, torch.utils.checkpoint is incompatible with .grad() or passing "
+                               "an `inputs` parameter to .backward(). To resolve this error, you can either set "
+                               "use_reentrant=False, or call .backward() without passing the `inputs` argument.")
         inputs = list(ctx.inputs)
         for index, tensor in zip(ctx.tensor_indices, ctx.saved_values):
             inputs[index] = tensor
@@ -223,7 +297,7 @@ class CheckpointFunction(Function):
             if ctx.preserve_rng_state:
                 random_ops.set_rng_state(ctx.forward_rng_state)
                 set_device_states(devices, ctx.forward_device_states)
-            with enable_grad():
+            with enable_grad(), amp.autocast("cpu", **ctx.autocast_state):
                 outputs = ctx.run_function(*detached)
         if isinstance(outputs, Tensor):
             outputs = (outputs,)
