@@ -6,7 +6,10 @@
   some inputs on some CPUs, MKL's on this AMD EPYC: the parameter, divided by ``sqrt(v)``, is compared
   to a few ulps; the moments, which take no root, bit for bit.)
 * a group that sets ``differentiable=True`` in an optimizer whose default is False: its moments take
-  the same fused kernels (only the last step of torch's differentiable Adam differs).
+  the same fused kernels (only the last step of torch's differentiable Adam differs); Adadelta's,
+  Adagrad's and Adamax's foreach steps refuse it even when the group has no gradient.
+* a group's own 0-d tensor lr with foreach=True: Adam's foreach step refuses it (RuntimeError), Adamax's
+  and NAdam's read it with ``.item()`` into step sizes computed in double.
 """
 
 from __future__ import annotations
@@ -121,3 +124,63 @@ def test_a_groups_own_differentiable_steps_moments_with_torchs_kernels(name, ams
     mine = _adam_run(chainrule, name, options, starts, grads, {"differentiable": True})
     for a, b in zip(mine[1][:2], theirs[1][:2]):  # (the parameter: torch's float32 sqrt of 1 - beta2^t)
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["Adadelta", "Adagrad", "Adamax", "Adam", "RMSprop", "ASGD"])
+def test_foreach_differentiable_group_without_gradients(name):
+    """torch's Adadelta, Adagrad and Adamax foreach steps assert no autograd before they return on a
+    group with no gradient; the others return first (before: chainrule refused only groups with one)."""
+    outcomes = []
+    for lib in (torch, chainrule):
+        stepped, idle = lib.zeros(2, requires_grad=True), lib.zeros(2, requires_grad=True)
+        stepped.grad = lib.ones(2)
+        optimizer = getattr(lib.optim, name)([{"params": [stepped]},
+                                             {"params": [idle], "foreach": True, "differentiable": True}], lr=0.1)
+        try:
+            optimizer.step()
+            outcomes.append(("stepped",))
+        except AssertionError as error:
+            outcomes.append(("AssertionError", str(error)))
+    assert outcomes[1] == outcomes[0]
+
+
+def _tensor_lr_in_foreach_group(lib, name, dtype, options):
+    """Two groups, the second's own 0-d tensor lr and foreach=True (the constructor's check sees a
+    float lr): its parameters after five steps, or the error's class and words."""
+    rng = np.random.default_rng(4)
+    starts = [rng.standard_normal(s).astype(dtype) for s in ((3,), (2, 3), ())]
+    params = [lib.from_numpy(s.copy()).requires_grad_(True) for s in starts]
+    optimizer = getattr(lib.optim, name)([{"params": params[:1]},
+                                          {"params": params[1:], "lr": lib.tensor(0.37), "foreach": True}],
+                                         lr=0.1, **options)
+    try:
+        for _ in range(5):
+            for p in params:
+                p.grad = lib.from_numpy(rng.standard_normal(tuple(p.shape)).astype(dtype))
+            optimizer.step()
+    except RuntimeError as error:
+        return type(error).__name__, str(error)
+    return [p.detach().numpy().copy() for p in params]
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+def test_adam_foreach_group_refuses_a_tensor_lr_at_the_step(name):
+    # before: chainrule stepped the group (its constructor's ValueError sees the defaults only)
+    expected = _tensor_lr_in_foreach_group(torch, name, "float32", {})
+    assert expected == ("RuntimeError", "lr as a Tensor is not supported for capturable=False and foreach=True")
+    assert _tensor_lr_in_foreach_group(chainrule, name, "float32", {}) == expected
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name, options, ulps", [
+    ("Adamax", dict(weight_decay=0.1, maximize=True), 0),  # (no square root: bit for bit)
+    ("NAdam", dict(weight_decay=0.1), 64),
+    ("NAdam", dict(weight_decay=0.1, decoupled_weight_decay=True), 64),
+])
+def test_foreach_step_sizes_read_a_tensor_lr_in_double(name, options, ulps, dtype):
+    # torch's foreach Adamax and NAdam take lr.item() into step sizes computed in double, their
+    # for-loops compute them in the tensor's float32. Before: float64 parameters 1e8 ulps off
+    theirs = _tensor_lr_in_foreach_group(torch, name, dtype, options)
+    mine = _tensor_lr_in_foreach_group(chainrule, name, dtype, options)
+    for a, b in zip(mine, theirs):
+        assert _ulps(a, b) <= ulps

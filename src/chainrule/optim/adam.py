@@ -62,6 +62,18 @@ class Adam(Optimizer):
         _check_fused_flags(fused, foreach, differentiable)
         super().__init__(params, defaults)
 
+    def _check_group(self, group: dict) -> None:
+        """torch's foreach step refuses a tensor lr or beta unless capturable, as its constructor does:
+        a group's own foreach=True or tensor lr, which that check did not see, reaches the step
+        (RuntimeError for lr, ValueError for a beta; a group with no gradient returns first)."""
+        if not group.get("foreach") or group.get("capturable") or not any(True for _ in _params_with_grad(group)):
+            return
+        if isinstance(group["lr"], Tensor):
+            raise RuntimeError("lr as a Tensor is not supported for capturable=False and foreach=True")
+        for name, beta in zip(("beta1", "beta2"), group["betas"]):
+            if isinstance(beta, Tensor):
+                raise ValueError(f"{name} as a Tensor is not supported for capturable=False and foreach=True")
+
     def _step_group(self, group: dict) -> None:
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         weight_decay, amsgrad, maximize = group["weight_decay"], group["amsgrad"], group["maximize"]
