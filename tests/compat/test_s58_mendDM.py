@@ -11,6 +11,7 @@
 * a group's own 0-d tensor lr with foreach=True: Adam's foreach step refuses it (RuntimeError), Adamax's
   and NAdam's read it with ``.item()`` into step sizes computed in double.
 * ASGD's eta in float32 tensor ops (a tensor lr, a foreach step), its pow as torch's.
+* LBFGS: |g|_1 in torch's summation order, its adds with alpha one fused multiply-add each.
 """
 
 from __future__ import annotations
@@ -214,5 +215,54 @@ def test_asgd_eta_rounds_as_torchs_float32_tensor_ops(alpha, tensor_lr, foreach,
     sqrt kernel: an ulp off the correctly rounded root on some CPUs, not compared.)"""
     theirs = _asgd_run(torch, dtype, tensor_lr, foreach, alpha)
     mine = _asgd_run(chainrule, dtype, tensor_lr, foreach, alpha)
+    for a, b in zip(mine, theirs):
+        np.testing.assert_array_equal(a, b)
+
+
+def _lbfgs_run(lib, shape, dtype, steps, **options):
+    rng = np.random.default_rng(7)
+    param = lib.from_numpy(rng.standard_normal(shape).astype(dtype)).requires_grad_(True)
+    weights = lib.from_numpy(rng.uniform(0.5, 2.0, shape).astype(dtype))
+    slopes = lib.from_numpy(rng.standard_normal(shape).astype(dtype))
+    optimizer = lib.optim.LBFGS([param], **options)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = (weights * (param - 0.5) ** 2).sum() + (slopes * param).sum()
+        loss.backward()
+        return loss
+
+    seen = []
+    for _ in range(steps):
+        optimizer.step(closure)
+        state = optimizer.state[param]
+        seen += [param.detach().numpy().copy()] + [state[key].numpy().copy() for key in ("d", "prev_flat_grad")
+                                                   if key in state]
+        if "H_diag" in state and hasattr(state["H_diag"], "numpy"):
+            seen.append(state["H_diag"].numpy().copy())
+    return seen
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_lbfgs_first_step_sums_and_adds_as_torch(dtype):
+    """The first step's length min(1, 1/|g|_1)·lr sums |g| in torch's order (``_sum_order``) and
+    ``p.add_(d, alpha=t)`` is one fused multiply-add. Before: 1/|g|_1 in NumPy's order, p + t·d rounded
+    twice."""
+    theirs = _lbfgs_run(torch, (5, 4), dtype, 1, lr=1.0, max_iter=1)
+    mine = _lbfgs_run(chainrule, (5, 4), dtype, 1, lr=1.0, max_iter=1)
+    for a, b in zip(mine, theirs):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+def test_lbfgs_two_loop_recursion_adds_as_torch(line_search_fn, dtype):
+    """The two-loop recursion's q.add_(y, alpha=-al) and r.add_(s, alpha=al - be) are fused
+    multiply-adds. One element: the dot products have no order to differ in (torch's dot of longer
+    vectors is MKL's, whose summation order is not NumPy's: the fuzzer's open LBFGS kind). Before:
+    the search direction an ulp off from the fifth step."""
+    theirs = _lbfgs_run(torch, (), dtype, 7, lr=0.1, max_iter=3, history_size=2, line_search_fn=line_search_fn)
+    mine = _lbfgs_run(chainrule, (), dtype, 7, lr=0.1, max_iter=3, history_size=2, line_search_fn=line_search_fn)
+    assert len(mine) == len(theirs)
     for a, b in zip(mine, theirs):
         np.testing.assert_array_equal(a, b)
