@@ -49,9 +49,10 @@ class Adamax(Optimizer):
             step = _step_tensor(state)
             numbers = numbers_for.get(step)
             if numbers is None:
+                foreach = group.get("foreach")
                 numbers = numbers_for[step] = dict(beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-                                                   maximize=group["maximize"], foreach=group.get("foreach"),
-                                                   step_size=_foreach_step_lr(lr, group.get("foreach")) / (1 - beta1**step))
+                                                   maximize=group["maximize"], foreach=foreach,
+                                                   step_size=_foreach_step_lr(lr, foreach) / (1 - beta1**step))
             rows.append((numbers, (w, p.grad._data, state["exp_avg"]._data, state["exp_inf"]._data)))
             stepped.append(p)
         in_few_updates(_update, rows, written=(0, 2, 3))
