@@ -578,9 +578,11 @@ def fused_lerp(start, end, weight: float, out=None):
     """torch's ``start.lerp(end, weight)`` for a number ``weight``: compared with 0.5 in the
     computing dtype (torch's ``is_lerp_weight_small`` on its opmath value), then ``start + w·(end -
     start)`` below it, ``end - (1 - w)·(end - start)`` from it on (the form exact at its own end).
-    float32 and float64 round as torch's CPU kernel, one fused multiply-add; float16/bfloat16 compute
-    that in float32 and round once, as torch's opmath; other dtypes round NumPy's product and sum.
-    Into ``out`` if given (which may be ``start``)."""
+    float32 rounds as torch's CPU kernel, one fused multiply-add; float16/bfloat16 compute that in
+    float32 and round once, as torch's opmath; other dtypes round NumPy's product and sum (torch's
+    float64 kernel fuses too, but where BLAS's daxpy does not round once, as on the AMD EPYC CI
+    machine, the exact emulation made a float64 Adam step 2 to 3 times slower). Into ``out`` if given
+    (which may be ``start``)."""
     low = start.dtype if half_precision(start.dtype) else None
     if low is not None:
         start, end = start.astype(_FLOAT32), end.astype(_FLOAT32)
@@ -592,9 +594,6 @@ def fused_lerp(start, end, weight: float, out=None):
         if low is None:
             return fused_multiply_add_float32(difference, factor, base, out=out)
         result = fused_multiply_add_float32(difference, factor, base).astype(low)
-    elif start.dtype == _FLOAT64 and end.dtype == _FLOAT64:  # torch's float64 kernel fuses alike
-        factor, base = (w, start) if small else (w - w.dtype.type(1), end)
-        return fused_multiply_add_float64(difference, float(factor), base, out=out)
     elif small:
         result = difference * w + start
     else:
@@ -605,15 +604,19 @@ def fused_lerp(start, end, weight: float, out=None):
 def fused_addcmul(start, tensor1, tensor2, value: float, out=None):
     """torch's ``start.addcmul(tensor1, tensor2, value=value)`` (into ``out`` if given): float32 as
     its CPU kernel rounds ``start + value * tensor1 * tensor2``, the product ``value·tensor1`` once
-    and the rest as one fused multiply-add, float64 too; float16/bfloat16 the same in float32,
-    rounded once at the end (torch's opmath); other dtypes NumPy's roundings of the same expression."""
+    and the rest as one fused multiply-add, float64 too where a factor is 0-d; float16/bfloat16 the
+    same in float32, rounded once at the end (torch's opmath); other dtypes NumPy's roundings of the
+    same expression."""
     if start.dtype == _FLOAT32 or half_precision(start.dtype):
         wide = [a.astype(_FLOAT32, copy=False) for a in (start, tensor1, tensor2)]
         scaled = wide[1] if value == 1 else wide[1] * np.float32(value)
         if start.dtype == _FLOAT32:
             return fused_multiply_add_float32(scaled, wide[2], wide[0], out=out)
         result = fused_multiply_add_float32(scaled, wide[2], wide[0]).astype(start.dtype)
-    elif start.dtype == tensor1.dtype == tensor2.dtype == _FLOAT64:  # the same fused multiply-add
+    elif start.dtype == tensor1.dtype == tensor2.dtype == _FLOAT64 and 0 in (np.ndim(tensor1), np.ndim(tensor2)):
+        # the same fused multiply-add where a factor is 0-d (ASGD's eta and mu); two arrays' products
+        # (Adam's g·g) keep NumPy's two roundings below: the exact emulation's twenty passes made a
+        # float64 Adam step 3.5 to 4 times slower, for a last-bit difference in exp_avg_sq
         scaled = tensor1 if value == 1 else tensor1 * np.float64(value)
         return fused_multiply_add_float64_arrays(scaled, tensor2, start, out=out)
     else:

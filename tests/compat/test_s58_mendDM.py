@@ -1,8 +1,8 @@
 """Session 58, lane mendDM: the optimizer fuzzer's open kinds (tests/fuzz/test_optim_configs.py).
 
-* float64 steps round as torch's CPU kernels: ``lerp``, ``addcmul`` and ``add(alpha=)`` are one fused
-  multiply-add each in float64 too (``_opmath.fused_lerp``/``fused_addcmul``), so Adam's moments are
-  torch's bits. (torch's own float64 and float32 ``sqrt`` is an ulp off the correctly rounded root for
+* float32 Adam's moments are torch's bits; float64's within a few ulps (``lerp`` and ``addcmul`` of two
+  float64 arrays keep NumPy's two roundings, for speed: see ``_opmath.fused_lerp``/``fused_addcmul``;
+  an ``addcmul`` with a 0-d factor, ASGD's, is one fused multiply-add as torch's). (torch's own float64 and float32 ``sqrt`` is an ulp off the correctly rounded root for
   some inputs on some CPUs, MKL's on this AMD EPYC: the parameter, divided by ``sqrt(v)``, is compared
   to a few ulps; the moments, which take no root, bit for bit.)
 * a group that sets ``differentiable=True`` in an optimizer whose default is False: its moments take
@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 
 import chainrule
-from chainrule import _opmath
 
 torch = pytest.importorskip("torch")
 
@@ -63,55 +62,14 @@ def test_adam_moments_are_torchs_bits(name, options, dtype):
     theirs = _adam_run(torch, name, options, starts, grads)
     mine = _adam_run(chainrule, name, options, starts, grads)
     for a, b in zip(mine[1], theirs[1]):
-        np.testing.assert_array_equal(a, b)
+        if dtype == "float64":  # lerp and addcmul of arrays round twice in float64 (see _opmath)
+            assert _ulps(a, b) <= 4
+        else:
+            np.testing.assert_array_equal(a, b)
     for a, b in zip(mine[0], theirs[0]):
         # (the parameter divides by torch's sqrt, see the docstring: an ulp there, a few more at a
         # parameter that a large step cancelled)
         assert _ulps(a, b) <= 64
-
-
-@pytest.mark.parametrize("weight", [0.1, 0.3, 0.5, 0.9, -0.2])
-def test_float64_lerp_is_one_fused_multiply_add(weight):
-    rng = np.random.default_rng(1)
-    for n in (1, 7, 33, 300):
-        start, end = rng.standard_normal(n), rng.standard_normal(n)
-        expected = torch.from_numpy(start.copy()).lerp_(torch.from_numpy(end), weight).numpy()
-        np.testing.assert_array_equal(_opmath.fused_lerp(start, end, weight), expected)
-        into = start.copy()
-        _opmath.fused_lerp(into, end, weight, out=into)
-        np.testing.assert_array_equal(into, expected)
-
-
-@pytest.mark.parametrize("value", [1.0, 0.5, 0.3, 1e-3, -2.5])
-def test_float64_addcmul_is_one_fused_multiply_add_of_value_times_tensor1(value):
-    rng = np.random.default_rng(2)
-    for n in (1, 5, 16, 40_000):  # (past the emulation's cache-sized blocks too)
-        start, t1, t2 = rng.random(n), rng.standard_normal(n), rng.standard_normal(n)
-        expected = torch.from_numpy(start.copy()).addcmul_(torch.from_numpy(t1), torch.from_numpy(t2),
-                                                           value=value).numpy()
-        np.testing.assert_array_equal(_opmath.fused_addcmul(start, t1, t2, value), expected)
-        into = start.copy()
-        _opmath.fused_addcmul(into, t1, t1, value, out=into)
-        np.testing.assert_array_equal(
-            into, torch.from_numpy(start.copy()).addcmul_(torch.from_numpy(t1), torch.from_numpy(t1),
-                                                          value=value).numpy())
-    zero_d = _opmath.fused_addcmul(np.array(0.3), np.array(1.7), np.array(1.7), 0.3)
-    assert float(zero_d) == torch.tensor(0.3, dtype=torch.float64).addcmul_(
-        torch.tensor(1.7, dtype=torch.float64), torch.tensor(1.7, dtype=torch.float64), value=0.3).item()
-
-
-def test_float64_fused_multiply_add_of_arrays_keeps_nonfinite_and_broadcasts():
-    x = np.array([np.inf, 1e300, 2.0, np.nan, 3.0])
-    y = np.array([1.0, 1e300, -0.0, 1.0, 1 / 3])
-    z = np.array([1.0, 0.0, -0.0, 0.0, 1.0])
-    with np.errstate(all="ignore"):
-        expected = torch.from_numpy(z.copy()).addcmul_(torch.from_numpy(x), torch.from_numpy(y)).numpy()
-    np.testing.assert_array_equal(_opmath.fused_multiply_add_float64_arrays(x, y, z), expected)
-    assert np.signbit(_opmath.fused_multiply_add_float64_arrays(x, y, z)[2])
-    row = np.array([0.1, 0.7, 1.3])
-    column = np.array([[3.0], [1 / 7]])
-    expected = torch.from_numpy(np.zeros((2, 3))).addcmul_(torch.from_numpy(column), torch.from_numpy(row)).numpy()
-    np.testing.assert_array_equal(_opmath.fused_multiply_add_float64_arrays(column, row, np.zeros(3)), expected)
 
 
 @pytest.mark.parametrize("name", ["Adam", "AdamW"])
@@ -186,7 +144,8 @@ def test_foreach_step_sizes_read_a_tensor_lr_in_double(name, options, ulps, dtyp
     theirs = _tensor_lr_in_foreach_group(torch, name, dtype, options)
     mine = _tensor_lr_in_foreach_group(chainrule, name, dtype, options)
     for a, b in zip(mine, theirs):
-        assert _ulps(a, b) <= ulps
+        # (float64's exp_avg: lerp rounds twice, a few ulps; the step size is read in double alike)
+        assert _ulps(a, b) <= (ulps if dtype == "float32" else max(ulps, 4))
 
 
 def _asgd_run(lib, dtype, tensor_lr, foreach, alpha):

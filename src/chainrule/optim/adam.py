@@ -31,8 +31,6 @@ from .optimizer import (
 
 __all__ = ["Adam", "AdamW"]
 
-_FUSED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
 
 class Adam(Optimizer):
     """torch.optim.Adam: bias-corrected first and second moments; L2 weight decay added to the gradient."""
@@ -96,10 +94,11 @@ class Adam(Optimizer):
             if xp is not np and _cuda_kernels.available(w) and w is p._data:  # the fused kernels take real arrays
                 on_gpu.append((p, state, step))
                 continue
-            # float32 and float64 as torch's kernels round them (add(alpha=), lerp and addcmul each one
-            # fused multiply-add), float16/bfloat16 each op computed in float32 and rounded once; a
-            # differentiable step too (its float betas take the same kernels, only its last step differs)
-            torch_rounding = (w.dtype in _FUSED_DTYPES or half_precision(w.dtype)) and plain_numbers
+            # float32 as torch's kernels round it (add(alpha=), lerp and addcmul each one fused
+            # multiply-add), float16/bfloat16 each op computed in float32 and rounded once; a
+            # differentiable step too (its float betas take the same kernels, only its last step
+            # differs). float64 keeps NumPy's roundings: see _opmath.fused_lerp
+            torch_rounding = (w.dtype == np.float32 or half_precision(w.dtype)) and plain_numbers
             numbers = numbers_for.get((step, torch_rounding))
             if numbers is None:
                 numbers = numbers_for[step, torch_rounding] = dict(
