@@ -28,6 +28,7 @@ class Adadelta(Optimizer):
     _complex_lr_refusal = "alpha"
 
     _step_is_tensor = True  # a loaded step number becomes a float32 tensor, as torch's __setstate__
+    _foreach_refuses_autograd_unstepped = True
     _sparse_gradient_error = "Adadelta does not support sparse gradients"
 
     def __init__(self, params, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0,

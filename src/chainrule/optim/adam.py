@@ -60,6 +60,18 @@ class Adam(Optimizer):
         _check_fused_flags(fused, foreach, differentiable)
         super().__init__(params, defaults)
 
+    def _check_group(self, group: dict) -> None:
+        """torch's foreach step refuses a tensor lr or beta unless capturable, as its constructor does:
+        a group's own foreach=True or tensor lr, which that check did not see, reaches the step
+        (RuntimeError for lr, ValueError for a beta; a group with no gradient returns first)."""
+        if not group.get("foreach") or group.get("capturable") or not any(True for _ in _params_with_grad(group)):
+            return
+        if isinstance(group["lr"], Tensor):
+            raise RuntimeError("lr as a Tensor is not supported for capturable=False and foreach=True")
+        for name, beta in zip(("beta1", "beta2"), group["betas"]):
+            if isinstance(beta, Tensor):
+                raise ValueError(f"{name} as a Tensor is not supported for capturable=False and foreach=True")
+
     def _step_group(self, group: dict) -> None:
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         weight_decay, amsgrad, maximize = group["weight_decay"], group["amsgrad"], group["maximize"]
@@ -83,9 +95,10 @@ class Adam(Optimizer):
                 on_gpu.append((p, state, step))
                 continue
             # float32 as torch's kernels round it (add(alpha=), lerp and addcmul each one fused
-            # multiply-add), float16/bfloat16 each op computed in float32 and rounded once
-            torch_rounding = ((w.dtype == np.float32 or half_precision(w.dtype)) and not differentiable
-                              and plain_numbers)
+            # multiply-add), float16/bfloat16 each op computed in float32 and rounded once; a
+            # differentiable step too (its float betas take the same kernels, only its last step
+            # differs). float64 keeps NumPy's roundings: see _opmath.fused_lerp
+            torch_rounding = (w.dtype == np.float32 or half_precision(w.dtype)) and plain_numbers
             numbers = numbers_for.get((step, torch_rounding))
             if numbers is None:
                 numbers = numbers_for[step, torch_rounding] = dict(

@@ -11,6 +11,7 @@ from .adam import _as_real, _decayed_as_real
 from .optimizer import (
     Optimizer,
     _check_adam_args,
+    _foreach_step_lr,
     _params_with_grad,
     _step_tensor,
     _wrapper_gradient,
@@ -26,6 +27,7 @@ class Adamax(Optimizer):
     _complex_lr_refusal = "overflow"
 
     _step_is_tensor = True  # a loaded step number becomes a float32 tensor, as torch's __setstate__
+    _foreach_refuses_autograd_unstepped = True
     _sparse_gradient_error = "Adamax does not support sparse gradients"
 
     def __init__(self, params, lr: float = 2e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
@@ -47,9 +49,10 @@ class Adamax(Optimizer):
             step = _step_tensor(state)
             numbers = numbers_for.get(step)
             if numbers is None:
+                foreach = group.get("foreach")
                 numbers = numbers_for[step] = dict(beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-                                                   maximize=group["maximize"], foreach=group.get("foreach"),
-                                                   step_size=lr / (1 - beta1**step))
+                                                   maximize=group["maximize"], foreach=foreach,
+                                                   step_size=_foreach_step_lr(lr, foreach) / (1 - beta1**step))
             rows.append((numbers, (w, p.grad._data, state["exp_avg"]._data, state["exp_inf"]._data)))
             stepped.append(p)
         in_few_updates(_update, rows, written=(0, 2, 3))

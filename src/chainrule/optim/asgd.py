@@ -60,13 +60,7 @@ class ASGD(Optimizer):
             # torch writes these through a tensor of the default dtype (as_tensor of a float): a
             # float64 eta (loaded beside a float64 parameter) still takes float32-rounded values
             default = _dtype.get_default_dtype().np
-            if group["foreach"]:
-                # torch's foreach step computes eta on the float32 step tensor itself
-                one, step32 = np.float32(1), np.float32(step)
-                eta = (one / (one + np.float32(lambd * lr) * step32) ** np.float32(alpha)) * np.float32(lr)
-            else:
-                eta = lr / ((1 + lambd * lr * step) ** alpha)
-            state["eta"]._data[...] = default.type(eta)
+            state["eta"]._data[...] = default.type(_next_eta(lr, lambd, alpha, step, group["foreach"]))
             state["mu"]._data[...] = default.type(1 / max(1, step - t0))
             p._bump_version()
 
@@ -90,6 +84,41 @@ class ASGD(Optimizer):
         default = _dtype.get_default_dtype().np  # torch writes them through a tensor of the default dtype
         state["eta"]._data[...] = default.type(lr / ((1 + lambd * lr * step) ** alpha))
         state["mu"]._data[...] = default.type(1 / max(1, step - t0))
+
+
+def _next_eta(lr, lambd: float, alpha: float, step: float, foreach) -> float:
+    """torch's ``lr / ((1 + lambd * lr * step) ** alpha)``, rounded as its step computes it: in double
+    for a float lr in its for-loop; in float32 0-d tensor ops where a tensor lr (a NumPy float32 here,
+    ``_plain_numbers``) or its foreach step's float32 step tensor enters, where a float lr divided by
+    the tensor is the tensor's reciprocal times the number, and a tensor lr divides."""
+    tensor_lr = isinstance(lr, np.float32)
+    if not (foreach or tensor_lr):
+        return lr / ((1 + lambd * lr * step) ** alpha)
+    # (lambd * lr: a tensor lr's float32 product; a float lr's double product, rounded entering the tensor op)
+    scaled = (lambd * lr if tensor_lr else np.float32(lambd * lr)) * np.float32(step)
+    denominator = _float32_power(np.float32(1) + scaled, alpha)
+    return lr / denominator if tensor_lr else (np.float32(1) / denominator) * np.float32(lr)
+
+
+def _float32_power(base, exponent: float):
+    """torch's ``pow`` of a 1-element float32 tensor by a number: its sqrt and reciprocal kernels for
+    0.5, -0.5 and -1, products for 2, 3 and -2, else its scalar loop's ``std::pow(float, double)``:
+    the double power of the float32 value, rounded to float32 (NumPy's float32 power rounds
+    ``powf``'s, an ulp off it now and then)."""
+    one = np.float32(1)
+    if exponent == 0.5:
+        return np.sqrt(base)
+    if exponent == -0.5:
+        return one / np.sqrt(base)
+    if exponent == -1:
+        return one / base
+    if exponent == 2:
+        return base * base
+    if exponent == 3:
+        return base * base * base
+    if exponent == -2:
+        return np.float32(1.0 / float(base * base))
+    return np.float32(float(base) ** exponent)
 
 
 def _update(w, g, ax, *, lambd, weight_decay, maximize, foreach, eta_tensor, mu_tensor) -> None:

@@ -17,9 +17,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .. import _sum_order
 from .._backend import array_module
 from .._dtype import checked_scalar
 from ..autograd.grad_mode import enable_grad, no_grad
+from ..ops.elementwise import fused_scaled_add
 from ..tensor import Tensor
 from .optimizer import Optimizer, _as_number, _check_hyper_parameters
 
@@ -174,10 +176,15 @@ class LBFGS(Optimizer):
         for p in self._params:
             data = p._data
             size = data.size * (2 if data.dtype.kind == "c" else 1)
-            update = step * direction[offset:offset + size]
-            if data.dtype.kind == "c":  # the pairs of view_as_real back into complex values
-                update = array_module(data).ascontiguousarray(update.astype(data.real.dtype)).view(data.dtype)
-            data += update.reshape(data.shape).astype(data.dtype)
+            part = direction[offset:offset + size]
+            if type(data) is np.ndarray and type(part) is np.ndarray and part.dtype == data.dtype \
+                    and data.dtype.kind == "f":  # torch's add(alpha=step): one fused multiply-add, in float32 too
+                fused_scaled_add(data, part.reshape(data.shape), data.dtype.type(step), out=data)
+            else:
+                update = step * part
+                if data.dtype.kind == "c":  # the pairs of view_as_real back into complex values
+                    update = array_module(data).ascontiguousarray(update.astype(data.real.dtype)).view(data.dtype)
+                data += update.reshape(data.shape).astype(data.dtype)
             p._bump_version()
             offset += size
 
@@ -254,18 +261,19 @@ class LBFGS(Optimizer):
                 # two-loop recursion: d = -H g with H built from the stored pairs
                 alpha = [None] * len(old_dirs)
                 q = -flat_grad
+                # (torch's q.add_(y, alpha=-al) and r.add_(s, alpha=al - be): fused multiply-adds)
                 for i in range(len(old_dirs) - 1, -1, -1):
                     alpha[i] = old_steps[i].dot(q) * rho[i]
-                    q = q - alpha[i] * old_dirs[i]
+                    q = _add_scaled(q, old_dirs[i], -alpha[i])
                 d = q * h_diag
                 for i in range(len(old_dirs)):
                     beta = old_dirs[i].dot(d) * rho[i]
-                    d = d + (alpha[i] - beta) * old_steps[i]
+                    d = _add_scaled(d, old_steps[i], alpha[i] - beta)
             prev_flat_grad = flat_grad.copy()
             prev_loss = loss
             # the first step ever is scaled by 1/|g|_1 so its length is at most lr
             # (later steps: lr itself, an int lr staying an int in the state, as torch's)
-            t = min(1.0, 1.0 / np.abs(flat_grad).sum()) * lr if state["n_iter"] == 1 else \
+            t = min(1.0, 1.0 / _abs_sum(flat_grad)) * lr if state["n_iter"] == 1 else \
                 (group["lr"] if isinstance(group["lr"], numbers.Real) else lr)
             gtd = flat_grad.dot(d)
             if gtd > -tolerance_change:  # not a descent direction: stop
@@ -306,6 +314,25 @@ class LBFGS(Optimizer):
                      ro=_tensors(rho), H_diag=_tensors(h_diag), prev_flat_grad=_tensors(prev_flat_grad),
                      prev_loss=prev_loss)
         return first_loss
+
+
+def _abs_sum(flat):
+    """torch's ``flat.abs().sum()``, summed in its order where ``_sum_order`` replays it (the first
+    step's length 1/|g|_1 decides every later iterate's last bits)."""
+    magnitudes = np.abs(flat)
+    if magnitudes.dtype in _sum_order.REPLAYED and type(magnitudes) is np.ndarray:
+        total = _sum_order.sum_dims(magnitudes, (0,), False)
+        if total is not None:
+            return magnitudes.dtype.type(total)
+    return magnitudes.sum()
+
+
+def _add_scaled(a, b, alpha):
+    """torch's ``a.add(b, alpha=alpha)`` of two flat host vectors, ``alpha`` rounded to their dtype
+    (on a device, its own a + alpha·b, alpha left there unread)."""
+    if type(a) is np.ndarray and type(b) is np.ndarray and a.dtype == b.dtype and a.dtype.kind == "f":
+        return fused_scaled_add(a, b, a.dtype.type(alpha))
+    return a + alpha * b
 
 
 def _arrays(value):

@@ -17,6 +17,7 @@ from .optimizer import (
     Optimizer,
     _check_adam_args,
     _check_hyper_parameters,
+    _foreach_step_lr,
     _params_with_grad,
     _step_tensor,
     _wrapper_gradient,
@@ -129,5 +130,6 @@ def _update(w, g, exp_avg, exp_avg_sq, *, lr, beta1, beta2, eps, weight_decay, d
         w += g * grad_scale.astype(w.dtype) / denom
         w += exp_avg * momentum_scale.astype(w.dtype) / denom
     else:
+        lr = _foreach_step_lr(lr, foreach)
         fused_addcdiv(w, g, denom, -lr * (1.0 - mu) / (1.0 - float(mu_product)), out=w)
         fused_addcdiv(w, exp_avg, denom, (-lr * mu_next) / (1.0 - float(mu_product) * mu_next), out=w)

@@ -268,6 +268,7 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         for group in self.param_groups:
+            self._check_group(group)
             _check_capturable(self, group)
             _check_fused_params(group)
             if group.get("differentiable") or self.defaults.get("differentiable"):
@@ -290,6 +291,10 @@ class Optimizer:
 
     def _step_group(self, group: dict) -> None:
         raise NotImplementedError
+
+    def _check_group(self, group: dict) -> None:
+        """An optimizer's own refusals of a group's options at the step (torch's step raising them
+        midway), raised before any group steps."""
 
     def _step_wrapper(self, p: Tensor, group: dict) -> None:
         """Step one wrapper subclass parameter (``holds_values_inside``) in tensor ops, torch's
@@ -411,6 +416,9 @@ class Optimizer:
     _complex_lr_refusal: str | None = None
     # whether torch's foreach step refuses differentiable=True (its multi-tensor kernels assert no autograd)
     _foreach_refuses_autograd = True
+    # whether that refusal comes before the foreach step returns on a group with no gradient (Adadelta's,
+    # Adagrad's and Adamax's assert first; the others return on empty lists first)
+    _foreach_refuses_autograd_unstepped = False
 
     def _flag_defaults(self) -> dict:
         """The value each option takes in a loaded group that lacks it (a state dict from before the
@@ -727,6 +735,13 @@ def _plain_numbers(group: dict) -> dict:
     return plain
 
 
+def _foreach_step_lr(lr, foreach):
+    """The lr a step size is computed from: torch's foreach Adamax and NAdam read a tensor lr with
+    ``.item()`` (``_get_value``) and compute their step sizes in double, where their for-loops compute
+    them in the tensor's float32 (``_plain_numbers``' NumPy scalar)."""
+    return float(lr) if foreach else lr
+
+
 # what torch's capturable check names, per optimiser: its single-tensor and its foreach step
 _CAPTURED_TENSORS = {"NAdam": ("params, mu_products and state_steps", "params, mu_products, and state_steps"),
                      "ASGD": ("params, mus, etas, and state_steps",) * 2}
@@ -812,7 +827,8 @@ def _refuse_differentiable_in_place(optimizer: Optimizer, group: dict) -> None:
     group's): its foreach kernels refuse autograd (an AssertionError; SGD's do not ask), and updating a
     parameter that requires grad in place is autograd's in-place error on a leaf or a view of one."""
     params = list(_params_with_grad(group))
-    if params and group.get("foreach") and group.get("differentiable") and optimizer._foreach_refuses_autograd:
+    if ((params or optimizer._foreach_refuses_autograd_unstepped) and group.get("foreach")
+            and group.get("differentiable") and optimizer._foreach_refuses_autograd):
         raise AssertionError("_foreach ops don't support autograd")
     if not optimizer.defaults.get("differentiable"):
         return
