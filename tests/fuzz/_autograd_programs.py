@@ -350,12 +350,18 @@ class _Runner:
     def leaf(self, array, dtype, layout, rg):
         lib = self.lib
         dtype = getattr(lib, dtype)
+
+        def made(values):
+            # (torch.tensor of an empty NumPy array has zero strides, and its .grad then warns that the
+            # layout contract is broken: an empty leaf is made as torch.zeros makes it)
+            return lib.tensor(values, dtype=dtype) if values.size else lib.zeros(values.shape, dtype=dtype)
+
         if layout == "transposed":
-            tensor = lib.tensor(np.ascontiguousarray(array.T), dtype=dtype).t()
+            tensor = made(np.ascontiguousarray(array.T)).t()
         elif layout == "strided":
-            tensor = lib.tensor(np.repeat(array, 2, axis=-1), dtype=dtype)[..., ::2]
+            tensor = made(np.repeat(array, 2, axis=-1))[..., ::2]
         else:
-            return [lib.tensor(array, dtype=dtype, requires_grad=rg)]
+            return [made(array).requires_grad_(rg)]
         return [tensor.detach().requires_grad_(rg)]
 
     def unary(self, kind, source):
