@@ -73,9 +73,6 @@ OPEN_KINDS = [
     ("in-place ops whose backward needs their result (relu_, exp_): torch saves the result and a later in-place "
      "op on it fails backward's version check; chainrule keeps what it needs apart and runs",
      lambda program, problem: "has been modified by an inplace operation, chainrule did not" in problem),
-    ("backward(inputs=[t]) with t not requiring grad: torch says \"can't retain_grad on Tensor that has "
-     "requires_grad=False\"",
-     lambda program, problem: "can't retain_grad on Tensor that has requires_grad=False" in problem),
     ("a leaf that stopped requiring grad (detach_, requires_grad_(False)) after a graph used it: torch's "
      "AccumulateGrad skips it, chainrule still accumulates",
      lambda program, problem: any(s.op in ("detach_", "requires_grad_false") for s in program.steps)
@@ -119,9 +116,6 @@ OPEN_KINDS = [
      "a view's requires_grad under inference_mode",
      lambda program, problem: _any_mode(program, "inference")
      and ("message:" in problem or ".requires_grad:" in problem or ".grad:" in problem)),
-    ("backward(create_graph=True, inputs=...) twice: torch warns of the reference cycle on each call, chainrule "
-     "once a process",
-     lambda program, problem: "warnings: 0 items vs torch 1" in problem),
 ]
 
 

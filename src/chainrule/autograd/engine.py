@@ -407,7 +407,11 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
         if not isinstance(t, Tensor):
             raise TypeError(f"inputs[{i}] is a {type(t).__name__}, expected a Tensor")
         if not t._requires_grad:
+            if accumulate:  # torch's backward(inputs=) retains each input's grad first: retain_grad's refusal
+                raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
             raise RuntimeError("One of the differentiated Tensors does not require grad")
+    if create_graph and accumulate:
+        _warn_reference_cycle_once()  # (torch warns once its checks of the call passed, not for a refused one)
 
     # Where each requested input's gradient is captured: at its leaf's AccumulateGrad node, or
     # at the (grad_fn, output_nr) slot of a non-leaf before that node's rule runs.
@@ -1241,8 +1245,6 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         raise RuntimeError("backward() called inside a functorch transform. This is not supported, please use "
                            "functorch.grad or functorch.vjp instead or call backward() outside of functorch "
                            "transforms.")
-    if create_graph:
-        _warn_reference_cycle_once()
     run_backward(tensors, grad_tensors, retain_graph, create_graph, inputs=inputs, accumulate=True)
 
 

@@ -1,0 +1,63 @@
+"""Regressions of the autograd-semantics fuzzer (tests/fuzz/test_autograd_programs.py, session 58 lane
+fuzzCC): each one a mismatch the fuzzer found, cut down to the step that differed, compared with torch."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+import chainrule
+from chainrule.autograd import engine
+from tests.fuzz._autograd_programs import draw_program, first_difference, run_program
+
+torch = pytest.importorskip("torch")
+
+LIBS = (torch, chainrule)
+
+
+def _raised(call) -> str | None:
+    try:
+        call()
+    except Exception as error:  # noqa: BLE001 - the class and message are compared
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def _agree(program_family: str, seed: int) -> None:
+    program = draw_program(program_family, seed)
+    assert first_difference(program, run_program(program, chainrule), run_program(program, torch)) is None
+
+
+# ---------------------------------------------------------------- backward(inputs=) and its warning
+def _refusals_of_inputs_not_requiring_grad(lib) -> tuple:
+    x = lib.ones(3, requires_grad=True)
+    y = (x * 2).sum()
+    constant = lib.ones(3)
+    return (_raised(lambda: y.backward(inputs=[constant], retain_graph=True)),
+            _raised(lambda: y.backward(inputs=[constant * 2], retain_graph=True)),
+            _raised(lambda: lib.autograd.grad(y, [constant], retain_graph=True)))
+
+
+def test_backward_inputs_that_do_not_require_grad_get_retain_grads_refusal():
+    ours = _refusals_of_inputs_not_requiring_grad(chainrule)
+    assert ours == _refusals_of_inputs_not_requiring_grad(torch)
+    assert "can't retain_grad" in ours[0]
+
+
+def test_reference_cycle_warning_waits_for_a_backward_that_runs(monkeypatch):
+    monkeypatch.setattr(engine, "_reference_cycle_warned", False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # refused (the output requires no grad): torch warns nothing, and still warns at the next call
+        assert _raised(lambda: chainrule.ones(2).sum().backward(create_graph=True)) is not None
+        refused = len(caught)
+        x = chainrule.ones(2, requires_grad=True)
+        (x * x).sum().backward(create_graph=True)
+    assert refused == 0
+    assert ["reference cycle" in str(w.message) for w in caught] == [True]
+
+
+@pytest.mark.parametrize("family, seed", [("grad_modes", 5), ("backward_calls", 24)])
+def test_fuzzed_backward_inputs_programs(family, seed):
+    _agree(family, seed)
