@@ -61,3 +61,24 @@ def test_reference_cycle_warning_waits_for_a_backward_that_runs(monkeypatch):
 @pytest.mark.parametrize("family, seed", [("grad_modes", 5), ("backward_calls", 24)])
 def test_fuzzed_backward_inputs_programs(family, seed):
     _agree(family, seed)
+
+
+# ---------------------------------------------------------------- AccumulateGrad
+def _grads_after_leaves_stop_requiring_grad(lib) -> list:
+    x, w = lib.ones(3, requires_grad=True), lib.ones(3, requires_grad=True)
+    calls = []
+    x.register_post_accumulate_grad_hook(lambda t: calls.append("x"))
+    y = (x * w * 2).sum()
+    x.requires_grad_(False)
+    w.detach_()
+    y.backward()
+    return [x.grad, w.grad, calls]
+
+
+def test_a_leaf_that_stopped_requiring_grad_gets_no_gradient():
+    assert _grads_after_leaves_stop_requiring_grad(chainrule) == _grads_after_leaves_stop_requiring_grad(torch)
+
+
+@pytest.mark.parametrize("family, seed", [("hooks", 144), ("backward_calls", 79)])
+def test_fuzzed_programs_of_leaves_that_stopped_requiring_grad(family, seed):
+    _agree(family, seed)

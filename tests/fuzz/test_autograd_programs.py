@@ -73,10 +73,6 @@ OPEN_KINDS = [
     ("in-place ops whose backward needs their result (relu_, exp_): torch saves the result and a later in-place "
      "op on it fails backward's version check; chainrule keeps what it needs apart and runs",
      lambda program, problem: "has been modified by an inplace operation, chainrule did not" in problem),
-    ("a leaf that stopped requiring grad (detach_, requires_grad_(False)) after a graph used it: torch's "
-     "AccumulateGrad skips it, chainrule still accumulates",
-     lambda program, problem: any(s.op in ("detach_", "requires_grad_false") for s in program.steps)
-     and ".grad:" in problem and "vs torch None" in problem),
     ("create_graph accumulation into a leaf that is no dense tensor (strided): torch clones (CloneBackward0), "
      "chainrule names the copy CopyBackwards",
      lambda program, problem: "'torch::autograd::CopyBackwards' vs torch 'CloneBackward0'" in problem),

@@ -540,7 +540,9 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                 grads = _call_pre_hooks(node, grads, exposed)
             if is_leaf_sink:
                 if accumulate and (not inputs or (id(node), 0) in targets):
-                    if grads[0] is not None:
+                    # (a leaf that stopped requiring grad since the graph was made, by detach_() or
+                    # requires_grad_(False): torch's AccumulateGrad adds nothing; its post-hooks run)
+                    if grads[0] is not None and node.variable._requires_grad:
                         _accumulate(node.variable, grads[0], create_graph, exposed)
                     if node.variable._post_accumulate_grad_hooks:
                         for hook in list(node.variable._post_accumulate_grad_hooks):
