@@ -31,6 +31,7 @@ from .._backend import (
     strided_view,
     writeable,
 )
+from .._config import warn_once
 from .._dtype import parser_type_name
 from . import function as _function
 from .engine_options import _flags as _engine_flags
@@ -1169,14 +1170,39 @@ def _accumulate(variable, grad, create_graph, exposed=()):
             # torch keeps a conj view from ConjBackward0 (or a view of one) as .grad when its layout is
             # the leaf's, bit and all; one in another layout (expanded) it clones, which resolves the bit
             variable._grad._conj_bit = True
-    elif create_graph or current._requires_grad or _is_wrapper(current) or _is_wrapper(grad):
+    elif create_graph or _is_wrapper(current) or _is_wrapper(grad):
         variable._grad = current + grad
+        _check_layout_contract(variable._grad, variable)
     else:
+        # a plain backward adds in place, as torch's ``variable_grad += new_grad`` under no grad mode: a
+        # .grad made under create_graph keeps its grad_fn (CopyBackwards) and is the same tensor
         if _function.active_dispatch is not None and _function.factory_dispatch(
                 "add_.Tensor", _added_into, (current, grad), {}) is not _function.RUN_UNDISPATCHED:
             return  # (a mode sees torch's in-place aten.add_ into the gradient; its func adds)
         np.add(current._data, grad._data, out=current._data)
         current._version_box[0] += 1
+        _check_layout_contract(current, variable)
+
+
+def _check_layout_contract(grad, variable) -> None:
+    """torch's CHECK_RESULT of a gradient added into ``.grad``: once a process, a warning when the sum is
+    not laid out as the leaf (a dense leaf's strides on its dims longer than 1, no zero stride on the
+    others; row-major for any other leaf), as a .grad the user assigned in another layout."""
+    array, leaf = grad._data, variable._data
+    if array.flags.c_contiguous and array.strides == leaf.strides and array.itemsize == leaf.itemsize:
+        return  # (the common case, said quickly: a row-major .grad of a row-major leaf)
+    if dense_non_overlapping(leaf):
+        strides = [stride // array.itemsize for stride in array.strides]
+        leaf_strides = [stride // leaf.itemsize for stride in leaf.strides]
+        if all(stride == leaf_stride if n != 1 else stride != 0
+               for n, stride, leaf_stride in zip(array.shape, strides, leaf_strides)):
+            return
+    elif array.flags.c_contiguous or grad.is_contiguous():
+        return
+    warn_once(f"grad and param do not obey the gradient layout contract. This is not an error, but may impair "
+              f"performance.\ngrad.sizes() = {list(grad.shape)}, strides() = {list(grad.stride())}\n"
+              f"param.sizes() = {list(variable.shape)}, strides() = {list(variable.stride())}",
+              site="gradient layout contract")
 
 
 def _show_accumulated(grad, variable, stolen: bool) -> None:
