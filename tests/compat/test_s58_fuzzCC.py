@@ -112,3 +112,24 @@ def test_a_plain_backward_adds_into_grad_in_place_and_checks_its_layout(monkeypa
 @pytest.mark.parametrize("family, seed", [("grad_modes", 80), ("backward_calls", 44)])
 def test_fuzzed_programs_adding_into_grad(family, seed):
     _agree(family, seed)
+
+
+# ---------------------------------------------------------------- a view made under no_grad as an output
+def _differentiating_a_no_grad_view(lib) -> list:
+    x = lib.ones(2, 3, requires_grad=True)
+    with lib.no_grad():
+        view = (x * 2).t()
+    return [view.requires_grad, view.is_leaf, _raised(lambda: view.backward(lib.ones(3, 2))),
+            _raised(lambda: lib.autograd.grad(view, [x], lib.ones(3, 2))), _raised(lambda: view.sum().backward()),
+            x.grad]
+
+
+def test_a_view_made_under_no_grad_is_no_root_of_backward():
+    ours = _differentiating_a_no_grad_view(chainrule)
+    assert ours == _differentiating_a_no_grad_view(torch)
+    assert "element 0 of tensors does not require grad" in ours[2]
+
+
+@pytest.mark.parametrize("family, seed", [("views_inplace", 68), ("mixed", 752)])
+def test_fuzzed_programs_differentiating_a_no_grad_view(family, seed):
+    _agree(family, seed)

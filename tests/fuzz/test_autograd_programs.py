@@ -84,9 +84,6 @@ OPEN_KINDS = [
     ("index_put_/masked_fill_ into an overlapping or leaf view: chainrule checks the memory overlap before "
      "torch's autograd checks (leaf, view of a leaf, view made in no_grad)",
      lambda program, problem: "unsupported operation: " in problem and "message:" in problem),
-    ("backward() of a non-leaf made of a view under set_grad_enabled(False): chainrule raises TypeError, torch "
-     "RuntimeError('element 0 of tensors does not require grad')",
-     lambda program, problem: "raises: TypeError: backward" in problem),
     ("tensor hooks and an as_strided view / autograd.grad of a leaf output: torch calls the hooks of the "
      "tensor the view was made of (and of a leaf that is the output), chainrule does not",
      lambda program, problem: "hooks: 0 items vs torch" in problem),

@@ -393,7 +393,9 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
     for i, out in enumerate(outputs):
         if not isinstance(out, Tensor):
             raise TypeError(f"backward: output {i} is a {type(out).__name__}, expected a Tensor")
-        if not out._requires_grad:
+        # (a view made under no_grad of a tensor requiring grad requires grad through its base but has
+        # neither a grad_fn nor an AccumulateGrad: torch's gradient_edge finds no node for it)
+        if not out._requires_grad or out.grad_fn is None and out._get_accumulator() is None:
             raise RuntimeError(
                 f"element {i} of tensors does not require grad and does not have a grad_fn"
             )
