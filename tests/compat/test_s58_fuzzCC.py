@@ -133,3 +133,19 @@ def test_a_view_made_under_no_grad_is_no_root_of_backward():
 @pytest.mark.parametrize("family, seed", [("views_inplace", 68), ("mixed", 752)])
 def test_fuzzed_programs_differentiating_a_no_grad_view(family, seed):
     _agree(family, seed)
+
+
+def _retained_before_a_refused_input(lib) -> list:
+    x = lib.ones(3, requires_grad=True)
+    hidden = x * 2
+    message = _raised(lambda: (hidden * 3).sum().backward(inputs=[hidden, lib.ones(3)]))
+    return [message, hidden.retains_grad, hidden.grad, x.grad]
+
+
+def test_backward_inputs_are_retained_in_turn_up_to_a_refused_one():
+    assert _retained_before_a_refused_input(chainrule) == _retained_before_a_refused_input(torch)
+
+
+@pytest.mark.parametrize("family, seed", [("hooks", 215), ("grad_modes", 183)])
+def test_fuzzed_programs_retaining_inputs(family, seed):
+    _agree(family, seed)

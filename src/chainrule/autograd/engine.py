@@ -409,9 +409,11 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
             continue  # graph.GradientEdge: the gradient flowing into (node, output_nr)
         if not isinstance(t, Tensor):
             raise TypeError(f"inputs[{i}] is a {type(t).__name__}, expected a Tensor")
-        if not t._requires_grad:
-            if accumulate:  # torch's backward(inputs=) retains each input's grad first: retain_grad's refusal
-                raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if accumulate:
+            # torch's backward(inputs=) retains each input's grad in turn (the ones before a refused input
+            # stay retained): retain_grad's refusal
+            t.retain_grad()
+        elif not t._requires_grad:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
     if create_graph and accumulate:
         _warn_reference_cycle_once()  # (torch warns once its checks of the call passed, not for a refused one)
@@ -438,8 +440,6 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
         else:
             fn = t.grad_fn
             key = (id(fn), t._output_nr)
-            if accumulate:
-                t.retain_grad()  # torch's backward(inputs=): a non-leaf input's .grad is its retained grad
             if min_topo != 0:
                 nr = _topological_nr(fn)
                 min_topo = nr if min_topo is None or nr < min_topo else min_topo
