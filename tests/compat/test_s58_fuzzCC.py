@@ -149,3 +149,28 @@ def test_backward_inputs_are_retained_in_turn_up_to_a_refused_one():
 @pytest.mark.parametrize("family, seed", [("hooks", 215), ("grad_modes", 183)])
 def test_fuzzed_programs_retaining_inputs(family, seed):
     _agree(family, seed)
+
+
+# ---------------------------------------------------------------- reshapes of an empty tensor are views
+def _empty_views(lib) -> list:
+    leaf = lib.zeros(0, 3, requires_grad=True)
+    view = leaf.unsqueeze(0)
+    seen = [_raised(lambda: view.add_(0.5)), view._is_view(), leaf.reshape(3, 0)._is_view()]
+    with lib.no_grad():
+        seen.append(leaf.unsqueeze(0).expand(2, 0, 3).requires_grad)
+    plain = lib.zeros(0, 3)
+    alias = plain.unsqueeze(0)
+    with lib.no_grad():
+        plain.clamp_(-1, 1)
+    alias.add_(alias)
+    return [*seen, plain._version, alias._version]
+
+
+def test_reshapes_of_an_empty_tensor_are_views_sharing_its_version():
+    assert _empty_views(chainrule) == _empty_views(torch)
+
+
+@pytest.mark.parametrize("family, seed", [("views_inplace", 177), ("views_inplace", 385), ("grad_modes", 72),
+                                          ("hooks", 27)])
+def test_fuzzed_programs_viewing_empty_tensors(family, seed):
+    _agree(family, seed)
