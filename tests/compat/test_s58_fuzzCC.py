@@ -174,3 +174,24 @@ def test_reshapes_of_an_empty_tensor_are_views_sharing_its_version():
                                           ("hooks", 27)])
 def test_fuzzed_programs_viewing_empty_tensors(family, seed):
     _agree(family, seed)
+
+
+# ---------------------------------------------------------------- an in-place op's saved result
+def _backward_after_changing_a_saved_result(lib, op: str) -> list:
+    x = lib.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    y = getattr(x * 1, op)()
+    untouched = _raised(lambda: y.sum().backward(retain_graph=True))
+    y.mul_(2)
+    return [untouched, _raised(lambda: y.sum().backward()), x.grad.tolist()]
+
+
+@pytest.mark.parametrize("op", ["exp_", "relu_", "sigmoid_", "tanh_"])
+def test_an_in_place_ops_saved_result_is_checked_for_later_writes(op):
+    ours = _backward_after_changing_a_saved_result(chainrule, op)
+    assert ours == _backward_after_changing_a_saved_result(torch, op)
+    assert "modified by an inplace operation" in ours[1]
+
+
+@pytest.mark.parametrize("family, seed", [("views_inplace", 123), ("views_inplace", 138)])
+def test_fuzzed_programs_changing_a_saved_result(family, seed):
+    _agree(family, seed)

@@ -70,9 +70,15 @@ OPEN_KINDS = [
     ("an in-place op through a view made by expand (NumPy's broadcast_to, read-only) where torch's write "
      "touches each element once (a slice of size 1 on the expanded dim): chainrule refuses the write",
      lambda program, problem: "non-writable" in problem or "more than one element of the written-to" in problem),
-    ("in-place ops whose backward needs their result (relu_, exp_): torch saves the result and a later in-place "
-     "op on it fails backward's version check; chainrule keeps what it needs apart and runs",
-     lambda program, problem: "has been modified by an inplace operation, chainrule did not" in problem),
+    ("x.mul_(x) (an in-place op whose other operand is self): torch saves self's old value for one operand "
+     "and self itself for the other, whose version then fails backward's check; chainrule saves the old "
+     "value for both and runs",
+     lambda program, problem: "has been modified by an inplace operation, chainrule did not" in problem
+     and any(s.op == "inplace" and s.args[0] == "mul_" and s.args[1] == s.args[2] for s in program.steps)),
+    ("a backward that fails at a node (a saved tensor freed or changed): torch runs the nodes before it "
+     "(their hooks, their buffers freed), chainrule checks every node it will run first and runs none",
+     lambda program, problem: ("backward through the graph a second time" in problem
+                               or "modified by an inplace operation" in problem or "hooks: 0 items" in problem)),
     ("create_graph accumulation into a leaf that is no dense tensor (strided): torch clones (CloneBackward0), "
      "chainrule names the copy CopyBackwards",
      lambda program, problem: "'torch::autograd::CopyBackwards' vs torch 'CloneBackward0'" in problem),
