@@ -195,3 +195,19 @@ def test_an_in_place_ops_saved_result_is_checked_for_later_writes(op):
 @pytest.mark.parametrize("family, seed", [("views_inplace", 123), ("views_inplace", 138)])
 def test_fuzzed_programs_changing_a_saved_result(family, seed):
     _agree(family, seed)
+
+
+# ---------------------------------------------------------------- an expanded view regenerated after its base changed
+def _expanded_view_after_its_base_changed(lib) -> list:
+    x = lib.ones(2, 3, requires_grad=True)
+    total = x.sum()
+    expanded = total.unsqueeze(0).expand(2)
+    total.mul_(3)
+    part = expanded.narrow(0, 0, 1)
+    part.sum().backward(retain_graph=True)
+    (expanded * lib.tensor([1.0, 2.0])).sum().backward()
+    return [x.grad.tolist(), part.grad_fn.name(), expanded.grad_fn.name(), tuple(expanded.shape), expanded.stride()]
+
+
+def test_an_expanded_view_regenerated_after_its_base_changed_keeps_its_shape():
+    assert _expanded_view_after_its_base_changed(chainrule) == _expanded_view_after_its_base_changed(torch)

@@ -88,6 +88,15 @@ OPEN_KINDS = [
     ("tensor hooks and an as_strided view / autograd.grad of a leaf output: torch calls the hooks of the "
      "tensor the view was made of (and of a leaf that is the output), chainrule does not",
      lambda program, problem: "hooks: 0 items vs torch" in problem),
+    ("a second backward through a graph whose nodes saved nothing torch needs (a regenerated view's, a "
+     "copy_'s): torch runs it again, chainrule says the graph was freed",
+     lambda program, problem: "raises: chainrule raised RuntimeError: trying to backward through the graph a second "
+     "time" in problem),
+    ("a view made under no_grad whose base then changed in place: torch's refusals come in another order "
+     "(autograd.grad's scalar-output check before the view's), and a view of it that retains its grad gets "
+     "one in torch, none in chainrule",
+     lambda program, problem: "A view was created in no_grad mode" in problem
+     or (".grad: None vs torch" in problem and any(s.op == "retain_grad" for s in program.steps))),
     ("a view whose base (or a detach()ed alias of it) changed in place without the view's autograd seeing it "
      "(under no_grad, through detach(), an empty base, after requires_grad_(False)): torch regenerates the "
      "view's grad_fn (AsStridedBackward0) from the shared version counter, chainrule keeps the view's own",
