@@ -211,3 +211,17 @@ def _expanded_view_after_its_base_changed(lib) -> list:
 
 def test_an_expanded_view_regenerated_after_its_base_changed_keeps_its_shape():
     assert _expanded_view_after_its_base_changed(chainrule) == _expanded_view_after_its_base_changed(torch)
+
+
+def _create_graph_grads_of_leaves(lib) -> list:
+    dense = lib.ones(3, 2).t().detach().requires_grad_()
+    strided = lib.ones(6)[::2].detach().requires_grad_()
+    (dense * dense).sum().backward(create_graph=True)
+    (strided * strided).sum().backward(create_graph=True)
+    return [dense.grad.grad_fn.name(), dense.grad.stride(), strided.grad.grad_fn.name(), strided.grad.stride()]
+
+
+def test_create_graph_gradient_of_a_leaf_that_is_not_dense_is_a_clone():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (the reference-cycle warning)
+        assert _create_graph_grads_of_leaves(chainrule) == _create_graph_grads_of_leaves(torch)

@@ -82,9 +82,6 @@ OPEN_KINDS = [
      "them again, chainrule checks every node it will run first and runs none, and calls the graph freed",
      lambda program, problem: ("backward through the graph a second time" in problem
                                or "modified by an inplace operation" in problem or "hooks: 0 items" in problem)),
-    ("create_graph accumulation into a leaf that is no dense tensor (strided): torch clones (CloneBackward0), "
-     "chainrule names the copy CopyBackwards",
-     lambda program, problem: "'torch::autograd::CopyBackwards' vs torch 'CloneBackward0'" in problem),
     ("index_put_/masked_fill_ into an overlapping or leaf view: chainrule checks the memory overlap before "
      "torch's autograd checks (leaf, view of a leaf, view made in no_grad)",
      lambda program, problem: "message:" in problem and ("unsupported operation: " in problem

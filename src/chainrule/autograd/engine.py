@@ -1148,7 +1148,11 @@ def _accumulate(variable, grad, create_graph, exposed=()):
             # torch's AccumulateGrad keeps a recorded copy (CopyBackwards) under create_graph, never
             # the graph's own value: a weight's gradient is no transposed view then, and a library's
             # p.grad.detach_() (torch-optimizer's Adahessian) or in-place update touches only .grad
-            copied = _function.name_node(grad.clone(), "torch::autograd::CopyBackwards")
+            copied = grad.clone()
+            if dense_non_overlapping(variable._data):
+                # (torch's clone_obey_contract copies into new_empty_strided for a dense leaf; for any
+                # other one it clones, row-major: CloneBackward0, as recorded)
+                copied = _function.name_node(copied, "torch::autograd::CopyBackwards")
             # (laid out as torch's clone_obey_contract lays it out: the leaf's strides, or row-major)
             if copied._data.strides != _contract_strides(copied._data, variable._data):
                 copied._data = _in_leaf_layout(copied._data, variable._data, copy=True)
