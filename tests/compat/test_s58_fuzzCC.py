@@ -216,9 +216,11 @@ def test_an_expanded_view_regenerated_after_its_base_changed_keeps_its_shape():
 def _create_graph_grads_of_leaves(lib) -> list:
     dense = lib.ones(3, 2).t().detach().requires_grad_()
     strided = lib.ones(6)[::2].detach().requires_grad_()
-    (dense * dense).sum().backward(create_graph=True)
-    (strided * strided).sum().backward(create_graph=True)
-    return [dense.grad.grad_fn.name(), dense.grad.stride(), strided.grad.grad_fn.name(), strided.grad.stride()]
+    empty = lib.zeros(3, 0).t().detach().requires_grad_()
+    for leaf in (dense, strided, empty):
+        (leaf * leaf).sum().backward(create_graph=True)
+    return [dense.grad.grad_fn.name(), dense.grad.stride(), strided.grad.grad_fn.name(), strided.grad.stride(),
+            empty.grad.grad_fn.name()]
 
 
 def test_create_graph_gradient_of_a_leaf_that_is_not_dense_is_a_clone():

@@ -1149,9 +1149,9 @@ def _accumulate(variable, grad, create_graph, exposed=()):
             # the graph's own value: a weight's gradient is no transposed view then, and a library's
             # p.grad.detach_() (torch-optimizer's Adahessian) or in-place update touches only .grad
             copied = grad.clone()
-            if dense_non_overlapping(variable._data):
-                # (torch's clone_obey_contract copies into new_empty_strided for a dense leaf; for any
-                # other one it clones, row-major: CloneBackward0, as recorded)
+            if not variable._data.size or dense_non_overlapping(variable._data):
+                # (torch's clone_obey_contract copies into new_empty_strided for a dense leaf, an empty one
+                # counting as dense; for any other one it clones, row-major: CloneBackward0, as recorded)
                 copied = _function.name_node(copied, "torch::autograd::CopyBackwards")
             # (laid out as torch's clone_obey_contract lays it out: the leaf's strides, or row-major)
             if copied._data.strides != _contract_strides(copied._data, variable._data):
