@@ -665,6 +665,8 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
             node._derivative_op = op + "_"
         self._output_nr = result._output_nr
         self._requires_grad = True
+        if node._saved and node._saved_versions is not None:
+            _save_written_result(node, result, self)
         if self._retains_grad:
             self._move_retained_grad(old)
         if base is None:
@@ -748,6 +750,20 @@ def _save_original(node, self: Tensor) -> None:
     original._requires_grad = self._requires_grad
     node._saved_versions = tuple(0 if s is self else v for s, v in zip(node._saved, node._saved_versions))
     node._saved = tuple(original if s is self else s for s in node._saved)
+
+
+def _save_written_result(node, result: Tensor, self: Tensor) -> None:
+    """The rule of an in-place op saved its result (exp_, relu_, sigmoid_...), whose values are now
+    ``self``'s: the saved tensor counts ``self``'s versions from here, so that a later in-place op on
+    ``self`` fails backward's version check, as torch's saved result (which is ``self``) does. (It
+    stays a tensor of its own: saving ``self``, whose grad_fn is the node, would be a reference cycle.)"""
+    box = self._version_box
+    saved = []
+    for tensor, version in zip(node._saved, node._saved_versions):
+        if tensor is not None and (tensor is result or tensor._data is result._data):
+            tensor._vbox, version = box, box[0]
+        saved.append(version)
+    node._saved_versions = tuple(saved)
 
 
 # ---- the common in-place call, written straight into self's array

@@ -31,6 +31,7 @@ from .._backend import (
     strided_view,
     writeable,
 )
+from .._config import warn_once
 from .._dtype import parser_type_name
 from . import function as _function
 from .engine_options import _flags as _engine_flags
@@ -401,7 +402,9 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
     for i, out in enumerate(outputs):
         if not isinstance(out, Tensor):
             raise TypeError(f"backward: output {i} is a {type(out).__name__}, expected a Tensor")
-        if not out._requires_grad:
+        # (a view made under no_grad of a tensor requiring grad requires grad through its base but has
+        # neither a grad_fn nor an AccumulateGrad: torch's gradient_edge finds no node for it)
+        if not out._requires_grad or out.grad_fn is None and out._get_accumulator() is None:
             raise RuntimeError(
                 f"element {i} of tensors does not require grad and does not have a grad_fn"
             )
@@ -415,8 +418,14 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
             continue  # graph.GradientEdge: the gradient flowing into (node, output_nr)
         if not isinstance(t, Tensor):
             raise TypeError(f"inputs[{i}] is a {type(t).__name__}, expected a Tensor")
-        if not t._requires_grad:
+        if accumulate:
+            # torch's backward(inputs=) retains each input's grad in turn (the ones before a refused input
+            # stay retained): retain_grad's refusal
+            t.retain_grad()
+        elif not t._requires_grad:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
+    if create_graph and accumulate:
+        _warn_reference_cycle_once()  # (torch warns once its checks of the call passed, not for a refused one)
 
     # Where each requested input's gradient is captured: at its leaf's AccumulateGrad node, or
     # at the (grad_fn, output_nr) slot of a non-leaf before that node's rule runs.
@@ -440,8 +449,6 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
         else:
             fn = t.grad_fn
             key = (id(fn), t._output_nr)
-            if accumulate:
-                t.retain_grad()  # torch's backward(inputs=): a non-leaf input's .grad is its retained grad
             if min_topo != 0:
                 nr = _topological_nr(fn)
                 min_topo = nr if min_topo is None or nr < min_topo else min_topo
@@ -545,7 +552,9 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                 grads = _call_pre_hooks(node, grads, exposed)
             if is_leaf_sink:
                 if accumulate and (not inputs or (id(node), 0) in targets):
-                    if grads[0] is not None:
+                    # (a leaf that stopped requiring grad since the graph was made, by detach_() or
+                    # requires_grad_(False): torch's AccumulateGrad adds nothing; its post-hooks run)
+                    if grads[0] is not None and node.variable._requires_grad:
                         _accumulate(node.variable, grads[0], create_graph, exposed)
                     if node.variable._post_accumulate_grad_hooks:
                         for hook in list(node.variable._post_accumulate_grad_hooks):
@@ -1148,7 +1157,11 @@ def _accumulate(variable, grad, create_graph, exposed=()):
             # torch's AccumulateGrad keeps a recorded copy (CopyBackwards) under create_graph, never
             # the graph's own value: a weight's gradient is no transposed view then, and a library's
             # p.grad.detach_() (torch-optimizer's Adahessian) or in-place update touches only .grad
-            copied = _function.name_node(grad.clone(), "torch::autograd::CopyBackwards")
+            copied = grad.clone()
+            if not variable._data.size or dense_non_overlapping(variable._data):
+                # (torch's clone_obey_contract copies into new_empty_strided for a dense leaf, an empty one
+                # counting as dense; for any other one it clones, row-major: CloneBackward0, as recorded)
+                copied = _function.name_node(copied, "torch::autograd::CopyBackwards")
             # (laid out as torch's clone_obey_contract lays it out: the leaf's strides, or row-major)
             if copied._data.strides != _contract_strides(copied._data, variable._data):
                 copied._data = _in_leaf_layout(copied._data, variable._data, copy=True)
@@ -1172,14 +1185,39 @@ def _accumulate(variable, grad, create_graph, exposed=()):
             # torch keeps a conj view from ConjBackward0 (or a view of one) as .grad when its layout is
             # the leaf's, bit and all; one in another layout (expanded) it clones, which resolves the bit
             variable._grad._conj_bit = True
-    elif create_graph or current._requires_grad or _is_wrapper(current) or _is_wrapper(grad):
+    elif create_graph or _is_wrapper(current) or _is_wrapper(grad):
         variable._grad = current + grad
+        _check_layout_contract(variable._grad, variable)
     else:
+        # a plain backward adds in place, as torch's ``variable_grad += new_grad`` under no grad mode: a
+        # .grad made under create_graph keeps its grad_fn (CopyBackwards) and is the same tensor
         if _function.active_dispatch is not None and _function.factory_dispatch(
                 "add_.Tensor", _added_into, (current, grad), {}) is not _function.RUN_UNDISPATCHED:
             return  # (a mode sees torch's in-place aten.add_ into the gradient; its func adds)
         np.add(current._data, grad._data, out=current._data)
         current._version_box[0] += 1
+        _check_layout_contract(current, variable)
+
+
+def _check_layout_contract(grad, variable) -> None:
+    """torch's CHECK_RESULT of a gradient added into ``.grad``: once a process, a warning when the sum is
+    not laid out as the leaf (a dense leaf's strides on its dims longer than 1, no zero stride on the
+    others; row-major for any other leaf), as a .grad the user assigned in another layout."""
+    array, leaf = grad._data, variable._data
+    if array.flags.c_contiguous and array.strides == leaf.strides and array.itemsize == leaf.itemsize:
+        return  # (the common case, said quickly: a row-major .grad of a row-major leaf)
+    if dense_non_overlapping(leaf):
+        strides = [stride // array.itemsize for stride in array.strides]
+        leaf_strides = [stride // leaf.itemsize for stride in leaf.strides]
+        if all(stride == leaf_stride if n != 1 else stride != 0
+               for n, stride, leaf_stride in zip(array.shape, strides, leaf_strides)):
+            return
+    elif array.flags.c_contiguous or grad.is_contiguous():
+        return
+    warn_once(f"grad and param do not obey the gradient layout contract. This is not an error, but may impair "
+              f"performance.\ngrad.sizes() = {list(grad.shape)}, strides() = {list(grad.stride())}\n"
+              f"param.sizes() = {list(variable.shape)}, strides() = {list(variable.stride())}",
+              site="gradient layout contract")
 
 
 def _show_accumulated(grad, variable, stolen: bool) -> None:
@@ -1250,8 +1288,6 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         raise RuntimeError("backward() called inside a functorch transform. This is not supported, please use "
                            "functorch.grad or functorch.vjp instead or call backward() outside of functorch "
                            "transforms.")
-    if create_graph:
-        _warn_reference_cycle_once()
     run_backward(tensors, grad_tensors, retain_graph, create_graph, inputs=inputs, accumulate=True)
 
 

@@ -1368,6 +1368,10 @@ def rejoin(view: Tensor, root: Tensor, key=None):
             key = covered_elements(view, root)
     with enable_grad():  # a view's graph is rebuilt wherever it is read, as in torch
         fresh = read_elements(root, key)
+        if fresh.shape != view.shape and type(key) is not _PartsKey:
+            # an expanded view (a zero stride) covers its elements more than once: read once, expanded
+            # back to the view's shape, or its node would take a gradient of another shape
+            fresh = fresh.expand(view.shape)
     if fresh.grad_fn is not None:  # (None: root left the graph since, by detach_)
         fresh.grad_fn.root_key = key
         if type(key) is not _PartsKey:

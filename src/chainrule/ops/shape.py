@@ -73,10 +73,11 @@ __tensor_methods__ = {"repeat": "repeat", "unfold": "unfold", "split": "_split_m
 
 
 def _mark_view(out: Tensor, base: Tensor) -> Tensor:
-    """Make ``out`` share ``base``'s version counter when it shares its memory."""
+    """Make ``out`` share ``base``'s version counter when it shares its memory (an empty one always:
+    torch's reshape of an empty tensor is a view whatever its strides, and so is ours)."""
     xp = array_module(out)
     # a reshape either views its input or copies it, so the cheap bounds test is exact here
-    if xp.may_share_memory(out._data, base._data) if out._data.size else False:
+    if xp.may_share_memory(out._data, base._data) if out._data.size else True:
         _share(out, base)
     return out
 
