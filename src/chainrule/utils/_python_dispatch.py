@@ -1218,7 +1218,8 @@ def _to_mode(op_class, inputs, params):
 # ---- out=: the op computing an out= call's result, handed to a mode as torch's out overload
 # an out= function's name -> the aten ops that compute its result where those are named otherwise
 _OUT_OPS = {"matmul": ("mm", "bmm", "dot", "mv"), "take_along_dim": ("gather",), "divide": ("div",),
-            "true_divide": ("div",), "multiply": ("mul",), "subtract": ("sub",), "clip": ("clamp",)}
+            "true_divide": ("div",), "multiply": ("mul",), "subtract": ("sub",), "clip": ("clamp",),
+            "norm": ("linalg_vector_norm",), "vector_norm": ("linalg_vector_norm",)}
 # torch 2.13's out overload of a functional one where it is not "out" (of "default") or "<overload>_out"
 _OUT_OVERLOADS = {
     **dict.fromkeys(("add.Tensor", "sub.Tensor", "mul.Tensor", "div.Tensor", "copysign.Tensor", "ldexp.Tensor",
@@ -1228,7 +1229,12 @@ _OUT_OVERLOADS = {
     "min.default": "unary_out", "mean.default": "dtype_out", "norm.ScalarOpt_dim_dtype": "dtype_out",
     "prod.dim_int": "int_out", "sum.dim_IntList": "IntList_out", "xlogy.Tensor": "OutTensor",
     "xlogy.Scalar_Other": "OutScalar_Other", "xlogy.Scalar_Self": "OutScalar_Self",
+    "max.dim": "dim_max", "min.dim": "dim_min", "median.dim": "dim_values", "nanmedian.dim": "dim_values",
+    **dict.fromkeys(("sort.default", "topk.default", "mode.default", "kthvalue.default"), "values"),
 }
+# the keywords torch 2.13's out overload of a (values, indices) op names its two outs by, where not these
+_OUT_NAMES = {"max.dim_max": ("max", "max_values"), "min.dim_min": ("min", "min_indices")}
+_VALUES_AND_INDICES = ("values", "indices")
 
 class OutOverload(OpOverload):
     """The ``func`` a handler receives for the op computing an ``out=`` call's result
@@ -1243,6 +1249,11 @@ class OutOverload(OpOverload):
         self._functional = functional
 
     def _run_op(self, *args, out=None, **kwargs):
+        functional = self._functional
+        if out is None and f"{functional._op_name}.{functional._overloadname}" in _WITH_INDICES:
+            names = _OUT_NAMES.get(f"{self._op_name}.{self._overloadname}", _VALUES_AND_INDICES)
+            if all(name in kwargs for name in names):  # (the two outs as handed: kept for a mode further out)
+                out = tuple(kwargs.pop(name) for name in names)
         stack = getattr(_pending, "stack", None)
         shown = stack[-1].shown if stack else None
         restored = shown is not None and shown[0] is self._functional and "dtype" in shown[2] and "dtype" not in kwargs
@@ -1265,6 +1276,9 @@ def _out_form(func, args, kwargs, note) -> tuple:
     if overload is None:
         overload = func._out_form = OutOverload(func)
     out = note[0]
+    if isinstance(out, (tuple, list)):  # (values, indices) outs, each under its own keyword
+        names = _OUT_NAMES.get(f"{overload._op_name}.{overload._overloadname}", _VALUES_AND_INDICES)
+        return overload, args, {**kwargs, **dict(zip(names, out))}
     if note[2] and kwargs.get("dtype") is not None and kwargs["dtype"] == out.dtype:
         kwargs = {key: value for key, value in kwargs.items() if key != "dtype"}
     return overload, args, {**kwargs, "out": out}
