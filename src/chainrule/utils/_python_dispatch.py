@@ -763,7 +763,7 @@ _ATEN_SCHEMAS = {
     "Div": _binary("div"),
     "PowScalar": lambda inputs, params: (("pow", "Tensor_Scalar"), (inputs[0], params["exponent"]), {}),
     "Sum": _reduction("sum", "dim_IntList", True), "SumDim": _reduction("sum", "dim_IntList", True),
-    "Mean": _reduction("mean", "dim"), "MeanDim": _reduction("mean", "dim"),
+    "Mean": _reduction("mean", "dim", True), "MeanDim": _reduction("mean", "dim", True),
     "AmaxAll": _extreme_all, "AminAll": _extreme_all, "Amax": _extreme_dims, "Amin": _extreme_dims,
     "MaxDim": _extreme_dim("max"), "MinDim": _extreme_dim("min"), "Var": _spread("var"), "Std": _spread("std"),
     "Norm": _norm, "Prod": _prod, "ProdDim": _prod,
