@@ -2846,6 +2846,8 @@ def clamp_min(input: Tensor, min) -> Tensor:
         refuse_complex(input, "clamp is not supported for complex types")
         check_broadcast_in_order(input, min)
         return _clamp_by_tensors(ClampMinByTensor, input, min)
+    if _function_module.active_dispatch is not None:
+        _function_module.note_given(Clamp, input, one_bound="min")  # (a mode sees torch's clamp_min)
     out = clamp(input, min=min)
     if out is input:
         return out
@@ -2864,6 +2866,8 @@ def clamp_max(input: Tensor, max) -> Tensor:
         refuse_complex(input, "clamp is not supported for complex types")
         check_broadcast_in_order(input, max)
         return _clamp_by_tensors(ClampMaxByTensor, input, max)
+    if _function_module.active_dispatch is not None:
+        _function_module.note_given(Clamp, input, one_bound="max")  # (a mode sees torch's clamp_max)
     out = clamp(input, max=max)
     if out is input:
         return out

@@ -735,6 +735,20 @@ def _mkldnn_rnn_layer(inputs, params):
                                              w_hh.shape[1], *call), {}
 
 
+def _clamp(inputs, params):
+    """clamp.default, or clamp_min/clamp_max.default where the call was one of those (its one bound)."""
+    one_bound = params.get("one_bound")
+    if one_bound is not None:
+        return (f"clamp_{one_bound}", "default"), (inputs[0], params[one_bound]), {}
+    return ("clamp", "default"), _trailing((inputs[0], params["min"], params["max"]), (None, None)), {}
+
+
+def _clamp_by_tensors(inputs, params):
+    """clamp.Tensor with the bounds the call gave (an absent one's stand-in constant shown as None)."""
+    bounds = tuple(bound if given else None for bound, given in zip(inputs[1:], params.get("given", (True, True))))
+    return ("clamp", "Tensor"), _trailing((inputs[0], *bounds), (None, None)), {}
+
+
 def _adaptive_avg_pool(inputs, params):
     """Adaptive average pooling (ops.pool's SeparableLinear, one averaging matrix per spatial dim) as torch's
     _adaptive_avg_pool2d/3d with the output size; its transpose (the backward) in its own form."""
@@ -789,7 +803,9 @@ _ATEN_SCHEMAS = {
     "Diagonal": _diagonal, "Roll": _roll, "ScatterAddInto": _scatter_add_into,
     "Where": lambda inputs, params: (("where", "self"), (params["condition"], *map(_operand, inputs)), {}),
     "MaskedFill": _masked_fill, "MaskedFillTensor": _masked_fill_tensor,
-    "Clamp": lambda inputs, params: (("clamp", "default"), _trailing((inputs[0], params["min"], params["max"]), (None, None)), {}),
+    "Clamp": _clamp, "ClampByTensors": _clamp_by_tensors,
+    "ClampMinByTensor": lambda inputs, params: (("clamp_min", "Tensor"), tuple(inputs), {}),
+    "ClampMaxByTensor": lambda inputs, params: (("clamp_max", "Tensor"), tuple(inputs), {}),
     "Softplus": lambda inputs, params: (("softplus", "default"), _trailing((inputs[0], params["beta"], params["threshold"]),
                                                                            (1, 20)), {}),
     "SumToSize": _sum_to_size, "SumToScalar": lambda inputs, params: (("sum", "default"), (inputs[0],), {}),
@@ -2893,7 +2909,7 @@ def _inplace_overload_name(name: str, args: tuple, kwargs: dict) -> str:
     if name == "masked_fill":  # (by its value: a number is .Scalar)
         value = args[1] if len(args) > 1 else kwargs.get("value")
         return "Tensor" if isinstance(value, _function._Tensor) else "Scalar"
-    if name == "clamp":  # (.Tensor where a bound is a tensor)
+    if name in ("clamp", "clamp_min", "clamp_max"):  # (.Tensor where a bound is a tensor)
         return "Tensor" if any(isinstance(bound, _function._Tensor) for bound in args) else "default"
     if name in _INPLACE_DEFAULT_ONLY:
         return "default"
