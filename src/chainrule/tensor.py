@@ -1585,8 +1585,13 @@ def write_composite_out(result: Tensor, out, op: str) -> Tensor:
     copied into ``out`` by the differentiable copy_ (resized first as ``write_out`` resizes), so a
     result or an ``out`` that requires grad is no refusal: ``out`` takes a CopyBackwards, and a leaf
     ``out`` that requires grad is refused as any in-place op on it. Without grad: ``write_out``."""
-    if not isinstance(out, Tensor) or not is_recording(result, out):
+    if not isinstance(out, Tensor):
         return write_out(result, out, op)
+    if not is_recording(result, out):
+        if (_autograd_function.active_dispatch is None or out._data.shape != result._data.shape
+                or out.dtype != result.dtype):
+            return write_out(result, out, op)
+        return out.copy_(result)  # (a mode sees torch's composite out=: the result copied in by copy_)
     _refuse_other_dtype(result, out, op)
     if out.requires_grad and out.is_leaf:
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
@@ -1718,7 +1723,7 @@ def honours_out(fn, name: str | None = None, composite: bool = False):
             operands = (*args, *kwargs.values()) if kwargs else args
             refuse_out_under_autograd(op, out, *(a for a in operands if isinstance(a, Tensor)))  # (torch's first)
             refuse_partial_overlap(out, operands)
-        if _autograd_function.active_dispatch is not None:
+        if _autograd_function.active_dispatch is not None and not composite:  # (a composite's ops are plain)
             result = call_noting_out(fn, args, kwargs, out, op)
         else:
             result = fn(*args, **kwargs)
@@ -1734,8 +1739,9 @@ def call_noting_out(fn, args: tuple, kwargs: dict, out, op: str, dtype_from_out:
     the op computing the result as torch's out overload (``aten.add.out``, ``out=`` among its kwargs),
     not the plain one (``function.pending_out``). ``dtype_from_out``: the out= front put out's dtype
     in ``kwargs`` (torch's op is given none, so the mode is shown none)."""
-    if not isinstance(out, Tensor):  # (a tuple out, max(dim)'s: torch's overloads name each out their own way)
-        return fn(*args, **kwargs)
+    if not isinstance(out, Tensor) and not (isinstance(out, (tuple, list)) and len(out) == 2
+                                            and all(isinstance(each, Tensor) for each in out)):
+        return fn(*args, **kwargs)  # (a (values, indices) pair of outs is shown under torch's two keywords)
     previous = _autograd_function.pending_out
     _autograd_function.pending_out = (out, op, dtype_from_out)
     try:

@@ -74,6 +74,7 @@ from ..ops.conv import (
 )
 from ..ops.ctc import ctc_loss
 from ..ops.dropout import alpha_dropout, dropout, dropout1d, dropout2d, dropout3d, feature_alpha_dropout
+from ..ops.elementwise import div as _div
 from ..ops.elementwise import rounded_through as _rounded_through
 from ..ops.embedding import embedding
 from ..ops.embedding_bag import embedding_bag
@@ -137,7 +138,6 @@ from ..ops.sampling import affine_grid, grid_sample
 from ..ops.shape import cat as _cat
 from ..ops.shape import pad
 from ..tensor import Tensor, _wrap_dim
-from ..tensor import honours_out as _honours_out
 
 # torch.nn.functional's names, and only those: the modules this one is built from are not part of it
 
@@ -307,6 +307,8 @@ def one_hot(input: Tensor, num_classes: int = -1) -> Tensor:
 # ---------------------------------------------------------------- distances
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None) -> Tensor:
     """F.normalize: x / max(‖x‖_p, eps) along ``dim``."""
+    if out is not None:  # (torch clamps the norms in place and divides into out by torch.div: its messages)
+        return _div(input, input.norm(p, dim, keepdim=True).clamp_min_(eps).expand_as(input), out=out)
     denom = input.norm(p, dim, keepdim=True).clamp_min(eps)
     if _is_recording(input) or _function.active_profiler is not None or _function.active_dispatch is not None \
             or _function.active_extension is not None:
@@ -316,8 +318,7 @@ def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, o
     return input / denom
 
 
-# torch writes normalize's out= by torch.div(input, denom, out=out): its messages name div
-normalize = _honours_out(normalize, name="div")
+normalize.honours_out = True  # (out= goes through torch.div's, as torch's Python writes it)
 
 
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:

@@ -247,7 +247,8 @@ def _with_out_rule(function, name: str, rule: str, composite=None):
             refusal = _out_dtype_refusal(name, rule, None, None, out)
             if refusal is not None:
                 raise refusal
-        if _function.active_dispatch is not None:
+        copied = composite is not None and composite(args, kwargs)
+        if _function.active_dispatch is not None and not copied:  # (a composite's ops are its plain ones)
             result = call_noting_out(function, args, kwargs, out, name, not dtype_given)
         else:
             result = function(*args, **kwargs)
@@ -267,7 +268,7 @@ def _with_out_rule(function, name: str, rule: str, composite=None):
             refusal = _out_dtype_refusal(name, rule, args[0] if args else kwargs.get("input"), result, out)
             if refusal is not None:
                 raise refusal
-        if composite is not None and composite(args, kwargs):
+        if copied:
             return write_composite_out(result, out, name)
         return write_out(result, out, name)
 

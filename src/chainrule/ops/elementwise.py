@@ -15,7 +15,14 @@ import sys
 import numpy as np
 
 from .. import _config, _dtype, _layout, _opmath, _vmap_frames
-from .._backend import array_module, device_of, follow_device, on_one_device, subtract_contiguous
+from .._backend import (
+    array_module,
+    dense_non_overlapping,
+    device_of,
+    follow_device,
+    on_one_device,
+    subtract_contiguous,
+)
 from .._torch_function import user_stacklevel
 from ..autograd import function as _function_module
 from ..autograd.function import (
@@ -51,6 +58,7 @@ from .memory_format import (
     fresh_in_format,
     gradient_layout,
     iterator_layout,
+    kept_strides_layout,
     number_layout,
     plain_rows,
     preserved_layout,
@@ -367,10 +375,16 @@ class Conj(Function):
     def forward(ctx, z):
         # torch's conj is a view, in z's strides: a dense z's are kept, a size-1 dim's of a row-major z
         # too (NumPy's row-major result has its own there), so a rule's conjugated gradient keeps the
-        # layout its kernel gave it. A non-dense z's cannot be kept in memory of the result's own: it
-        # is dense in z's stride order, as clone() would be.
+        # layout its kernel gave it; a sliced z's in memory as long as z's reach (kept_strides_layout).
+        # An overlapping z's (expand's) are not: dense in z's stride order, as clone() would be.
         out = array_module(z).conj(z)
-        return out if z.flags.c_contiguous and 1 not in z.shape else preserved_layout(out, z)
+        if z.flags.c_contiguous and 1 not in z.shape:
+            return out
+        if not dense_non_overlapping(z):
+            kept = kept_strides_layout(out, z)
+            if kept is not None:
+                return kept
+        return preserved_layout(out, z)
 
     @staticmethod
     def backward(ctx, grad):
@@ -2846,6 +2860,8 @@ def clamp_min(input: Tensor, min) -> Tensor:
         refuse_complex(input, "clamp is not supported for complex types")
         check_broadcast_in_order(input, min)
         return _clamp_by_tensors(ClampMinByTensor, input, min)
+    if _function_module.active_dispatch is not None:
+        _function_module.note_given(Clamp, input, one_bound="min")  # (a mode sees torch's clamp_min)
     out = clamp(input, min=min)
     if out is input:
         return out
@@ -2864,6 +2880,8 @@ def clamp_max(input: Tensor, max) -> Tensor:
         refuse_complex(input, "clamp is not supported for complex types")
         check_broadcast_in_order(input, max)
         return _clamp_by_tensors(ClampMaxByTensor, input, max)
+    if _function_module.active_dispatch is not None:
+        _function_module.note_given(Clamp, input, one_bound="max")  # (a mode sees torch's clamp_max)
     out = clamp(input, max=max)
     if out is input:
         return out

@@ -170,6 +170,25 @@ def preserved_layout(out, like):
     return laid_out
 
 
+def kept_strides_layout(out, like):
+    """``out``, a fresh array of ``like``'s shape, in ``like``'s own strides over memory of its own as long
+    as ``like``'s extent: the layout of a torch view of ``like`` (conj's) where the values cannot share
+    ``like``'s memory. None where ``like``'s strides cannot be kept so (an overlapping or negative one)."""
+    if type(out) is not np.ndarray or not out.size:
+        return None
+    reach = 0  # (in elements: each stride past the inner dims' reach, so no two elements share one place)
+    for n, st in sorted(((n, st // like.itemsize) for n, st in zip(like.shape, like.strides) if n != 1),
+                        key=lambda dim: dim[1]):
+        if st <= reach:
+            return None
+        reach += (n - 1) * st
+    strides = tuple(st // like.itemsize * out.itemsize for st in like.strides)
+    extent = reach + 1
+    laid_out = np.ndarray(out.shape, out.dtype, buffer=np.empty(extent, dtype=out.dtype), strides=strides)
+    laid_out[...] = out
+    return laid_out
+
+
 def copy_preserving_format(a):
     """A copy of ``a`` laid out as torch's preserve_format lays out ``a.clone()`` (``preserved_strides``)."""
     if a.size == 0 and type(a) is np.ndarray and any(a.strides) and min(a.strides) >= 0:

@@ -236,8 +236,10 @@ class Mean(Function):
                         "_saved_self_sym_sizes": input_sizes(0)}
 
     @staticmethod
-    def forward(ctx, x, dims, keepdim):
+    def forward(ctx, x, dims, keepdim, dtype=None):
         xp = array_module(x)
+        if dtype is not None and x.dtype != dtype:  # (torch's mean(dtype=) sums the input cast to it)
+            x = x.astype(dtype)
         ctx.shape = x.shape
         ctx.dims = dims
         ctx.keepdim = keepdim
@@ -260,19 +262,24 @@ def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=Non
     """torch.mean; integer inputs are an error unless ``dtype`` is floating, as in torch."""
     if axis is not None or keepdims is not None:
         dim, keepdim = _numpy_names("mean", dim, keepdim, axis, keepdims)
+    np_dtype = None
     if dtype is not None:
-        input = input.to(dtype)
-    if input._data.dtype.kind not in "fVc":
+        np_dtype = _dtype.to_dtype(dtype).np
+        if np_dtype.kind not in "fcV" or input._data.dtype.kind == "c" != np_dtype.kind:
+            # (an integral dtype is refused below as torch's; a complex input's real dtype is a cast's
+            # refusal); else the dtype is the op's own, one MeanBackward1 on the input as torch's
+            input, np_dtype = input.to(dtype), None
+    if np_dtype is None and input._data.dtype.kind not in "fVc":
         raise RuntimeError(
             f"mean(): could not infer output dtype. {'Input' if dtype is None else 'Optional'} dtype must be either "
             f"a floating point or complex dtype. Got: {_dtype.scalar_name(input.dtype)}"
         )
     dims = _dims(dim, input._data.ndim, "mean")
     if dim is None:
-        return Mean.apply(input, dims=dims, keepdim=keepdim)
+        return Mean.apply(input, dims=dims, keepdim=keepdim, dtype=np_dtype)
     if _function_module.active_dispatch is not None:
         _function_module.note_given(MeanDim, input, given_dims=_dims_as_called(dim))
-    return _keep_given_dims(MeanDim.apply(input, dims=dims, keepdim=keepdim), dim, dims)
+    return _keep_given_dims(MeanDim.apply(input, dims=dims, keepdim=keepdim, dtype=np_dtype), dim, dims)
 
 
 class MeanDim(Mean):

@@ -735,6 +735,20 @@ def _mkldnn_rnn_layer(inputs, params):
                                              w_hh.shape[1], *call), {}
 
 
+def _clamp(inputs, params):
+    """clamp.default, or clamp_min/clamp_max.default where the call was one of those (its one bound)."""
+    one_bound = params.get("one_bound")
+    if one_bound is not None:
+        return (f"clamp_{one_bound}", "default"), (inputs[0], params[one_bound]), {}
+    return ("clamp", "default"), _trailing((inputs[0], params["min"], params["max"]), (None, None)), {}
+
+
+def _clamp_by_tensors(inputs, params):
+    """clamp.Tensor with the bounds the call gave (an absent one's stand-in constant shown as None)."""
+    bounds = tuple(bound if given else None for bound, given in zip(inputs[1:], params.get("given", (True, True))))
+    return ("clamp", "Tensor"), _trailing((inputs[0], *bounds), (None, None)), {}
+
+
 def _adaptive_avg_pool(inputs, params):
     """Adaptive average pooling (ops.pool's SeparableLinear, one averaging matrix per spatial dim) as torch's
     _adaptive_avg_pool2d/3d with the output size; its transpose (the backward) in its own form."""
@@ -763,7 +777,7 @@ _ATEN_SCHEMAS = {
     "Div": _binary("div"),
     "PowScalar": lambda inputs, params: (("pow", "Tensor_Scalar"), (inputs[0], params["exponent"]), {}),
     "Sum": _reduction("sum", "dim_IntList", True), "SumDim": _reduction("sum", "dim_IntList", True),
-    "Mean": _reduction("mean", "dim"), "MeanDim": _reduction("mean", "dim"),
+    "Mean": _reduction("mean", "dim", True), "MeanDim": _reduction("mean", "dim", True),
     "AmaxAll": _extreme_all, "AminAll": _extreme_all, "Amax": _extreme_dims, "Amin": _extreme_dims,
     "MaxDim": _extreme_dim("max"), "MinDim": _extreme_dim("min"), "Var": _spread("var"), "Std": _spread("std"),
     "Norm": _norm, "Prod": _prod, "ProdDim": _prod,
@@ -789,7 +803,9 @@ _ATEN_SCHEMAS = {
     "Diagonal": _diagonal, "Roll": _roll, "ScatterAddInto": _scatter_add_into,
     "Where": lambda inputs, params: (("where", "self"), (params["condition"], *map(_operand, inputs)), {}),
     "MaskedFill": _masked_fill, "MaskedFillTensor": _masked_fill_tensor,
-    "Clamp": lambda inputs, params: (("clamp", "default"), _trailing((inputs[0], params["min"], params["max"]), (None, None)), {}),
+    "Clamp": _clamp, "ClampByTensors": _clamp_by_tensors,
+    "ClampMinByTensor": lambda inputs, params: (("clamp_min", "Tensor"), tuple(inputs), {}),
+    "ClampMaxByTensor": lambda inputs, params: (("clamp_max", "Tensor"), tuple(inputs), {}),
     "Softplus": lambda inputs, params: (("softplus", "default"), _trailing((inputs[0], params["beta"], params["threshold"]),
                                                                            (1, 20)), {}),
     "SumToSize": _sum_to_size, "SumToScalar": lambda inputs, params: (("sum", "default"), (inputs[0],), {}),
@@ -1218,7 +1234,8 @@ def _to_mode(op_class, inputs, params):
 # ---- out=: the op computing an out= call's result, handed to a mode as torch's out overload
 # an out= function's name -> the aten ops that compute its result where those are named otherwise
 _OUT_OPS = {"matmul": ("mm", "bmm", "dot", "mv"), "take_along_dim": ("gather",), "divide": ("div",),
-            "true_divide": ("div",), "multiply": ("mul",), "subtract": ("sub",), "clip": ("clamp",)}
+            "true_divide": ("div",), "multiply": ("mul",), "subtract": ("sub",), "clip": ("clamp",),
+            "norm": ("linalg_vector_norm",), "vector_norm": ("linalg_vector_norm",)}
 # torch 2.13's out overload of a functional one where it is not "out" (of "default") or "<overload>_out"
 _OUT_OVERLOADS = {
     **dict.fromkeys(("add.Tensor", "sub.Tensor", "mul.Tensor", "div.Tensor", "copysign.Tensor", "ldexp.Tensor",
@@ -1228,7 +1245,12 @@ _OUT_OVERLOADS = {
     "min.default": "unary_out", "mean.default": "dtype_out", "norm.ScalarOpt_dim_dtype": "dtype_out",
     "prod.dim_int": "int_out", "sum.dim_IntList": "IntList_out", "xlogy.Tensor": "OutTensor",
     "xlogy.Scalar_Other": "OutScalar_Other", "xlogy.Scalar_Self": "OutScalar_Self",
+    "max.dim": "dim_max", "min.dim": "dim_min", "median.dim": "dim_values", "nanmedian.dim": "dim_values",
+    **dict.fromkeys(("sort.default", "topk.default", "mode.default", "kthvalue.default"), "values"),
 }
+# the keywords torch 2.13's out overload of a (values, indices) op names its two outs by, where not these
+_OUT_NAMES = {"max.dim_max": ("max", "max_values"), "min.dim_min": ("min", "min_indices")}
+_VALUES_AND_INDICES = ("values", "indices")
 
 class OutOverload(OpOverload):
     """The ``func`` a handler receives for the op computing an ``out=`` call's result
@@ -1243,6 +1265,11 @@ class OutOverload(OpOverload):
         self._functional = functional
 
     def _run_op(self, *args, out=None, **kwargs):
+        functional = self._functional
+        if out is None and f"{functional._op_name}.{functional._overloadname}" in _WITH_INDICES:
+            names = _OUT_NAMES.get(f"{self._op_name}.{self._overloadname}", _VALUES_AND_INDICES)
+            if all(name in kwargs for name in names):  # (the two outs as handed: kept for a mode further out)
+                out = tuple(kwargs.pop(name) for name in names)
         stack = getattr(_pending, "stack", None)
         shown = stack[-1].shown if stack else None
         restored = shown is not None and shown[0] is self._functional and "dtype" in shown[2] and "dtype" not in kwargs
@@ -1265,6 +1292,9 @@ def _out_form(func, args, kwargs, note) -> tuple:
     if overload is None:
         overload = func._out_form = OutOverload(func)
     out = note[0]
+    if isinstance(out, (tuple, list)):  # (values, indices) outs, each under its own keyword
+        names = _OUT_NAMES.get(f"{overload._op_name}.{overload._overloadname}", _VALUES_AND_INDICES)
+        return overload, args, {**kwargs, **dict(zip(names, out))}
     if note[2] and kwargs.get("dtype") is not None and kwargs["dtype"] == out.dtype:
         kwargs = {key: value for key, value in kwargs.items() if key != "dtype"}
     return overload, args, {**kwargs, "out": out}
@@ -2879,7 +2909,7 @@ def _inplace_overload_name(name: str, args: tuple, kwargs: dict) -> str:
     if name == "masked_fill":  # (by its value: a number is .Scalar)
         value = args[1] if len(args) > 1 else kwargs.get("value")
         return "Tensor" if isinstance(value, _function._Tensor) else "Scalar"
-    if name == "clamp":  # (.Tensor where a bound is a tensor)
+    if name in ("clamp", "clamp_min", "clamp_max"):  # (.Tensor where a bound is a tensor)
         return "Tensor" if any(isinstance(bound, _function._Tensor) for bound in args) else "default"
     if name in _INPLACE_DEFAULT_ONLY:
         return "default"
