@@ -970,6 +970,10 @@ def _rows_matmul(cls, operands, params, outs, size, rows_at: int, weights_from: 
         if len(out) != 1:
             return None
         out = out[0]
+    if cls.__name__ == "Mm":  # torch's rule views its mm's rows back without a view (UnsafeViewBackward0)
+        from .ops.shape import UnsafeView
+
+        return UnsafeView.apply(out, shape=(size, *outs[0].shape))
     return out.reshape((size, *outs[0].shape))
 
 
@@ -1039,7 +1043,8 @@ def _matmul(cls, operands, params, outs, size):
             out = out.squeeze(-1)
         if a_rank == 1:
             out = out.squeeze(-1 if b_rank == 1 else -2)
-    return out.reshape((size, *outs[0].shape))
+    shape = (size, *outs[0].shape)
+    return out if tuple(out.shape) == shape else out.reshape(shape)  # (no view over torch's result node)
 
 
 def _stacked(cls, operands, params, outs, size):

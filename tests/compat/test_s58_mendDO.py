@@ -40,3 +40,35 @@ def test_vmap_grad_of_in_place_activation_after_layer_norm_runs_once_on_the_batc
     assert our_calls == their_calls == 1
     np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
 
+
+def _names(node, depth: int):
+    """A node's name and, ``depth`` levels down, its next functions' (None where an edge has no node)."""
+    below = tuple(None if n is None else _names(n, depth - 1) for n, _ in node.next_functions) if depth > 1 else ()
+    return node.name(), below
+
+
+_PRODUCTS = {  # (op, each operand's shape given the batch size, in_dims)
+    "linear": (lambda lib, x, w: lib.nn.functional.linear(x, w), lambda b: [(b, 3, 5), (4, 5)], (0, None)),
+    "mm": (lambda lib, x, w: x.mm(w), lambda b: [(b, 3, 5), (5, 4)], (0, None)),
+    "mv": (lambda lib, x, w: x.mv(w), lambda b: [(b, 3, 5), (5,)], (0, None)),
+    "bmm": (lambda lib, x, w: x.bmm(w), lambda b: [(b, 2, 3, 5), (2, 5, 4)], (0, None)),
+    "bmm, both batched": (lambda lib, x, w: x.bmm(w), lambda b: [(b, 2, 3, 5), (b, 2, 5, 4)], (0, 0)),
+    "matmul, both batched": (lambda lib, x, w: x @ w, lambda b: [(b, 3, 5), (b, 5, 4)], (0, 0)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_PRODUCTS))
+def test_vmap_of_a_product_records_torchs_nodes(name):
+    # the batched product's result was viewed back once more (ViewBackward0 over torch's UnsafeViewBackward0)
+    op, shapes, in_dims = _PRODUCTS[name]
+    rng = np.random.default_rng(7)
+    arrays = [rng.standard_normal(shape) for shape in shapes(3)]
+
+    def build(lib):
+        tensors = [lib.tensor(a, requires_grad=True) for a in arrays]
+        out = lib.func.vmap(lambda *t: op(lib, *t), in_dims=in_dims)(*tensors)
+        return _names(out.grad_fn, 3), out.stride(), out.detach().numpy()
+
+    ours, theirs = build(chainrule), build(torch)
+    assert ours[:2] == theirs[:2]
+    np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-12)
