@@ -72,3 +72,23 @@ def test_vmap_of_a_product_records_torchs_nodes(name):
     ours, theirs = build(chainrule), build(torch)
     assert ours[:2] == theirs[:2]
     np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", ["relu", "relu_", "softshrink"])
+def test_signed_zeros_of_relu_and_softshrink_are_torchs(name, dtype):
+    # relu(-0.0) is -0.0 in torch (clamp_min keeps it; ours gave +0); softshrink(-0.0) and softshrink of a
+    # negative x inside [-λ, λ] are +0 (ours -0). The zeros lead 64 values, inside the vectorised body on
+    # AVX2 and AVX-512 alike (torch's scalar tail keeps -0 for softshrink).
+    values = np.zeros(64, dtype)
+    values[:6] = [-0.0, 0.0, -0.25, 0.25, -1e-40, np.nan]
+    values[6:] = np.random.default_rng(3).standard_normal(58)
+
+    def run(lib):
+        x = lib.tensor(values)
+        if name == "relu_":
+            return lib.nn.functional.relu_(x.clone()).numpy()
+        return getattr(lib.nn.functional, name)(x).numpy()
+
+    ours, theirs = run(chainrule), run(torch)
+    assert ours.tobytes() == theirs.tobytes()

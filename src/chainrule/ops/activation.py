@@ -140,7 +140,8 @@ class Relu(Function):
     @staticmethod
     def forward(ctx, x):
         xp = array_module(x)
-        y = xp.maximum(x, 0, dtype=x.dtype) if x.dtype != np.bool_ else x.copy()
+        # (0 first: -0 is kept, as torch's clamp_min keeps it; maximum answers its second operand at equal ones)
+        y = xp.maximum(x.dtype.type(0), x) if x.dtype != np.bool_ else x.copy()
         if not x.flags.c_contiguous:  # (torch's TensorIterator layout, not NumPy's: unary_layout)
             y = unary_layout(y, x)
         ctx.save_for_backward(y)
@@ -398,7 +399,7 @@ class Softshrink(Hardshrink):
         ctx.save_for_backward(keep, x)
         ctx.lambd = lambd
         lam = x.dtype.type(lambd)
-        y = xp.where(x > lambd, x - lam, xp.where(x < -lambd, x + lam, x * 0))  # x * 0 keeps NaN
+        y = xp.where(x > lambd, x - lam, xp.where(x < -lambd, x + lam, x * 0 + 0))  # x * 0 keeps NaN; + 0: torch's +0 for a negative x
         if not x.flags.c_contiguous:
             y = unary_layout(y, x)
         return y
