@@ -748,6 +748,8 @@ def _save_original(node, self: Tensor) -> None:
     copy of the old value that keeps self's place in the graph (torch clones here too)."""
     original = Tensor._make(self._data.copy(), self.grad_fn, self._output_nr)
     original._requires_grad = self._requires_grad
+    if _function.tracing_ops:  # a vmap recording its ops replays the copy as the tensor's value now (_vmap_batched)
+        _function.traced_copy(original, self)
     node._saved_versions = tuple(0 if s is self else v for s, v in zip(node._saved, node._saved_versions))
     node._saved = tuple(original if s is self else s for s in node._saved)
 

@@ -109,7 +109,8 @@ class Trace:
         for k, o in enumerate(outs):
             self.made[id(o)] = (o, _version(o), index)
             self.by_data.setdefault(_data_key(o._data), o)  # (the first: a later view of it is not replayed yet)
-            node = o._grad_fn
+            # (a write's tensor still has the node of the op that made it, which is that op's)
+            node = o._grad_fn if not isinstance(cls, _Written) else None
             if node is not None:
                 self.node_of[id(node)] = (node, index, k)
             if node is not None and k == o._output_nr:
@@ -153,6 +154,8 @@ def start(frame):
     _function.traced_write = _note_write
     _function.traced_draw = _note_draw
     _function.traced_operands = _elementwise_operands
+    _function.traced_recomputed = _note_recomputed
+    _function.traced_copy = _note_copy
     return previous, active
 
 
@@ -250,7 +253,8 @@ def record_user_call(trace, cls, args, kwargs, out, state) -> None:
 class _Written:
     """The record's stand-in class for an in-place op's write of its result (an op's output) into
     a tensor an op made (cross_entropy's ``masked_fill_`` of its smoothing term): from there on the
-    tensor's replay value is the result's."""
+    tensor's replay value is the result's. Also an in-place op's node's copy of the tensor it is about
+    to write (``_note_copy``): the copy's replay value is the tensor's then."""
 
     __module__ = "chainrule._vmap_batched"
     __name__ = "written"
@@ -264,8 +268,28 @@ def _note_write(t, result) -> None:
     if made is None or made[0] is not result or was is None or was[0] is not t or id(t) in trace.given:
         trace.ok = False  # (a write into an input, or of a value the record never saw made)
         return
-    trace.earlier.setdefault(id(t), set()).add(was[1])
+    # (the version an op read it at before the write, the write's bump undone: where the tensor was made
+    # with no counter yet, (None, 0), an op reading it before the write first gave it one)
+    trace.earlier.setdefault(id(t), set()).update((was[1], (id(t._vbox), t._vbox[0] - 1)))
     trace.record(_Written(), (result,), {}, t)
+
+
+def _note_copy(copy, t) -> None:
+    """``copy``, a node's copy of ``t`` before an in-place write into ``t``: its replay value is t's now."""
+    trace = active
+    if trace is None or not trace.ok or trace.muted:
+        return
+    trace.record(_Written(), (t,), {}, copy)
+
+
+def _note_recomputed(node, name: str, array) -> None:
+    """``node``'s rule recomputed ``array`` for its kept attribute ``name`` (the same values): the replay
+    reads the replayed node's kept one for it, as for the kept one itself."""
+    trace = active
+    found = trace.node_of.get(id(node)) if trace is not None and trace.ok and not trace.muted else None
+    if found is not None and found[0] is node and type(array) is np.ndarray:
+        trace.saved_at.setdefault(_data_key(array), []).append((found[1], found[2], ("attr", name), type(node)))
+        trace.keep.append(array)  # (its memory stays its own while the trace lives)
 
 
 class _Drawn:
@@ -946,6 +970,10 @@ def _rows_matmul(cls, operands, params, outs, size, rows_at: int, weights_from: 
         if len(out) != 1:
             return None
         out = out[0]
+    if cls.__name__ == "Mm":  # torch's rule views its mm's rows back without a view (UnsafeViewBackward0)
+        from .ops.shape import UnsafeView
+
+        return UnsafeView.apply(out, shape=(size, *outs[0].shape))
     return out.reshape((size, *outs[0].shape))
 
 
@@ -1015,7 +1043,8 @@ def _matmul(cls, operands, params, outs, size):
             out = out.squeeze(-1)
         if a_rank == 1:
             out = out.squeeze(-1 if b_rank == 1 else -2)
-    return out.reshape((size, *outs[0].shape))
+    shape = (size, *outs[0].shape)
+    return out if tuple(out.shape) == shape else out.reshape(shape)  # (no view over torch's result node)
 
 
 def _stacked(cls, operands, params, outs, size):

@@ -96,6 +96,11 @@ traced_write = None  # its hook for an in-place op's plain write of its result i
 traced_draw = None
 # its answer, for a tensor, to which operands the recorded elementwise op that made it read (None: no such op)
 traced_operands = None
+# its hook for an array a node's rule recomputed in place of one the node kept, same values (a norm's x̂ once
+# its output, which shared x̂'s buffer, was written in place): (node, the kept attribute's name, the array)
+traced_recomputed = None
+# its hook for a copy an in-place op's node keeps of the tensor it writes (its saved input's old value): (copy, tensor)
+traced_copy = None
 RUN_UNRECORDED = object()
 # what runs each op instead while a forward-AD level or saved-tensor hooks are active (set by
 # autograd.forward_ad), else None: the one check the op hot path pays for both

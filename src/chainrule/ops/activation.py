@@ -140,7 +140,8 @@ class Relu(Function):
     @staticmethod
     def forward(ctx, x):
         xp = array_module(x)
-        y = xp.maximum(x, 0, dtype=x.dtype) if x.dtype != np.bool_ else x.copy()
+        # (0 first: -0 is kept, as torch's clamp_min keeps it; maximum answers its second operand at equal ones)
+        y = xp.maximum(x.dtype.type(0), x) if x.dtype != np.bool_ else x.copy()
         if not x.flags.c_contiguous:  # (torch's TensorIterator layout, not NumPy's: unary_layout)
             y = unary_layout(y, x)
         ctx.save_for_backward(y)
@@ -198,6 +199,8 @@ class LeakyRelu(Function):
         # d = 1 where x > 0 else negative_slope (negative_slope at x = 0, as torch)
         xp = array_module(grad)
         (x,) = ctx.saved_values
+        if _function.tracing_ops:  # a vmap recording its ops sees the mask made by an op (_vmap_batched)
+            return depending_on(where(x > 0, grad, grad * ctx.negative_slope), x, node=ctx.second_order_node)
         arr = x._data
         factor = xp.where(arr > 0, arr.dtype.type(1), arr.dtype.type(ctx.negative_slope))
         # (torch's leaky_relu_backward reads (x, grad), in that order)
@@ -253,6 +256,8 @@ class Hardtanh(Function):
         # d = 1 strictly inside (min_val, max_val), 0 elsewhere (bounds included, as torch)
         (x,) = ctx.saved_values
         low, high = ctx.bounds
+        if _function.tracing_ops:  # a vmap recording its ops sees the mask made by an op (_vmap_batched)
+            return depending_on(where((x > low) & (x < high), grad, 0), x, node="HardtanhBackwardBackward0")
         arr = x._data
         return depending_on(_mask_mul(grad, (arr > low) & (arr < high), arr), x, node="HardtanhBackwardBackward0")
 
@@ -394,7 +399,7 @@ class Softshrink(Hardshrink):
         ctx.save_for_backward(keep, x)
         ctx.lambd = lambd
         lam = x.dtype.type(lambd)
-        y = xp.where(x > lambd, x - lam, xp.where(x < -lambd, x + lam, x * 0))  # x * 0 keeps NaN
+        y = xp.where(x > lambd, x - lam, xp.where(x < -lambd, x + lam, x * 0 + 0))  # x * 0 keeps NaN; + 0: torch's +0 for a negative x
         if not x.flags.c_contiguous:
             y = unary_layout(y, x)
         return y
@@ -611,7 +616,8 @@ class Elu(Function):
         # d = scale for x > 0, scale * alpha * input_scale * exp(input_scale * x) for x <= 0
         (x,) = ctx.saved_values
         alpha, scale, input_scale = ctx.params
-        positive = Tensor._make(x._data > 0)
+        # (under a vmap recording its ops, the mask made by an op: _vmap_batched)
+        positive = x > 0 if _function.tracing_ops else Tensor._make(x._data > 0)
         inner = where(positive, 0.0, x)
         negative = grad * (scale * alpha * input_scale) * exp(inner * input_scale)
         return _kernel_layout(where(positive, grad * scale, negative), grad, x)

@@ -103,7 +103,10 @@ def _xhat_unless_written(ctx, x):
     version = getattr(ctx, "xhat_version", None)
     if version is not None and version[0] == 0:
         return ctx.xhat
-    return (x - ctx.mean) * ctx.invstd
+    xhat = (x - ctx.mean) * ctx.invstd
+    if _function.tracing_ops:  # a vmap recording its ops reads the replayed node's x̂ for it (_vmap_batched)
+        _function.traced_recomputed(ctx, "xhat", xhat)
+    return xhat
 
 
 def _normalize_statistics(ctx, x) -> tuple:
