@@ -1,0 +1,92 @@
+"""Lane perfAT: the paths added for speed, each against torch — values, gradients, strides.
+
+The depthwise forward chain (``conv._conv_depthwise_chain``) sums as torch's oneDNN kernel does;
+those bits were measured on the AVX2 machine, so the bit-exact checks run there and a tolerance
+holds elsewhere.
+"""
+
+import numpy as np
+import pytest
+
+import chainrule
+from chainrule.ops import conv, cpu_features
+
+torch = pytest.importorskip("torch")
+
+# where OpenBLAS's and oneDNN's kernels are the AVX-512 ones their summation orders were not measured
+_BITS_MEASURED = not cpu_features.AVX512_CORE
+
+
+def _assert_matches(ours, theirs):
+    if _BITS_MEASURED:
+        np.testing.assert_array_equal(ours, theirs)
+    else:
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
+def _depthwise_pair(x, w, b, layout, **kwargs):
+    """conv2d(groups=C) on both libraries, forward and backward of a fixed cosine weighting."""
+    results = []
+    for lib in (chainrule, torch):
+        leaves = [lib.tensor(a, requires_grad=True) for a in (x, w) + ((b,) if b is not None else ())]
+        xs = leaves[0].contiguous(memory_format=lib.channels_last) if layout == "channels_last" else leaves[0]
+        y = lib.nn.functional.conv2d(xs, leaves[1], leaves[2] if b is not None else None, groups=x.shape[1], **kwargs)
+        weight = lib.tensor(np.cos(np.arange(y.numel())).reshape(y.shape).astype(np.float32))
+        (y * weight).sum().backward()
+        results.append((y.detach().numpy(), y.stride(), type(y.grad_fn).__name__, [t.grad.numpy() for t in leaves]))
+    return results
+
+
+@pytest.mark.parametrize("shape, k, bias, layout, kwargs", [
+    ((6, 24, 8, 8), 3, True, "contiguous", dict(padding=1)),        # FocalNet's focal layers
+    ((6, 24, 8, 8), 5, True, "contiguous", dict(padding=2)),
+    ((4, 8, 12, 12), 3, False, "channels_last", dict(padding=1)),
+    ((5, 6, 9, 11), 3, True, "contiguous", dict(stride=2, padding=1)),
+    ((3, 5, 10, 9), (2, 3), True, "contiguous", dict(stride=(1, 2), padding=(1, 0), dilation=(2, 1))),
+    ((4, 6, 7, 7), 3, True, "contiguous", dict(padding=3)),          # padded past the kernel: the bias last
+    ((17, 4, 6, 6), 1, True, "contiguous", dict(stride=2)),          # a strided 1×1: oneDNN's dw kernel
+])
+def test_depthwise_forward_sums_as_onednn(shape, k, bias, layout, kwargs):
+    rng = np.random.default_rng(58)
+    c = shape[1]
+    kernel = (k, k) if isinstance(k, int) else k
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal((c, 1, *kernel)).astype(np.float32)
+    b = rng.standard_normal(c).astype(np.float32) if bias else None
+    geo = conv._Geometry(kernel, *(
+        (v,) * 2 if isinstance(v, int) else v
+        for v in (kwargs.get("stride", 1), kwargs.get("padding", 0), kwargs.get("padding", 0), kwargs.get("dilation", 1))),
+        c, shape[2:])
+    assert conv._depthwise_chain_runs(x, w, geo)  # the path under test
+    (ours, our_stride, our_node, our_grads), (theirs, their_stride, their_node, their_grads) = _depthwise_pair(
+        x, w, b, layout, **kwargs)
+    _assert_matches(ours, theirs)
+    assert our_stride == their_stride and our_node == their_node
+    for a, t in zip(our_grads, their_grads):
+        np.testing.assert_allclose(a, t, rtol=1e-4, atol=1e-4)
+
+
+def test_depthwise_chain_keeps_nonfinite_to_its_channel():
+    # the duplicated weight row and the padding positions must not carry one channel's inf or nan
+    # into another's outputs
+    x = np.ones((2, 3, 6, 6), dtype=np.float32)
+    x[0, 1, 2, 2] = np.inf
+    x[1, 2, 0, 0] = np.nan
+    w = np.full((3, 1, 3, 3), 0.5, dtype=np.float32)
+    ours = chainrule.nn.functional.conv2d(chainrule.tensor(x), chainrule.tensor(w), padding=1, groups=3).numpy()
+    theirs = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), padding=1, groups=3).numpy()
+    np.testing.assert_array_equal(ours, theirs)
+    assert np.isfinite(ours[0, [0, 2]]).all() and np.isfinite(ours[1, :2]).all()
+
+
+def test_depthwise_chain_left_to_the_gemm_elsewhere():
+    # 1-d, float64, big planes, and a channel multiplier keep the GEMM route
+    f32 = np.float32
+    assert not conv._depthwise_chain_runs(np.zeros((2, 4, 9), f32), np.zeros((4, 1, 3), f32),
+                                          conv._Geometry((3,), (1,), (1,), (1,), (1,), 4, (9,)))
+    assert not conv._depthwise_chain_runs(np.zeros((2, 4, 8, 8)), np.zeros((4, 1, 3, 3)),
+                                          conv._Geometry((3, 3), (1, 1), (1, 1), (1, 1), (1, 1), 4, (8, 8)))
+    assert not conv._depthwise_chain_runs(np.zeros((2, 4, 28, 28), f32), np.zeros((4, 1, 3, 3), f32),
+                                          conv._Geometry((3, 3), (1, 1), (1, 1), (1, 1), (1, 1), 4, (28, 28)))
+    assert not conv._depthwise_chain_runs(np.zeros((2, 4, 8, 8), f32), np.zeros((8, 1, 3, 3), f32),
+                                          conv._Geometry((3, 3), (1, 1), (1, 1), (1, 1), (1, 1), 4, (8, 8)))
