@@ -90,3 +90,42 @@ def test_depthwise_chain_left_to_the_gemm_elsewhere():
                                           conv._Geometry((3, 3), (1, 1), (1, 1), (1, 1), (1, 1), 4, (28, 28)))
     assert not conv._depthwise_chain_runs(np.zeros((2, 4, 8, 8), f32), np.zeros((8, 1, 3, 3), f32),
                                           conv._Geometry((3, 3), (1, 1), (1, 1), (1, 1), (1, 1), 4, (8, 8)))
+
+
+def _mish_inputs():
+    rng = np.random.default_rng(58)
+    edges = np.array([0, -0.0, np.inf, -np.inf, np.nan, 88.7, 89.0, -87.0, -104.0, -20.1, -20.2, -3.4, -3.5, 1e-30, -1e-30],
+                     dtype=np.float32)
+    x = np.concatenate([rng.standard_normal(3 * 8192 + 5).astype(np.float32) * 3, edges,
+                        np.float32(-3.45) + np.arange(-2000, 2000, dtype=np.float32) * np.float32(1e-5),
+                        np.float32(-20.15) + np.arange(-2000, 2000, dtype=np.float32) * np.float32(1e-4)])
+    return x, rng.standard_normal(x.shape).astype(np.float32)
+
+
+def test_mish_blocked_gradient_is_the_unblocked_kernels():
+    # the blocked float32 backward runs the same operations as the whole-array one, which a
+    # non-contiguous input still takes: the same bits, NaNs and signs included
+    from chainrule.ops import activation
+    x, g = _mish_inputs()
+    t = activation._mish_tanh_softplus_array(x)
+    blocked = activation._mish_grad_array(x, g, t)
+    strided = np.empty((x.size, 2), np.float32)
+    strided[:, 0] = x
+    whole = activation._mish_grad_array(strided[:, 0], g, t)
+    np.testing.assert_array_equal(blocked, whole)
+    assert np.array_equal(np.signbit(blocked), np.signbit(whole))
+
+
+def test_mish_forward_and_gradient_as_torch():
+    x, g = _mish_inputs()
+    x, g = x[:-1].reshape(5, -1), g[:-1].reshape(5, -1)  # 32,595 values: no multiple of the block
+    results = []
+    for lib in (chainrule, torch):
+        leaf = lib.tensor(x, requires_grad=True)
+        y = lib.nn.functional.mish(leaf)
+        y.backward(lib.tensor(g))
+        results.append((y.detach().numpy(), leaf.grad.numpy(), y.stride(), type(y.grad_fn).__name__))
+    (y, grad, stride, node), (ty, tgrad, tstride, tnode) = results
+    assert stride == tstride and node == tnode
+    np.testing.assert_allclose(y, ty, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(grad, tgrad, rtol=1e-5, atol=1e-6)
