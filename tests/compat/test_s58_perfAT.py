@@ -129,3 +129,49 @@ def test_mish_forward_and_gradient_as_torch():
     assert stride == tstride and node == tnode
     np.testing.assert_allclose(y, ty, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(grad, tgrad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("channels", [1, 3, 5])
+@pytest.mark.parametrize("mode, padding_mode, align_corners", [
+    ("bilinear", "zeros", False), ("bilinear", "border", True), ("bilinear", "reflection", False),
+    ("bicubic", "zeros", True)])
+def test_grid_sample_tap_sums_as_torch(channels, mode, padding_mode, align_corners):
+    # the tap-weighing forward and the channel sum of the grid's gradient (few channels) against torch
+    rng = np.random.default_rng(58)
+    x = rng.standard_normal((2, channels, 7, 9)).astype(np.float32)
+    grid = rng.uniform(-1.2, 1.2, (2, 5, 6, 2)).astype(np.float32)
+    g = rng.standard_normal((2, channels, 5, 6)).astype(np.float32)
+    results = []
+    for lib in (chainrule, torch):
+        leaves = [lib.tensor(x, requires_grad=True), lib.tensor(grid, requires_grad=True)]
+        y = lib.nn.functional.grid_sample(*leaves, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+        y.backward(lib.tensor(g))
+        results.append((y.detach().numpy(), y.stride(), type(y.grad_fn).__name__, [t.grad.numpy() for t in leaves]))
+    (y, stride, node, grads), (ty, tstride, tnode, tgrads) = results
+    assert stride == tstride and node == tnode
+    np.testing.assert_allclose(y, ty, rtol=1e-5, atol=1e-6)
+    for a, t in zip(grads, tgrads):
+        np.testing.assert_allclose(a, t, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_grid_sample_tap_helpers_are_the_einsums_bits(dtype):
+    # _weigh_taps and _channel_sum add in the einsums' order, from +0: the same values, zero signs,
+    # NaNs and infinities
+    from chainrule.ops import sampling
+    rng = np.random.default_rng(58)
+    for taps in (4, 8, 16):
+        channels = sampling._SEQUENTIAL_CHANNEL_SUM[dtype]
+        values = rng.standard_normal((2, taps, 97, channels)).astype(dtype)
+        values[:, :, :20] = -np.abs(values[:, :, :20])
+        values[:, :, 20:25] = -0.0
+        weights = rng.standard_normal((2, taps, 97)).astype(dtype)
+        weights[:, :, :15] = 0
+        weights[:, :, 22:30] = np.inf
+        grad = rng.standard_normal((2, channels, 97)).astype(dtype)
+        grad[:, :, :18] = 0
+        pairs = [(sampling._weigh_taps(values, weights), np.einsum("nkpc,nkp->ncp", values, weights)),
+                 (sampling._channel_sum(grad, values), np.einsum("npc,nkpc->nkp", np.moveaxis(grad, 1, -1), values))]
+        for ours, theirs in pairs:
+            np.testing.assert_array_equal(ours, theirs)
+            assert np.array_equal(np.signbit(ours), np.signbit(theirs))
