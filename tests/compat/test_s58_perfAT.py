@@ -175,3 +175,15 @@ def test_grid_sample_tap_helpers_are_the_einsums_bits(dtype):
         for ours, theirs in pairs:
             np.testing.assert_array_equal(ours, theirs)
             assert np.array_equal(np.signbit(ours), np.signbit(theirs))
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (2, 1, 4, 1), (0, 3, 1, 2)])
+def test_contiguous_strides_in_a_memory_order_as_torch(shape):
+    # the one helper for dense strides: row-major, and any dims order (outermost first), size-1
+    # and 0-length dims given torch's strides
+    from chainrule._backend import contiguous_strides
+    assert contiguous_strides(shape) == torch.empty(shape).stride()
+    assert contiguous_strides(shape, (0, 2, 3, 1)) == torch.empty(shape, memory_format=torch.channels_last).stride()
+    order = (3, 1, 0, 2)
+    permuted = torch.empty([shape[d] for d in order]).permute(*[order.index(d) for d in range(4)])
+    assert contiguous_strides(shape, order) == permuted.stride()
