@@ -328,14 +328,22 @@ def has_expanded_dims(array) -> bool:
     return array.size != 0 and any(stride == 0 and size > 1 for stride, size in zip(getattr(array, "strides", ()), array.shape))
 
 
-def contiguous_strides(shape) -> tuple:
+def contiguous_strides(shape, order=None) -> tuple:
     """torch's strides, in elements, of a fresh tensor of ``shape``: a 0-length dim counts as 1
-    ((2, 0, 3) → (3, 3, 1)), where NumPy gives an empty array zero strides."""
-    strides, step = [], 1
-    for length in reversed(shape):
-        strides.append(step)
-        step *= max(length, 1)
-    return tuple(reversed(strides))
+    ((2, 0, 3) → (3, 3, 1)), where NumPy gives an empty array zero strides. With ``order`` (the
+    dims from the outermost in memory to the innermost) those of a dense tensor laid out so
+    (channels-last, a permuted result), size-1 dims given their place in it too."""
+    if order is None:
+        strides, step = [], 1
+        for length in reversed(shape):
+            strides.append(step)
+            step *= max(length, 1)
+        return tuple(reversed(strides))
+    strides, step = [0] * len(shape), 1
+    for d in reversed(order):
+        strides[d] = step
+        step *= max(shape[d], 1)
+    return tuple(strides)
 
 
 def memory_order(array) -> tuple | None:

@@ -31,7 +31,7 @@ import weakref
 import numpy as np
 
 from .. import _opmath, _torch_function
-from .._backend import autocast_hook, is_gpu_array, on_one_device, refuse_device_params
+from .._backend import autocast_hook, contiguous_strides, is_gpu_array, on_one_device, refuse_device_params
 from .._dtype import NO_WIDE_UNSIGNED_KERNEL, WIDE_UNSIGNED, c_type_name, refuse_wide_unsigned
 from .grad_mode import is_grad_enabled, no_grad
 from .grad_mode import state as _grad_state
@@ -521,11 +521,7 @@ def input_strides(position: int, saved_position: int | None = None, then=None) -
             tensor = then(tensor)
         if tensor is not None:
             return tuple(tensor.stride())
-        strides, step = [], 1
-        for size in reversed(node._input_meta[position][0]):
-            strides.append(step)
-            step *= max(size, 1)
-        return tuple(reversed(strides))
+        return contiguous_strides(node._input_meta[position][0])
 
     return SavedValue(read)
 

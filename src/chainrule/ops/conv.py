@@ -485,6 +485,8 @@ def _conv(x: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
     """y = C(x, w): (N, C, *S) ⋆ (O, C/g, *K) → (N, O, *out)."""
     if _cuda_conv.enabled and _cuda_conv.eligible(geo, x, w):
         return _cuda_conv.conv_forward(x, w, geo)  # real CuPy: implicit GEMM, no columns
+    if _depthwise_chain_runs(x, w, geo):
+        return _conv_depthwise_chain(x, w, geo)
     xp = array_module(x)
     n = x.shape[0]
     g = geo.groups
@@ -665,6 +667,100 @@ def _conv_input_depthwise(grad: np.ndarray, w: np.ndarray, geo: _Geometry) -> np
     else:
         add_rows(0, n)
     return out[(slice(None), slice(None)) + tuple(slice(lo, lo + m) for lo, m in zip(geo.pad_lo, geo.in_shape))]
+
+
+# oneDNN's depthwise kernels (torch's float32 CPU path) start each output at zero (at the bias, see
+# _depthwise_chain_from_bias) and add the kernel taps in offset order, one fused multiply-add each.
+# OpenBLAS's sgemm sums a few hundred products per output the same way (see _ONE_PASS_REDUCTION),
+# where the (1, K) @ (K, L) product of a depthwise layer's columns runs as sgemv and rounds otherwise
+# (FocalNet's (32, 24, 8, 8) 3×3: 88% of the outputs torch's; 5×5: 30%). The chain's sgemm has a
+# wasted row and reads every padded position (see _conv_depthwise_chain), so it is the faster route
+# only on small planes: 2-d layers of up to _DEPTHWISE_CHAIN_SMALL (padded position × tap) products
+# per channel and sample take it, and up to _DEPTHWISE_CHAIN_MAX_WORK where the GEMM route would
+# gather its columns channels-last, in runs of kW (_channels_first_columns). One thread, CPU time
+# on the loaded 2-core AVX2 machine, against the GEMM route: (32, 32, S, S) 3×3 0.80-0.83× for S = 8,
+# 12; 0.87-1.06× at 16, 0.91× at 20, 1.05× at 28; FocalNet's 5×5 on 8×8 0.67-0.7×; 7×7 on 7×7
+# 1.28×, 5×5 on 16×16 1.08×, 1-d layers 1.16-1.43×.
+_DEPTHWISE_CHAIN_SMALL = 2048
+_DEPTHWISE_CHAIN_MAX_WORK = 4096
+# the columns of a few channels at a time, about this many bytes (measured best among 256 KiB-64 MiB)
+_DEPTHWISE_COLUMN_BYTES = 2 << 20
+
+
+def _depthwise_chain_runs(x, w, geo: _Geometry) -> bool:
+    """Whether ``_conv_depthwise_chain`` computes this convolution: a 2-d float32 depthwise one (one
+    input and one output channel per group, groups > 1) on the CPU, small enough (see
+    _DEPTHWISE_CHAIN_SMALL), that torch runs on oneDNN."""
+    c = x.shape[1]
+    if not (len(geo.kernel) == 2 and geo.groups == c == w.shape[0] > 1 and x.dtype == w.dtype == np.float32
+            and array_module(x) is np and x.shape[0] > 0):
+        return False
+    work = math.prod(geo.padded_shape) * math.prod(geo.kernel)
+    return ((work <= _DEPTHWISE_CHAIN_SMALL or (work <= _DEPTHWISE_CHAIN_MAX_WORK and not _channels_first_columns(c, geo)))
+            and _onednn_takes_3d(x, w, geo))  # (its test is torch's use_mkldnn for a 4-d input too)
+
+
+def _depthwise_chain_from_bias(geo: _Geometry) -> bool:
+    """Whether oneDNN's depthwise kernel for this 2-d layer starts its sums at the bias: its jit_uni_dw
+    kernel does where no side is padded past the dilated kernel (the right side as far as the last
+    window reaches), a 1×1 kernel only strided; the kernel it falls back on adds the bias to the
+    finished sum. (Not every case: some dilated layers padded near the kernel's reach take the
+    other kernel, 75 of 1,146 1-d/2-d layers of a sweep where the two orders differ.)"""
+    if all(k == 1 for k in geo.kernel) and all(s == 1 for s in geo.stride):
+        return False
+    return all(lo <= dl * (k - 1) and (m - 1) * s + dl * (k - 1) + 1 - n - lo <= dl * (k - 1) for lo, k, s, dl, m, n in zip(
+        geo.pad_lo, geo.kernel, geo.stride, geo.dilation, geo.out_shape, geo.in_shape))
+
+
+def _conv_depthwise_chain(x: np.ndarray, w: np.ndarray, geo: _Geometry, bias=None) -> np.ndarray:
+    """``_conv`` of a depthwise convolution summed as oneDNN sums it (see _DEPTHWISE_CHAIN_SMALL),
+    from ``bias`` where one is given. Each channel's padded input is one flat row (its samples one
+    after another, the last axis padded to a multiple of its stride) and every output position a
+    flat position t, which kernel offset k reads at stride·t + offset_k: the columns of a channel are
+    K contiguous (or stride-strided) runs of that row, copied whole, and its outputs are one
+    (2, K) @ (K, T) sgemm, the weight row twice (a one-row product runs as sgemv, and a four-row one
+    rounded otherwise here). Positions that are no output (the padding's) are computed and dropped."""
+    n, c = x.shape[0], x.shape[1]
+    d = len(geo.kernel)
+    step = geo.stride[-1]
+    padded = list(geo.padded_shape)
+    padded[-1] += -padded[-1] % step  # so that every output row starts at a multiple of the stride
+    pitches = [math.prod(padded[a + 1:]) for a in range(d)]
+    plane = math.prod(padded)
+    offsets = [sum(i * dl * p for i, dl, p in zip(offset, geo.dilation, pitches)) for offset in np.ndindex(*geo.kernel)]
+    xp = np.zeros((c, n, *padded), dtype=np.float32)
+    interior = (slice(None), slice(None)) + tuple(slice(lo, lo + m) for lo, m in zip(geo.pad_lo, geo.in_shape))
+    _assign(xp[interior], x.swapaxes(0, 1), axis=1)
+    rows = xp.reshape(c, n * plane)
+    # output (n, *i) sits at flat position n·plane/stride + Σ i_a·stride_a·pitch_a/stride
+    grid_strides = [s * p // step for s, p in zip(geo.stride, pitches)]
+    last = sum((m - 1) * gs for m, gs in zip(geo.out_shape, grid_strides))
+    length = (n - 1) * (plane // step) + last + 1
+    first = 0 if bias is None else 1  # a column of ones times the bias starts the chain at it
+    taps = first + len(offsets)
+    weights = np.empty((c, 2, taps), dtype=np.float32)
+    weights[:, :, first:] = w.reshape(c, 1, -1)
+    if bias is not None:
+        weights[:, :, 0] = bias[:, None]
+    grid = np.empty((c, 2, n * (plane // step)), dtype=np.float32)
+    piece = min(length, max(1024, _DEPTHWISE_COLUMN_BYTES // (4 * taps)))
+    block = max(1, min(c, _DEPTHWISE_COLUMN_BYTES // (4 * taps * piece)))
+    cols = np.empty((block, taps, piece), dtype=np.float32)
+    if bias is not None:
+        cols[:, 0] = 1
+    for start in range(0, c, block):
+        stop = min(start + block, c)
+        for at in range(0, length, piece):
+            size = min(piece, length - at)
+            part = cols[:stop - start, :, :size]
+            for k, offset in enumerate(offsets, first):
+                begin = offset + step * at
+                part[:, k] = rows[start:stop, begin:begin + step * (size - 1) + 1:step]
+            np.matmul(weights[start:stop], part, out=grid[start:stop, :, at:at + size])
+    item = grid.itemsize
+    view = _windows(grid[:, 0], shape=(n, c, *geo.out_shape),
+                    strides=((plane // step) * item, grid.strides[0], *(gs * item for gs in grid_strides)))
+    return _contiguous(view)
 
 
 def _conv_input_nchw(grad: np.ndarray, w: np.ndarray, geo: _Geometry, c: int) -> np.ndarray:
@@ -855,6 +951,8 @@ class Convolution(Function):
         if x.shape[0] == 0 or x.shape[1] == 0:  # torch's Empty backend: no output channels without input ones
             return array_module(x).zeros((x.shape[0], x.shape[1] and w.shape[0], *geo.out_shape), dtype=x.dtype)
         y = _bias_first_pointwise(x, w, bias[0], geo) if bias else None
+        if y is None and bias and _depthwise_chain_runs(x, w, geo) and _depthwise_chain_from_bias(geo):
+            y = _conv_depthwise_chain(x, w, geo, bias[0])
         if y is None:
             y = _conv(x, w, geo)
             if bias:

@@ -22,7 +22,7 @@ import builtins
 import numpy as np
 
 from .. import _dtype
-from .._backend import array_module, refuse_pinning, strided_view
+from .._backend import array_module, contiguous_strides, refuse_pinning, strided_view
 from .._opmath import cpu_autocast_policy
 from ..autograd import function as _function
 from ..autograd.function import Function, name_node
@@ -87,21 +87,13 @@ def _exec_order(strides, dims) -> list:
     return _by_stride(strides, order[:first]) + list(dims)
 
 
-def _strides_in_order(shape, order) -> tuple:
-    strides, step = [0] * len(shape), 1
-    for d in reversed(order):
-        strides[d] = step
-        step *= builtins.max(shape[d], 1)
-    return tuple(strides)
-
-
 def _laid_out(xp, result, dtype, order):
     """``result`` as ``dtype``, contiguous in the memory order ``order`` (size-1 dims too, whose
     strides torch also reports)."""
     if result.size == 0 or list(order) == list(range(result.ndim)):
         return xp.ascontiguousarray(result, dtype=dtype)
     itemsize = np.dtype(dtype).itemsize
-    strides = tuple(itemsize * step for step in _strides_in_order(result.shape, order))
+    strides = tuple(itemsize * step for step in contiguous_strides(result.shape, order))
     out = strided_view(xp.empty(result.size, dtype=dtype), result.shape, strides)
     out[...] = result
     return out
@@ -166,7 +158,7 @@ class C2R(Function):
         sizes = [z.shape[d] for d in dims[:-1]] + [last_size]
         strides = z.strides
         if len(dims) > 1:  # torch runs a C2C over the other dims first, then a C2R over the last one
-            strides = _strides_in_order(z.shape, _exec_order(strides, _by_stride(strides, dims[:-1])))
+            strides = contiguous_strides(z.shape, _exec_order(strides, _by_stride(strides, dims[:-1])))
         order = _exec_order(strides, dims[-1:])
         return _laid_out(xp, xp.fft.irfftn(z, s=sizes, axes=dims, norm=norm), _real_dtype(z), order)
 

@@ -143,12 +143,7 @@ def preserved_strides(a) -> tuple:
             return -1 if s0 < s1 else 1
         return 1 if shape[d0] > shape[d1] else 0
 
-    perm = stride_order(a.ndim, order)
-    out, step = [0] * a.ndim, 1
-    for d in perm:
-        out[d] = step
-        step *= max(shape[d], 1)
-    return tuple(out)
+    return contiguous_strides(shape, stride_order(a.ndim, order)[::-1])  # (stride_order: innermost first)
 
 
 def preserved_layout(out, like):

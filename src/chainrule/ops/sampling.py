@@ -315,6 +315,37 @@ class PlaneScatter(Function):
         return PlaneGather.apply(grad, positions=ctx.positions)
 
 
+
+def _weigh_taps(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Σ_k values[n, k, p, c] · weights[n, k, p] as (N, C, P) contiguous: each tap's products added
+    in tap order, as the einsum "nkpc,nkp->ncp" adds them (the same bits: 0 of 624,000 values
+    differed over 1-64 channels, 4-16 taps, float32 and float64), written in torch's layout instead
+    of the einsum's (N, P, C) and a copy ((32, 3, 64, 64) bilinear: 1.2 ms instead of 2.45)."""
+    batch, taps, points, channels = values.shape
+    out = np.zeros((batch, channels, points), dtype=values.dtype)  # (from +0, as einsum: a -0 product adds to +0)
+    term = np.empty_like(out)
+    with np.errstate(all="ignore"):  # (silent, as einsum is on inf · 0 and overflow)
+        for k in range(taps):
+            np.multiply(values[:, k].transpose(0, 2, 1), weights[:, k, None, :], out=term)
+            out += term
+    return out
+
+
+# einsum's contiguous reduction sums a few channels one after another and more of them in SIMD
+# partial sums; up to this many (per dtype) the channel-by-channel adds of _channel_sum are its bits
+_SEQUENTIAL_CHANNEL_SUM = {np.float32: 3, np.float64: 2}
+
+
+def _channel_sum(grad: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Σ_c grad[n, c, p] · values[n, k, p, c] as (N, K, P), the channels added in order: the einsum
+    "npc,nkpc->nkp" of PaddedTapSum's backward for few channels, without the channels-last copy
+    of the gradient ((32, 3, 64, 64) bilinear: 1 ms instead of 3.9)."""
+    out = np.zeros(values.shape[:-1], dtype=values.dtype)  # (from +0, as einsum)
+    with np.errstate(all="ignore"):  # (silent, as einsum)
+        for c in range(values.shape[-1]):
+            out += values[..., c] * grad[:, None, c, :]
+    return out
+
 class PaddedTapSum(Function):
     """(N, C, *S) ``x`` read at K taps per point and weighed by (N, K, P) ``weights``: (N, C, P).
     ``rows`` (N, K, P) are each tap's position in x's planes padded by one zero pixel on every side
@@ -341,8 +372,9 @@ class PaddedTapSum(Function):
             ctx.rows, ctx.padded_shape = rows, (batch, channels, *[size + 2 for size in sizes])
             ctx.values = values if ctx.needs_input_grad[1] else None
         ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, weights if ctx.needs_input_grad[0] else None)
-        # (einsum leaves it (N, P, C) in memory: torch's output is contiguous)
-        return xp.ascontiguousarray(xp.einsum("nkpc,nkp->ncp", values, weights))
+        if xp is not np:  # (einsum leaves it (N, P, C) in memory: torch's output is contiguous)
+            return xp.ascontiguousarray(xp.einsum("nkpc,nkp->ncp", values, weights))
+        return _weigh_taps(values, weights)
 
     @staticmethod
     def backward(ctx, grad):
@@ -367,7 +399,9 @@ class PaddedTapSum(Function):
                     planes[c] = xp.bincount(flat_rows, (g[:, c, None, :] * w).reshape(-1), batch * plane)
                 planes = planes.reshape(channels, batch, *padded)[(slice(None), *inner[1:])]
                 grad_x = Tensor._make(xp.ascontiguousarray(xp.moveaxis(planes, 0, 1)))
-            if x is not None:  # Σ over channels, with the channels innermost in both
+            if x is not None and xp is np and channels <= _SEQUENTIAL_CHANNEL_SUM[g.dtype.type]:
+                grad_weights = Tensor._make(_channel_sum(g, ctx.values))
+            elif x is not None:  # Σ over channels, with the channels innermost in both
                 g_last = xp.ascontiguousarray(xp.moveaxis(g, 1, -1))
                 grad_weights = Tensor._make(xp.einsum("npc,nkpc->nkp", g_last, ctx.values))
             return grad_x, grad_weights
