@@ -471,58 +471,44 @@ def _rounds_once(daxpy) -> bool:
     return True
 
 
-def _emulated_fused_multiply_add_float64(x, y, z, out=None):
+def _emulated_fused_multiply_add_float64(x, y: float, z, out=None):
     """fused_multiply_add_float64 without an fma: Boldo and Melquiond's emulation ("Emulation of FMA
     and correctly-rounded sums: proved algorithms using rounding to odd", 2008): Dekker's exact
-    product ``x·y = p + e`` (Veltkamp's split, a number ``y``'s once), Knuth's exact sum ``z + p = s + t``,
-    then ``s + RO(t + e)`` rounded to nearest, where RO rounds to odd (truncates, and sets the last bit
+    product ``x·y = p + e`` (Veltkamp's split, ``y``'s once), Knuth's exact sum ``z + p = s + t``, then
+    ``s + RO(t + e)`` rounded to nearest, where RO rounds to odd (truncates, and sets the last bit
     where that was inexact). Exact but where the product underflows (below about 1e-290 its error
-    is no float64) or ``x·2^27`` overflows, where NumPy's twice rounded ``z + x·y`` is kept. ``y`` a
-    number or a float64 array (``fused_multiply_add_float64_arrays``). About twenty array passes, in
-    four arrays of x's shape: large arrays go through in cache-sized blocks."""
-    y_shape = np.shape(y)
-    shape = np.broadcast_shapes(np.shape(x), y_shape, np.shape(z))
+    is no float64) or ``x·2^27`` overflows, where NumPy's twice rounded ``z + x·y`` is kept. About
+    twenty array passes, in four arrays of x's shape: large arrays go through in cache-sized blocks."""
+    shape = np.broadcast_shapes(np.shape(x), np.shape(z))
     size = int(np.prod(shape))
-    if size > _FMA_BLOCK and np.shape(x) == shape and np.shape(z) == shape and y_shape in ((), shape):
+    if size > _FMA_BLOCK and np.shape(x) == shape and np.shape(z) == shape:
         x, z = np.ascontiguousarray(x).reshape(-1), np.ascontiguousarray(z).reshape(-1)
-        y = np.ascontiguousarray(y).reshape(-1) if y_shape else y
         result = np.empty(size)
         for begin in range(0, size, _FMA_BLOCK):
             block = slice(begin, begin + _FMA_BLOCK)
-            result[block] = _fused_multiply_add_float64(x[block], y[block] if y_shape else y, z[block])
+            result[block] = _fused_multiply_add_float64(x[block], y, z[block])
         result = result.reshape(shape)
     elif shape:
-        result = _fused_multiply_add_float64(np.asarray(x), y if not y_shape else np.asarray(y), np.asarray(z))
+        result = _fused_multiply_add_float64(np.asarray(x), y, np.asarray(z))
     else:  # as one element (NumPy's operators answer 0-d arrays with scalars, which take no out=)
-        y = np.reshape(y, 1) if isinstance(y, np.ndarray) else y
         result = _fused_multiply_add_float64(np.reshape(x, 1), y, np.reshape(z, 1))[0]
     return _into(out, result)
-
-
-def fused_multiply_add_float64_arrays(x, y, z, out=None):
-    """``x * y + z`` for float64 arrays ``x``, ``y`` and ``z``, rounded once, as torch's float64 CPU
-    kernels whose loop compiles to a fused multiply-add of two tensors' elements (``addcmul``'s
-    ``self + value·t1·t2`` is ``fma(value·t1, t2, self)``), into ``out`` if given. BLAS has no
-    elementwise product of two vectors to fuse: always the exact emulation."""
-    if not (isinstance(x, _HOST_VALUES) and isinstance(y, _HOST_VALUES) and isinstance(z, _HOST_VALUES)):
-        return _into(out, z + x * y)  # a device array: the device computes its own
-    return _emulated_fused_multiply_add_float64(x, y, z, out)
 
 
 _SPLITTER = 134217729.0  # 2**27 + 1: Veltkamp's split of a float64 into two 26-bit halves
 _FMA_BLOCK = 16384  # elements: fused_multiply_add_float64's five float64 blocks stay in a core's L2
 
 
-def _fused_multiply_add_float64(x, y, z):
-    """fused_multiply_add_float64 on arrays (``y`` a number or an array), in place where it can: a new
-    array of their broadcast shape."""
-    shape = np.broadcast_shapes(x.shape, np.shape(y), z.shape)
-    if x.shape != shape:  # z or y broadcasts x: the temporaries below take the result's shape from x
+def _fused_multiply_add_float64(x, y: float, z):
+    """fused_multiply_add_float64 on arrays, in place where it can: a new array of their broadcast
+    shape."""
+    scaled = y * _SPLITTER
+    y_high = scaled - (scaled - y)
+    y_low = y - y_high
+    shape = np.broadcast_shapes(x.shape, z.shape)
+    if x.shape != shape:  # z broadcasts x: the temporaries below take the result's shape from x
         x = np.broadcast_to(x, shape)
     with np.errstate(over="ignore", invalid="ignore"):
-        scaled = y * _SPLITTER
-        y_high = scaled - (scaled - y)
-        y_low = y - y_high
         product = x * y
         # Veltkamp: x = high + low, each with 26 significant bits
         high = x * _SPLITTER
@@ -581,7 +567,7 @@ def fused_lerp(start, end, weight: float, out=None):
     float32 rounds as torch's CPU kernel, one fused multiply-add; float16/bfloat16 compute that in
     float32 and round once, as torch's opmath; other dtypes round NumPy's product and sum (torch's
     float64 kernel fuses too, but where BLAS's daxpy does not round once, as on the AMD EPYC CI
-    machine, the exact emulation made a float64 Adam step 2 to 3 times slower). Into ``out`` if given
+    machine, the exact emulation made a float64 Adam step 2 to 4 times slower). Into ``out`` if given
     (which may be ``start``)."""
     low = start.dtype if half_precision(start.dtype) else None
     if low is not None:
@@ -613,12 +599,16 @@ def fused_addcmul(start, tensor1, tensor2, value: float, out=None):
         if start.dtype == _FLOAT32:
             return fused_multiply_add_float32(scaled, wide[2], wide[0], out=out)
         result = fused_multiply_add_float32(scaled, wide[2], wide[0]).astype(start.dtype)
-    elif start.dtype == tensor1.dtype == tensor2.dtype == _FLOAT64 and 0 in (np.ndim(tensor1), np.ndim(tensor2)):
-        # the same fused multiply-add where a factor is 0-d (ASGD's eta and mu); two arrays' products
-        # (Adam's g·g) keep NumPy's two roundings below: the exact emulation's twenty passes made a
-        # float64 Adam step 3.5 to 4 times slower, for a last-bit difference in exp_avg_sq
+    elif (start.dtype == tensor1.dtype == tensor2.dtype == _FLOAT64 and 0 in (np.ndim(tensor1), np.ndim(tensor2))
+          and isinstance(tensor1, _HOST_VALUES) and isinstance(tensor2, _HOST_VALUES)):
+        # the same fused multiply-add where a factor is 0-d (ASGD's eta and mu), a number's
+        # (fused_multiply_add_float64); two arrays' products (Adam's g·g) keep NumPy's two roundings
+        # below: NumPy has no fused product of two arrays, and the exact emulation's twenty passes
+        # made a float64 Adam step 2 to 4 times slower, for a last-bit difference in exp_avg_sq
         scaled = tensor1 if value == 1 else tensor1 * np.float64(value)
-        return fused_multiply_add_float64_arrays(scaled, tensor2, start, out=out)
+        if np.ndim(tensor2) == 0:
+            return fused_multiply_add_float64(scaled, float(tensor2), start, out=out)
+        return fused_multiply_add_float64(tensor2, float(scaled), start, out=out)
     else:
         result = start + start.dtype.type(value) * tensor1 * tensor2
     return _into(out, result)
