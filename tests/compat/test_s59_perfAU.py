@@ -29,14 +29,15 @@ def _same_bits(a, b):
 def test_depthwise_input_grad_flat_keeps_the_region_adds_bits(monkeypatch):
     rng = np.random.default_rng(59)
     compared = 0
-    for trial in range(40):
-        d = 2 + trial % 2
+    for trial in range(60):
+        d = 1 + trial % 3
         n, c = int(rng.integers(1, 4)), int(rng.integers(2, 6))
         kernel = tuple(int(v) for v in rng.integers(1, 5, d))
+        stride = tuple(int(v) for v in rng.integers(2 if d == 1 else 1, 4, d))  # (1-d at stride 1: the region adds)
         dilation = tuple(int(v) for v in rng.integers(1, 3, d))
         lo, hi = (tuple(int(v) for v in rng.integers(0, 4, d)) for _ in range(2))
-        geo = conv._Geometry(kernel, (1,) * d, lo, hi, dilation, c,
-                             tuple(int(v) for v in rng.integers(3, 10 if d == 2 else 6, d)))
+        geo = conv._Geometry(kernel, stride, lo, hi, dilation, c,
+                             tuple(int(v) for v in rng.integers(3, 6 if d == 3 else 12, d)))
         if any(m <= 0 for m in geo.out_shape):
             continue
         dtype = (np.float32, np.float64)[trial % 2]
@@ -51,7 +52,7 @@ def test_depthwise_input_grad_flat_keeps_the_region_adds_bits(monkeypatch):
         ours = conv._conv_input(grad, w, geo, c)
         assert _same_bits(ours, _region_adds(grad, w, geo, monkeypatch)), (geo.kernel, geo.pad_lo, geo.pad_hi)
         compared += 1
-    assert compared >= 30
+    assert compared >= 45
 
 
 def test_depthwise_input_grad_nonfinite_weight_keeps_the_region_adds(monkeypatch):
@@ -75,6 +76,8 @@ def test_depthwise_input_grad_nonfinite_weight_keeps_the_region_adds(monkeypatch
     ((3, 6, 8, 7), (3, 2), "channels_last", dict(padding=(2, 1), dilation=(2, 1))),
     ((2, 5, 6, 6, 6), 3, "contiguous", dict(padding=1)),                 # 3-d
     ((2, 4, 8, 8), 3, "contiguous", dict(padding="same", dilation=2)),
+    ((4, 16, 11, 11), 3, "channels_last", dict(stride=2, padding=1)),    # MobileNet's downsampling
+    ((3, 6, 20), 4, "contiguous", dict(stride=2, padding=1)),            # 1-d strided
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_depthwise_gradients_match_torch(shape, k, layout, kwargs, dtype):

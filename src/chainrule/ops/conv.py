@@ -659,7 +659,7 @@ def _conv_input_depthwise(grad: np.ndarray, w: np.ndarray, geo: _Geometry) -> np
     bits are theirs; what goes is the per-sample, per-channel GEMM of an inner dimension of one
     (FocalNet's (32, 24, 8, 8) 3×3, one thread on a loaded 2-core AVX2 machine: 1.6-1.7 ms instead
     of 2.5; 5×5: 4.2-4.4 ms instead of 7.8-9.9; (64, 32, 16, 16) 3×3: 9-11 ms instead of 19-23).
-    Planes of 2-d and 3-d layers at stride 1 add on flat rows instead (``_conv_input_depthwise_flat``)."""
+    On the CPU the adds run on flat rows instead where that measured faster (``_depthwise_flat_adds``)."""
     xp = array_module(grad)
     if _depthwise_flat_adds(grad, w, geo):
         return _conv_input_depthwise_flat(grad, w, geo)
@@ -684,12 +684,12 @@ def _conv_input_depthwise(grad: np.ndarray, w: np.ndarray, geo: _Geometry) -> np
 
 
 def _depthwise_flat_adds(grad, w, geo: _Geometry) -> bool:
-    """Whether ``_conv_input_depthwise_flat`` runs: on the CPU, finite weights (see there), 2-d or 3-d and
-    stride 1, where the region adds' rows are short and the flat grid holds few positions that are no output.
-    One thread, the loaded 2-core AVX2 machine, against the region adds: (64, 32, 16, 16) 3×3 0.52×,
-    (16, 64, 14, 14) 5×5 0.27×, (4, 32, 10, 10, 10) 3×3×3 0.46×, (32, 24, 8, 8) 3×3 0.50×; at stride 2
-    (grid rows the stride skips) 1.14-1.34×, and 1-d layers, whose regions are long runs already, 0.85-1.09×."""
-    return (array_module(grad) is np and len(geo.kernel) > 1 and all(s == 1 for s in geo.stride)
+    """Whether ``_conv_input_depthwise_flat`` runs: on the CPU, finite weights (see there), and not a 1-d layer at
+    stride 1, whose regions are long runs already. One thread, the loaded 2-core AVX2 machine, against the region
+    adds and the copy of their result: (64, 32, 16, 16) 3×3 0.41×, (16, 64, 14, 14) 5×5 0.20×, (32, 64, 16, 16)
+    3×3 stride 2 0.25×, (32, 96, 28, 28) stride 2 0.63×, dilation 2 0.73×, (4, 32, 10, 10, 10) 3×3×3 0.20×,
+    (32, 24, 8, 8) 3×3 0.55×, 1-d (64, 64, 100) at stride 2 0.81× (at stride 1 1.12×)."""
+    return (array_module(grad) is np and (len(geo.kernel) > 1 or any(s > 1 for s in geo.stride))
             and bool(np.isfinite(w).all()))
 
 
@@ -700,30 +700,34 @@ _DEPTHWISE_FLAT_ELEMENTS = 1 << 14
 
 def _conv_input_depthwise_flat(grad: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
     """``_conv_input_depthwise`` on flat planes, the same products added in the same order (so the
-    same bits). Each (sample, channel) plane of the padded result is one flat row, its last axis
-    padded to a multiple of the stride (as ``_conv_depthwise_chain`` lays out its input), and the
-    gradient is spread over a zeroed grid of the same planes at every stride-th position, so that
-    kernel offset k adds ``grid * w[:, k]`` to one strided run of the flat rows, ``offset_k`` along:
-    one long add per offset where the strided regions took one short add per output row. The grid's
-    zeros (the positions that are no output) add ±0, which changes no sum (each starts at +0 and so
-    is never -0), and the runs of a block of planes stop at its end, so blocks write apart (only
-    zeros would cross); infinite or NaN weights keep the region adds (0·inf would not vanish)."""
+    same bits). The padded result is split by stride phase (the positions ``r`` modulo the stride,
+    as a strided transposed convolution splits into stride-1 ones): each phase of each (sample,
+    channel) plane is one flat row of ``sub`` = padded / stride positions, and kernel offset t lands
+    in phase t mod stride, t div stride along. The gradient is spread over a zeroed grid of such
+    rows, so that each offset adds ``grid * w[:, k]`` to one run of its phase's rows: one long add
+    per offset where the strided regions took one short add per output row. The grid's zeros (the
+    positions that are no output) add ±0, which changes no sum (each starts at +0 and so is never
+    -0), and the runs of a block of planes stop at its end, so blocks write apart (only zeros would
+    cross); infinite or NaN weights keep the region adds (0·inf would not vanish)."""
     n, c = grad.shape[0], grad.shape[1]
     d = len(geo.kernel)
-    step = geo.stride[-1]
-    padded = list(geo.padded_shape)
-    padded[-1] += -padded[-1] % step
-    pitches = [math.prod(padded[a + 1:]) for a in range(d)]
-    plane = math.prod(padded)
-    offsets = [sum(i * dl * p for i, dl, p in zip(offset, geo.dilation, pitches)) for offset in np.ndindex(*geo.kernel)]
+    stride = geo.stride
+    sub = [-(-p // s) for p, s in zip(geo.padded_shape, stride)]
+    pitches = [math.prod(sub[a + 1:]) for a in range(d)]
+    plane = math.prod(sub)
+    taps = []  # (phase, shift along its rows) of each kernel offset, in offset order
+    for offset in np.ndindex(*geo.kernel):
+        reach = [i * dl for i, dl in zip(offset, geo.dilation)]
+        taps.append((int(np.ravel_multi_index([t % s for t, s in zip(reach, stride)], stride)),
+                     sum(t // s * p for t, s, p in zip(reach, stride, pitches))))
     dtype = np.result_type(grad, w)
     planes = n * c
-    grid = np.zeros((planes, plane // step), dtype=dtype)
-    grid_strides = [s * p // step * grid.itemsize for s, p in zip(geo.stride, pitches)]
-    _assign(strided_view(grid, (n, c, *geo.out_shape), (c * grid.strides[0], grid.strides[0], *grid_strides)), grad)
+    grid = np.zeros((planes, plane), dtype=dtype)
+    _assign(strided_view(grid, (n, c, *geo.out_shape),
+                         (c * grid.strides[0], grid.strides[0], *(p * grid.itemsize for p in pitches))), grad)
     factors = np.tile(w.reshape(c, -1).T.astype(dtype, copy=False), (1, n))  # (K, N·C): each plane's weight
-    out = np.zeros(planes * plane, dtype=dtype)
-    block = max(1, _DEPTHWISE_FLAT_ELEMENTS // max(plane // step, 1))
+    out = np.zeros((math.prod(stride), planes * plane), dtype=dtype)
+    block = max(1, _DEPTHWISE_FLAT_ELEMENTS // plane)
 
     def add_planes(start: int, stop: int) -> None:
         for first in range(start, stop, block):
@@ -732,16 +736,25 @@ def _conv_input_depthwise_flat(grad: np.ndarray, w: np.ndarray, geo: _Geometry) 
             slab = np.empty(source.shape, dtype=dtype)
             flat = slab.reshape(-1)
             end = last * plane
-            for factor, offset in zip(factors, offsets):
-                begin = first * plane + offset
-                count = (end - begin + step - 1) // step
+            for factor, (phase, shift) in zip(factors, taps):
+                begin = first * plane + shift
                 np.multiply(source, factor[first:last, None], out=slab)
-                target = out[begin:begin + step * (count - 1) + 1:step]
-                target += flat[:count]
+                target = out[phase, begin:end]
+                target += flat[:end - begin]
 
-    over_rows(add_planes, planes, grad.size * len(offsets))
-    result = out[:planes * plane].reshape(n, c, *padded)
-    return result[(slice(None), slice(None)) + tuple(slice(lo, lo + m) for lo, m in zip(geo.pad_lo, geo.in_shape))]
+    over_rows(add_planes, planes, grad.size * len(taps))
+    # each phase's rows back to their places: input position i sits at padded i + lo, phase (i + lo) mod s
+    result = np.empty((n, c, *geo.in_shape), dtype=dtype)
+    phases = out.reshape(-1, n, c, *sub)
+    for phase, residue in enumerate(np.ndindex(*stride)):
+        first = [(r - lo) % s for r, lo, s in zip(residue, geo.pad_lo, stride)]
+        counts = [len(range(i, m, s)) for i, m, s in zip(first, geo.in_shape, stride)]
+        if 0 in counts:
+            continue
+        at = [(i + lo - r) // s for i, lo, r, s in zip(first, geo.pad_lo, residue, stride)]
+        _assign(result[(slice(None), slice(None)) + tuple(slice(i, None, s) for i, s in zip(first, stride))],
+                phases[(phase, slice(None), slice(None)) + tuple(slice(a, a + k) for a, k in zip(at, counts))])
+    return result
 
 
 # oneDNN's depthwise kernels (torch's float32 CPU path) start each output at zero (at the bias, see
