@@ -1,5 +1,6 @@
 """Lane perfAU: the paths added for speed, each against torch (values, gradients, strides, nodes) and
-against the path it replaced (the same bits).
+against the path it replaced (the same bits): the depthwise input gradient on flat planes, softplus's
+float32 blocks, silu's one e^-x.
 
 The depthwise input gradient on flat planes (``conv._conv_input_depthwise_flat``) adds the same
 products in the same order as the region adds (``_conv_input_depthwise`` without it); NumPy's float
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 
 import chainrule
-from chainrule.ops import conv
+from chainrule.ops import activation, conv
+from chainrule.ops.elementwise import _exp_array, _sigmoid_array
 
 torch = pytest.importorskip("torch")
 
@@ -125,3 +127,58 @@ def test_conv_with_bias_asks_for_the_depthwise_chain_once(monkeypatch):
                                             padding=padding, groups=6).numpy()
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
         assert len(calls) == 1
+
+
+# ---------------------------------------------------------------- activations
+_EDGES = np.array([0, -0.0, np.inf, -np.inf, np.nan, 88.7, -88.7, -89, 89, 1e-30, -1e-30, 104, -104, 20, 20.0001,
+                   19.9999, -20, -21, -103, 1e-45], np.float32)
+
+
+def _activation_input(seed):
+    """A float32 input past one block (_MISH_BLOCK values), its edge values first."""
+    x = (np.random.default_rng(seed).standard_normal((3, 4100)) * 12).astype(np.float32)
+    x.reshape(-1)[:_EDGES.size] = _EDGES
+    return x
+
+
+@pytest.mark.parametrize("beta, threshold", [(1.0, 20.0), (2.0, 20.0), (0.5, 3.3), (-1.0, 20.0)])
+def test_softplus_blocks_keep_the_bits(beta, threshold):
+    x = _activation_input(1)
+    grad = np.random.default_rng(2).standard_normal(x.shape).astype(np.float32)
+    # a Fortran-ordered copy of the same values takes the whole-array path
+    with np.errstate(over="ignore"):  # (the whole-array gradient's g·e^z may overflow, to torch's inf)
+        pairs = ((activation._softplus_array(x, beta, threshold),
+                  activation._softplus_array(np.asfortranarray(x), beta, threshold)),
+                 (activation._softplus_grad_array(x, grad, beta, threshold),
+                  activation._softplus_grad_array(np.asfortranarray(x), np.asfortranarray(grad), beta, threshold)))
+    for blocked, whole in pairs:
+        assert blocked.flags.c_contiguous and not whole.flags.c_contiguous
+        np.testing.assert_array_equal(blocked, whole)
+        np.testing.assert_array_equal(np.signbit(blocked), np.signbit(whole))
+
+
+@pytest.mark.parametrize("name, kwargs", [("softplus", {}), ("softplus", dict(beta=2.0, threshold=5.0)), ("silu", {}),
+                                          ("mish", {})])
+def test_activation_blocks_match_torch(name, kwargs):
+    x = _activation_input(3)
+    grad = np.random.default_rng(4).standard_normal(x.shape).astype(np.float32)
+    results = []
+    for lib in (chainrule, torch):
+        leaf = lib.tensor(x, requires_grad=True)
+        y = getattr(lib.nn.functional, name)(leaf, **kwargs)
+        y.backward(lib.tensor(grad))
+        results.append((y.detach().numpy(), y.stride(), y.grad_fn.name(), leaf.grad.numpy(), leaf.grad.stride()))
+    (ours, stride, node, our_grad, grad_stride), (theirs, their_stride, their_node, their_grad, their_grad_stride) = results
+    np.testing.assert_allclose(ours, theirs, rtol=2e-6, atol=1e-37)  # (torch's SLEEF functions: within an ulp)
+    np.testing.assert_allclose(our_grad, their_grad, rtol=2e-5, atol=1e-30)
+    assert (stride, node, grad_stride) == (their_stride, their_node, their_grad_stride)
+
+
+def test_silu_forward_keeps_the_bits():
+    for x in (_activation_input(5), _activation_input(6)[1, :7], np.array(0.75, np.float32)):
+        leaf = chainrule.tensor(x, requires_grad=True)
+        y = chainrule.nn.functional.silu(leaf)
+        with np.errstate(over="ignore", invalid="ignore"):
+            expected = x / (1 + _exp_array(-x))  # torch's kernel's division, as before e^-x ran once
+        np.testing.assert_array_equal(y.detach().numpy(), expected)
+        np.testing.assert_array_equal(y.grad_fn.sig, _sigmoid_array(x))  # the sigmoid the backward reuses
