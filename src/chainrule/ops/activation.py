@@ -706,6 +706,75 @@ def _gelu_cdf_array(x):
     return t(0.5) * (t(1) + erf_array(array_module(x).atleast_1d(x * t(_SQRT_HALF))).reshape(x.shape))
 
 
+def _in_float32_blocks(*arrays) -> bool:
+    """Whether an activation's float32 kernel runs block by block on ``arrays`` (tanh-approximated gelu's
+    forward and backward, silu's backward): float32 NumPy arrays of one shape, C-contiguous, past one block."""
+    x = arrays[0]
+    return all(type(a) is np.ndarray and a.dtype == np.float32 and a.flags.c_contiguous and a.shape == x.shape
+               for a in arrays) and x.size >= _FLOAT32_BLOCK
+
+
+_FLOAT32_BLOCK = 8192  # float32 values per block: the block's temporaries stay in the core's cache
+
+
+def _gelu_tanh_float32(x: np.ndarray) -> np.ndarray:
+    """x/2 (1 + tanh(k (x + c x³))) as Gelu.forward's float32 ops compute it, the same ops in the same
+    order (so the same bits) block by block, where each op streamed the whole array through memory."""
+    xs = x.reshape(-1)
+    out = np.empty(xs.shape, np.float32)
+    inner = np.empty(_FLOAT32_BLOCK, np.float32)
+    half, one, k, c = np.float32(0.5), np.float32(1), np.float32(_TANH_K), np.float32(_TANH_C)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for start in range(0, xs.size, _FLOAT32_BLOCK):
+            stop = min(start + _FLOAT32_BLOCK, xs.size)
+            x_, i_, y_ = xs[start:stop], inner[:stop - start], out[start:stop]
+            np.multiply(c, x_, out=i_)  # k (x + ((c x) x) x)
+            np.multiply(i_, x_, out=i_)
+            np.multiply(i_, x_, out=i_)
+            np.add(x_, i_, out=i_)
+            np.multiply(k, i_, out=i_)
+            np.tanh(i_, out=i_)
+            np.add(one, i_, out=i_)
+            np.multiply(half, x_, out=y_)  # ((x/2) (1 + tanh))
+            np.multiply(y_, i_, out=y_)
+    return out.reshape(x.shape)
+
+
+def _gelu_tanh_grad_float32(x: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """The gradient Gelu.backward's Tensor ops compute for approximate='tanh' on float32 arrays,
+    g ((1 + th)/2 + (x/2) (1 - th²) (k (1 + 3c x²))) with th = tanh((x + c x² x) k): the same float32
+    ops in the same order (so the same bits), block by block, where each Tensor op wrapped a
+    whole-array pass (seventeen of them through memory)."""
+    xs, grads = x.reshape(-1), grad.reshape(-1)
+    out = np.empty(xs.shape, np.float32)
+    square, th, first, second = (np.empty(_FLOAT32_BLOCK, np.float32) for _ in range(4))
+    half, one, k, c, c3 = (np.float32(v) for v in (0.5, 1, _TANH_K, _TANH_C, 3 * _TANH_C))
+    with np.errstate(invalid="ignore", over="ignore"):
+        for start in range(0, xs.size, _FLOAT32_BLOCK):
+            stop = min(start + _FLOAT32_BLOCK, xs.size)
+            n = stop - start
+            x_, s_, t_, a_, b_ = xs[start:stop], square[:n], th[:n], first[:n], second[:n]
+            np.multiply(x_, x_, out=s_)
+            np.multiply(c, s_, out=t_)  # th = tanh((x + (c x²) x) k)
+            np.multiply(t_, x_, out=t_)
+            np.add(x_, t_, out=t_)
+            np.multiply(t_, k, out=t_)
+            np.tanh(t_, out=t_)
+            np.add(one, t_, out=a_)  # (1 + th)/2
+            np.multiply(half, a_, out=a_)
+            np.multiply(half, x_, out=b_)  # ((x/2) (1 - th th)) (k (1 + (3c) x²))
+            np.multiply(t_, t_, out=t_)
+            np.subtract(one, t_, out=t_)
+            np.multiply(b_, t_, out=b_)
+            np.multiply(c3, s_, out=s_)
+            np.add(one, s_, out=s_)
+            np.multiply(k, s_, out=s_)
+            np.multiply(b_, s_, out=b_)
+            np.add(a_, b_, out=a_)
+            np.multiply(grads[start:stop], a_, out=out[start:stop])
+    return out.reshape(x.shape)
+
+
 class Gelu(Function):
     label = "gelu"
     rule = ("∂/∂a = Φ(a) + a·φ(a) (with approximate='tanh', the derivative of a/2·(1 + tanh(√(2/π)(a + "
@@ -724,6 +793,8 @@ class Gelu(Function):
             ctx.cdf = None  # CuPy: one fused launch; GeluBackward's fused kernel recomputes Φ
             return _cuda_kernels.gelu(x, approximate)
         t = x.dtype.type
+        if approximate == "tanh" and _in_float32_blocks(x):
+            return _gelu_tanh_float32(x)
         if approximate == "tanh":
             inner = t(_TANH_K) * (x + t(_TANH_C) * x * x * x)
             y = t(0.5) * x * (t(1) + xp.tanh(inner))
@@ -750,6 +821,8 @@ class Gelu(Function):
         (x,) = ctx.saved_values
         if ctx.approximate == "tanh":
             # y = x/2 (1 + tanh u), u = k (x + c x^3): dy = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) k (1 + 3c x^2)
+            if _function.unwatched_on_arrays(grad) and _in_float32_blocks(x._data, grad._data):
+                return _kernel_layout(Tensor._make(_gelu_tanh_grad_float32(x._data, grad._data)), grad, x)
             x2 = x * x
             th = tanh((x + _TANH_C * x2 * x) * _TANH_K)
             return _kernel_layout(grad * (0.5 * (1 + th) + 0.5 * x * (1 - th * th) * (_TANH_K * (1 + 3 * _TANH_C * x2))),
@@ -814,15 +887,22 @@ class Silu(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        s = _sigmoid_array(x)
-        if any(ctx.needs_input_grad):  # reused by the backward; nothing kept on the no-grad ctx
-            ctx.sig = s
         if x.dtype == np.float32 and type(x) is np.ndarray:
             # torch's kernel divides, x / (1 + e^-x): x times the rounded 1 / (1 + e^-x) differed from its
-            # bits in 4,433 of 20,032 values (836 remain, its exp's)
+            # bits in 4,433 of 20,032 values (836 remain, its exp's). The sigmoid the backward reuses is
+            # 1 / (1 + e^-x) of the same denominator (_sigmoid_array's float ops), so e^-x, the dear
+            # part, runs once
+            one = np.float32(1)
             with np.errstate(over="ignore"):
-                y = x / (1 + _exp_array(-x))
+                e = _exp_array(-x)
+            denominator = np.add(one, e, out=e) if e.ndim else one + e  # (a 0-d x's exp is a scalar)
+            if any(ctx.needs_input_grad):  # reused by the backward; nothing kept on the no-grad ctx
+                ctx.sig = one / denominator
+            y = np.divide(x, denominator, out=denominator) if e.ndim else x / denominator
         else:
+            s = _sigmoid_array(x)
+            if any(ctx.needs_input_grad):
+                ctx.sig = s
             y = x * s
         if not x.flags.c_contiguous:
             y = unary_layout(y, x)
@@ -835,6 +915,27 @@ class Silu(Function):
             s = sigmoid(x)
             return grad * s * (1.0 + x * (1.0 - s))
         return SiluBackward.apply(grad, x, sig=ctx.sig)
+
+
+def _silu_grad_float32(grad: np.ndarray, x: np.ndarray, sig: np.ndarray) -> np.ndarray:
+    """SiluBackward's float32 gradient (g s) (1 + x (1 - s)) of C-contiguous arrays, its operations
+    block by block (so the same bits), the fused multiply-add's float64 temporary in cache."""
+    xs, grads, sigs = x.reshape(-1), grad.reshape(-1), sig.reshape(-1)
+    out = np.empty(xs.shape, np.float32)
+    wide, rest = np.empty(_FLOAT32_BLOCK), np.empty(_FLOAT32_BLOCK, np.float32)
+    one = np.float32(1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for start in range(0, xs.size, _FLOAT32_BLOCK):
+            stop = min(start + _FLOAT32_BLOCK, xs.size)
+            w_, r_, target = wide[:stop - start], rest[:stop - start], out[start:stop]
+            np.subtract(one, sigs[start:stop], out=r_)
+            w_[...] = r_
+            np.multiply(w_, xs[start:stop], out=w_)  # 1 + x (1 - s), fused: the product exact in float64
+            np.add(w_, 1, out=w_)
+            np.copyto(r_, w_, casting="same_kind")
+            np.multiply(grads[start:stop], sigs[start:stop], out=target)
+            np.multiply(target, r_, out=target)
+    return out.reshape(x.shape)
 
 
 class SiluBackward(Function):
@@ -852,7 +953,9 @@ class SiluBackward(Function):
         if sig is None:  # a forward over a wrapper subclass kept none (forward_state)
             sig = _sigmoid_array(x)
         # d(x s(x)) = s (1 + x (1 - s))
-        if grad.dtype == np.float32 and x.dtype == np.float32 and type(x) is np.ndarray and type(grad) is np.ndarray:
+        if _in_float32_blocks(grad, x, sig):
+            out = _silu_grad_float32(grad, x, sig)
+        elif grad.dtype == np.float32 and x.dtype == np.float32 and type(x) is np.ndarray and type(grad) is np.ndarray:
             # torch's kernel, in its order: (g s) (1 + x (1 - s)), the last factor one fused multiply-add
             # (a float32 product is exact in float64); g (s (...)) differed in 7,880 of 20,032 -> 671
             inner = ((1 - sig).astype(np.float64) * x + 1).astype(np.float32)
@@ -902,6 +1005,21 @@ _LOG1P_ROUNDS_TO_ITSELF = 2.0 ** -29  # below it log1p(e) rounds to e; from it o
 _TANH_SERIES_BELOW = 2.0 ** -5  # below it (1 - e^-2s) / (1 + e^-2s) cancels: tanh's Taylor series instead
 
 
+def _softplus_block(e_: np.ndarray, s_: np.ndarray, f_: np.ndarray) -> None:
+    """log1p(e^z) on one block as torch's float32 kernels round it, each function through float64
+    (see _mish_tanh_softplus_float32): ``e_`` (float64) holds z and is left holding the float32 e^z;
+    the float32 result is left in ``f_`` (``s_``, float64, is scratch)."""
+    np.exp(e_, out=e_)
+    np.copyto(f_, e_, casting="same_kind")  # torch's float32 exp
+    e_[...] = f_
+    np.add(e_, 1, out=s_)
+    np.log(s_, out=s_)
+    tiny = np.flatnonzero(e_ < _LOG1P_ROUNDS_TO_ITSELF)
+    if tiny.size:
+        s_[tiny] = e_[tiny]
+    np.copyto(f_, s_, casting="same_kind")  # torch's float32 log1p
+
+
 def _mish_tanh_softplus_float32(x: np.ndarray) -> np.ndarray:
     """_mish_tanh_softplus_array's float32 values, each function computed in float64 and rounded to
     float32 as there, at about 0.6 of the cost (256x1024: 17.1 -> 10.0 ms CPU): NumPy's float64
@@ -921,15 +1039,7 @@ def _mish_tanh_softplus_float32(x: np.ndarray) -> np.ndarray:
             n = min(_MISH_BLOCK, flat.size - start)
             e_, s_, q_, r_, f_ = e[:n], s[:n], q[:n], r[:n], rounded[:n]
             e_[...] = flat[start:start + n]
-            np.exp(e_, out=e_)
-            np.copyto(f_, e_, casting="same_kind")  # torch's float32 exp
-            e_[...] = f_
-            np.add(e_, 1, out=s_)
-            np.log(s_, out=s_)
-            tiny = np.flatnonzero(e_ < _LOG1P_ROUNDS_TO_ITSELF)
-            if tiny.size:
-                s_[tiny] = e_[tiny]
-            np.copyto(f_, s_, casting="same_kind")  # torch's float32 log1p
+            _softplus_block(e_, s_, f_)
             s_[...] = f_
             np.multiply(s_, -2, out=q_)
             np.exp(q_, out=q_)
@@ -1075,6 +1185,8 @@ def _softplus_array(x: np.ndarray, beta: float, threshold: float) -> np.ndarray:
     """torch's softplus kernel: log1p(exp(beta x)) / beta, x itself where beta x > threshold, computed
     in float32 for half types and rounded once. Not the overflow-free max(z, 0) + log1p(exp(-|z|)),
     which rounds differently in a quarter of float32 values."""
+    if x.dtype == np.float32 and type(x) is np.ndarray and x.size >= _MISH_BLOCK and x.flags.c_contiguous:
+        return _softplus_float32(x, beta, threshold)
     xp = array_module(x)
     wide = _kernel_compute_array(x)
     t = wide.dtype.type
@@ -1083,9 +1195,35 @@ def _softplus_array(x: np.ndarray, beta: float, threshold: float) -> np.ndarray:
     return xp.where(z > threshold, x, result.astype(x.dtype, copy=False))
 
 
+def _softplus_float32(x: np.ndarray, beta: float, threshold: float) -> np.ndarray:
+    """_softplus_array's float32 values of a C-contiguous array, block by block with mish's log1p(e^z)
+    (_softplus_block: a float64 log of 1 + e where NumPy's log1p costs twice as much), the same
+    roundings; the temporaries stay in cache."""
+    flat = x.reshape(-1)
+    out = np.empty(flat.shape, np.float32)
+    factor = np.float32(beta)
+    e, s = np.empty(_MISH_BLOCK), np.empty(_MISH_BLOCK)
+    z, rounded = np.empty(_MISH_BLOCK, np.float32), np.empty(_MISH_BLOCK, np.float32)
+    with np.errstate(over="ignore"):
+        for start in range(0, flat.size, _MISH_BLOCK):
+            stop = min(start + _MISH_BLOCK, flat.size)
+            n = stop - start
+            e_, z_, f_ = e[:n], z[:n], rounded[:n]
+            np.multiply(flat[start:stop], factor, out=z_)
+            e_[...] = z_
+            _softplus_block(e_, s[:n], f_)
+            target = out[start:stop]
+            np.divide(f_, factor, out=target)
+            np.copyto(target, flat[start:stop], where=z_ > threshold)
+    return out.reshape(x.shape)
+
+
 def _softplus_grad_array(x: np.ndarray, grad: np.ndarray, beta: float, threshold: float) -> np.ndarray:
     """torch's softplus_backward kernel: with z = exp(beta x), ``g z / (z + 1)``, or g where
     beta x > threshold; float32 for half types."""
+    if (x.dtype == grad.dtype == np.float32 and type(x) is type(grad) is np.ndarray and x.shape == grad.shape
+            and x.size >= _MISH_BLOCK and x.flags.c_contiguous and grad.flags.c_contiguous):
+        return _softplus_grad_float32(x, grad, beta, threshold)
     xp = array_module(x)
     wide, wide_grad = _kernel_compute_array(x), _kernel_compute_array(grad)
     t = wide.dtype.type
@@ -1094,6 +1232,31 @@ def _softplus_grad_array(x: np.ndarray, grad: np.ndarray, beta: float, threshold
     with np.errstate(invalid="ignore"):  # inf / inf: torch's NaN
         result = wide_grad * e / (e + 1)
     return xp.where(z > threshold, grad, result.astype(grad.dtype, copy=False))
+
+
+def _softplus_grad_float32(x: np.ndarray, grad: np.ndarray, beta: float, threshold: float) -> np.ndarray:
+    """_softplus_grad_array's float32 gradient of C-contiguous arrays, the same operations block by block
+    (see _mish_tanh_softplus_float32), so that e^z's float64 temporary stays in cache."""
+    xs, grads = x.reshape(-1), grad.reshape(-1)
+    out = np.empty(xs.shape, np.float32)
+    factor = np.float32(beta)
+    wide = np.empty(_MISH_BLOCK)
+    z, e = np.empty(_MISH_BLOCK, np.float32), np.empty(_MISH_BLOCK, np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf / inf: torch's NaN
+        for start in range(0, xs.size, _MISH_BLOCK):
+            stop = min(start + _MISH_BLOCK, xs.size)
+            n = stop - start
+            w_, z_, e_ = wide[:n], z[:n], e[:n]
+            np.multiply(xs[start:stop], factor, out=z_)
+            w_[...] = z_
+            np.exp(w_, out=w_)
+            np.copyto(e_, w_, casting="same_kind")  # torch's float32 e^z
+            target = out[start:stop]
+            np.multiply(grads[start:stop], e_, out=target)
+            np.add(e_, 1, out=e_)
+            np.divide(target, e_, out=target)
+            np.copyto(target, grads[start:stop], where=z_ > threshold)
+    return out.reshape(x.shape)
 
 
 class Softplus(Function):

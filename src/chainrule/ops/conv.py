@@ -43,7 +43,7 @@ import math
 import numpy as np
 
 from .. import _config, _dtype
-from .._backend import array_module, autocast_unifies
+from .._backend import array_module, autocast_unifies, strided_view
 from .._parallel import over_rows
 from ..autograd.function import Function, SavedValue, _type_text, ctx_value, name_node, saved
 from ..autograd.profiler import composite_range
@@ -481,12 +481,23 @@ def _sample_chunk(channels: int, window_positions: int, itemsize: int, xp=np, bu
 
 
 # ---------------------------------------------------------------- the three array maps
-def _conv(x: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
-    """y = C(x, w): (N, C, *S) ⋆ (O, C/g, *K) → (N, O, *out)."""
+def _conv(x: np.ndarray, w: np.ndarray, geo: _Geometry, bias=None) -> np.ndarray:
+    """y = C(x, w) (+ bias, (O,)): (N, C, *S) ⋆ (O, C/g, *K) → (N, O, *out)."""
+    if _depthwise_chain_runs(x, w, geo):
+        if bias is not None and _depthwise_chain_from_bias(geo):
+            return _conv_depthwise_chain(x, w, geo, bias)
+        y = _conv_depthwise_chain(x, w, geo)
+    else:
+        y = _conv_by_gemm(x, w, geo)
+    if bias is not None:
+        y += bias.reshape((-1,) + (1,) * len(geo.kernel))
+    return y
+
+
+def _conv_by_gemm(x: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
+    """``_conv`` as matrix products (of columns, or in place for a pointwise layer)."""
     if _cuda_conv.enabled and _cuda_conv.eligible(geo, x, w):
         return _cuda_conv.conv_forward(x, w, geo)  # real CuPy: implicit GEMM, no columns
-    if _depthwise_chain_runs(x, w, geo):
-        return _conv_depthwise_chain(x, w, geo)
     xp = array_module(x)
     n = x.shape[0]
     g = geo.groups
@@ -647,8 +658,11 @@ def _conv_input_depthwise(grad: np.ndarray, w: np.ndarray, geo: _Geometry) -> np
     order. The GEMM paths form the same one-term products and add them in the same order, so the
     bits are theirs; what goes is the per-sample, per-channel GEMM of an inner dimension of one
     (FocalNet's (32, 24, 8, 8) 3×3, one thread on a loaded 2-core AVX2 machine: 1.6-1.7 ms instead
-    of 2.5; 5×5: 4.2-4.4 ms instead of 7.8-9.9; (64, 32, 16, 16) 3×3: 9-11 ms instead of 19-23)."""
+    of 2.5; 5×5: 4.2-4.4 ms instead of 7.8-9.9; (64, 32, 16, 16) 3×3: 9-11 ms instead of 19-23).
+    On the CPU the adds run on flat rows instead where that measured faster (``_depthwise_flat_adds``)."""
     xp = array_module(grad)
+    if _depthwise_flat_adds(grad, w, geo):
+        return _conv_input_depthwise_flat(grad, w, geo)
     n, c = grad.shape[0], grad.shape[1]
     d = len(geo.kernel)
     w_k = w.reshape(c, math.prod(geo.kernel)).T.reshape(-1, c, *(1,) * d)  # (K, C, 1, ...): one factor per offset
@@ -667,6 +681,80 @@ def _conv_input_depthwise(grad: np.ndarray, w: np.ndarray, geo: _Geometry) -> np
     else:
         add_rows(0, n)
     return out[(slice(None), slice(None)) + tuple(slice(lo, lo + m) for lo, m in zip(geo.pad_lo, geo.in_shape))]
+
+
+def _depthwise_flat_adds(grad, w, geo: _Geometry) -> bool:
+    """Whether ``_conv_input_depthwise_flat`` runs: on the CPU, finite weights (see there), and not a 1-d layer at
+    stride 1, whose regions are long runs already. One thread, the loaded 2-core AVX2 machine, against the region
+    adds and the copy of their result: (64, 32, 16, 16) 3×3 0.41×, (16, 64, 14, 14) 5×5 0.20×, (32, 64, 16, 16)
+    3×3 stride 2 0.25×, (32, 96, 28, 28) stride 2 0.63×, dilation 2 0.73×, (4, 32, 10, 10, 10) 3×3×3 0.20×,
+    (32, 24, 8, 8) 3×3 0.55×, 1-d (64, 64, 100) at stride 2 0.81× (at stride 1 1.12×)."""
+    return (array_module(grad) is np and (len(geo.kernel) > 1 or any(s > 1 for s in geo.stride))
+            and bool(np.isfinite(w).all()))
+
+
+# the flat depthwise input gradient's planes a few at a time, about this many elements of gradient
+# (its product slab and the sums it adds into stay in a core's L2)
+_DEPTHWISE_FLAT_ELEMENTS = 1 << 14
+
+
+def _conv_input_depthwise_flat(grad: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
+    """``_conv_input_depthwise`` on flat planes, the same products added in the same order (so the
+    same bits). The padded result is split by stride phase (the positions ``r`` modulo the stride,
+    as a strided transposed convolution splits into stride-1 ones): each phase of each (sample,
+    channel) plane is one flat row of ``sub`` = padded / stride positions, and kernel offset t lands
+    in phase t mod stride, t div stride along. The gradient is spread over a zeroed grid of such
+    rows, so that each offset adds ``grid * w[:, k]`` to one run of its phase's rows: one long add
+    per offset where the strided regions took one short add per output row. The grid's zeros (the
+    positions that are no output) add ±0, which changes no sum (each starts at +0 and so is never
+    -0), and the runs of a block of planes stop at its end, so blocks write apart (only zeros would
+    cross); infinite or NaN weights keep the region adds (0·inf would not vanish)."""
+    n, c = grad.shape[0], grad.shape[1]
+    d = len(geo.kernel)
+    stride = geo.stride
+    sub = [-(-p // s) for p, s in zip(geo.padded_shape, stride)]
+    pitches = [math.prod(sub[a + 1:]) for a in range(d)]
+    plane = math.prod(sub)
+    taps = []  # (phase, shift along its rows) of each kernel offset, in offset order
+    for offset in np.ndindex(*geo.kernel):
+        reach = [i * dl for i, dl in zip(offset, geo.dilation)]
+        taps.append((int(np.ravel_multi_index([t % s for t, s in zip(reach, stride)], stride)),
+                     sum(t // s * p for t, s, p in zip(reach, stride, pitches))))
+    dtype = np.result_type(grad, w)
+    planes = n * c
+    grid = np.zeros((planes, plane), dtype=dtype)
+    _assign(strided_view(grid, (n, c, *geo.out_shape),
+                         (c * grid.strides[0], grid.strides[0], *(p * grid.itemsize for p in pitches))), grad)
+    factors = np.tile(w.reshape(c, -1).T.astype(dtype, copy=False), (1, n))  # (K, N·C): each plane's weight
+    out = np.zeros((math.prod(stride), planes * plane), dtype=dtype)
+    block = max(1, _DEPTHWISE_FLAT_ELEMENTS // plane)
+
+    def add_planes(start: int, stop: int) -> None:
+        for first in range(start, stop, block):
+            last = min(first + block, stop)
+            source = grid[first:last]
+            slab = np.empty(source.shape, dtype=dtype)
+            flat = slab.reshape(-1)
+            end = last * plane
+            for factor, (phase, shift) in zip(factors, taps):
+                begin = first * plane + shift
+                np.multiply(source, factor[first:last, None], out=slab)
+                target = out[phase, begin:end]
+                target += flat[:end - begin]
+
+    over_rows(add_planes, planes, grad.size * len(taps))
+    # each phase's rows back to their places: input position i sits at padded i + lo, phase (i + lo) mod s
+    result = np.empty((n, c, *geo.in_shape), dtype=dtype)
+    phases = out.reshape(-1, n, c, *sub)
+    for phase, residue in enumerate(np.ndindex(*stride)):
+        first = [(r - lo) % s for r, lo, s in zip(residue, geo.pad_lo, stride)]
+        counts = [len(range(i, m, s)) for i, m, s in zip(first, geo.in_shape, stride)]
+        if 0 in counts:
+            continue
+        at = [(i + lo - r) // s for i, lo, r, s in zip(first, geo.pad_lo, residue, stride)]
+        _assign(result[(slice(None), slice(None)) + tuple(slice(i, None, s) for i, s in zip(first, stride))],
+                phases[(phase, slice(None), slice(None)) + tuple(slice(a, a + k) for a, k in zip(at, counts))])
+    return result
 
 
 # oneDNN's depthwise kernels (torch's float32 CPU path) start each output at zero (at the bias, see
@@ -697,7 +785,7 @@ def _depthwise_chain_runs(x, w, geo: _Geometry) -> bool:
         return False
     work = math.prod(geo.padded_shape) * math.prod(geo.kernel)
     return ((work <= _DEPTHWISE_CHAIN_SMALL or (work <= _DEPTHWISE_CHAIN_MAX_WORK and not _channels_first_columns(c, geo)))
-            and _onednn_takes_3d(x, w, geo))  # (its test is torch's use_mkldnn for a 4-d input too)
+            and _onednn_takes_float32(x, w, geo))
 
 
 def _depthwise_chain_from_bias(geo: _Geometry) -> bool:
@@ -805,7 +893,7 @@ def _writes_channels_last(x, w, geo: _Geometry) -> bool:
     """Whether torch's kernel for this conv writes its output channels-last (``_in_torch_layout``): each
     2-d one does where x or w suggests it, a 3-d one only in oneDNN."""
     return (suggests_channels_last(x) or suggests_channels_last(w)) and (
-        x.ndim == 4 or (x.dtype != np.float64 and (x.dtype != np.float32 or _onednn_takes_3d(x, w, geo))))
+        x.ndim == 4 or (x.dtype != np.float64 and (x.dtype != np.float32 or _onednn_takes_float32(x, w, geo))))
 
 
 def _weight_grad_kernel_channels_last(x, w, geo: _Geometry, transposed: bool = False) -> bool:
@@ -815,7 +903,7 @@ def _weight_grad_kernel_channels_last(x, w, geo: _Geometry, transposed: bool = F
     dilation, batch and dtype)."""
     return (suggests_channels_last(x) or suggests_channels_last(w)) and (
         (not transposed and x.ndim == 4 and any(d != 1 for d in geo.dilation))
-        or (x.dtype != np.float64 and (x.dtype != np.float32 or _onednn_takes_3d(x, w, geo))))
+        or (x.dtype != np.float64 and (x.dtype != np.float32 or _onednn_takes_float32(x, w, geo))))
 
 
 def _torch_contiguous(y):
@@ -855,9 +943,9 @@ def _weight_grad_layout(data, kernel_channels_last: bool, weight_channels_last: 
     return data
 
 
-def _onednn_takes_3d(x, w, geo: _Geometry) -> bool:
-    """Whether torch's CPU convolution (or transposed one) of a float32 5-d (or 4-d) input ``x`` runs oneDNN rather than its
-    slow 3-d kernels (torch's ConvParams::use_mkldnn): no output padding as wide as the stride (a transposed layer's;
+def _onednn_takes_float32(x, w, geo: _Geometry) -> bool:
+    """Whether torch's CPU convolution (or transposed one) of a float32 input ``x`` (4-d or 5-d, as arrays) runs oneDNN
+    rather than its slow kernels (torch's ConvParams::use_mkldnn): no output padding as wide as the stride (a transposed layer's;
     a conv's rows past its last window are always fewer), not a 1×1 unstrided, undilated layer of a batch under 16 on
     one thread, and one of groups, a kernel over 3×3 in its last two dims, a batch over 1, or N·C·D·H over 20480."""
     if not cpu_features.onednn_enabled() or any(
@@ -951,12 +1039,8 @@ class Convolution(Function):
         if x.shape[0] == 0 or x.shape[1] == 0:  # torch's Empty backend: no output channels without input ones
             return array_module(x).zeros((x.shape[0], x.shape[1] and w.shape[0], *geo.out_shape), dtype=x.dtype)
         y = _bias_first_pointwise(x, w, bias[0], geo) if bias else None
-        if y is None and bias and _depthwise_chain_runs(x, w, geo) and _depthwise_chain_from_bias(geo):
-            y = _conv_depthwise_chain(x, w, geo, bias[0])
         if y is None:
-            y = _conv(x, w, geo)
-            if bias:
-                y += bias[0].reshape((-1,) + (1,) * len(geo.kernel))
+            y = _conv(x, w, geo, bias[0] if bias else None)
         return _in_torch_layout(y, x, w, geo)
 
     @staticmethod
