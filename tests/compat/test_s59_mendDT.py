@@ -1,0 +1,80 @@
+"""s59 mendDT: vmap of a batch of one and chunk_size, vmap'd products' nodes, against torch 2.13."""
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _names(node, depth: int):
+    """A node's name and, ``depth`` levels down, its next functions' (None where an edge has no node)."""
+    if node is None:
+        return None
+    below = tuple(_names(n, depth - 1) for n, _ in node.next_functions) if depth > 1 else ()
+    return node.name(), below
+
+
+def _vmapped(lib, op, shapes, in_dims, size, depth, **options):
+    """vmap(op) over random operands (a batch of ``size`` where mapped): its result's nodes to ``depth``,
+    strides and values, and the operands' gradients and their strides."""
+    rng = np.random.default_rng(59)
+    arrays = [rng.standard_normal((size, *shape) if dim == 0 else shape) for shape, dim in zip(shapes, in_dims)]
+    tensors = [lib.tensor(a, requires_grad=True) for a in arrays]
+    out = lib.func.vmap(lambda *t: op(lib, *t), in_dims=in_dims, **options)(*tensors)
+    out.backward(lib.tensor(rng.standard_normal(tuple(out.shape))))
+    return (_names(out.grad_fn, depth), out.stride(), [t.grad.stride() for t in tensors],
+            out.detach().numpy(), [t.grad.numpy() for t in tensors])
+
+
+def _assert_as_torchs(op, shapes, in_dims, size, depth, **options):
+    ours = _vmapped(chainrule, op, shapes, in_dims, size, depth, **options)
+    theirs = _vmapped(torch, op, shapes, in_dims, size, depth, **options)
+    assert ours[:3] == theirs[:3]
+    np.testing.assert_allclose(ours[3], theirs[3], rtol=1e-12, atol=1e-14)
+    for mine, torchs in zip(ours[4], theirs[4]):
+        np.testing.assert_allclose(mine, torchs, rtol=1e-12, atol=1e-14)
+
+
+_F = lambda lib: lib.nn.functional  # noqa: E731
+
+_BATCHED = {  # (op, each operand's slice shape, in_dims)
+    "mul": (lambda lib, x: x * 2, [(3, 5)], (0,)),
+    "sin": (lambda lib, x: x.sin(), [(3, 5)], (0,)),
+    "sum(0)": (lambda lib, x: x.sum(0), [(3, 5)], (0,)),
+    "relu": (lambda lib, x: _F(lib).relu(x), [(3, 5)], (0,)),
+    "softmax": (lambda lib, x: _F(lib).softmax(x, -1), [(3, 5)], (0,)),
+    "t": (lambda lib, x: x.t(), [(3, 5)], (0,)),
+    "reshape": (lambda lib, x: x.reshape(15), [(3, 5)], (0,)),
+    "add, both mapped": (lambda lib, x, y: x + y, [(3, 5), (3, 5)], (0, 0)),
+    "linear": (lambda lib, x, w: _F(lib).linear(x, w), [(3, 5), (4, 5)], (0, None)),
+    "bmm": (lambda lib, x, w: x.bmm(w), [(2, 3, 5), (2, 5, 4)], (0, None)),
+    "matmul, both mapped": (lambda lib, x, w: x @ w, [(3, 5), (5, 4)], (0, 0)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_BATCHED))
+def test_vmap_of_a_batch_of_one_runs_the_batching_rules(name):
+    # a batch of one ran the function on its one slice and stacked it (StackBackward0 over SelectBackward0)
+    op, shapes, in_dims = _BATCHED[name]
+    _assert_as_torchs(op, shapes, in_dims, 1, 3)
+
+
+@pytest.mark.parametrize("size, chunk_size", [(1, 1), (3, 1), (3, 2), (2, 5)])
+@pytest.mark.parametrize("name", ["mul", "t", "add, both mapped", "linear", "bmm"])
+def test_vmap_chunk_size_cats_the_chunks_as_torch(name, size, chunk_size):
+    # torch splits the mapped inputs by tensor_split (SliceBackward0 each), runs vmap on each chunk and
+    # joins the results by cat (CatBackward0, one chunk too); chunk_size was only checked, never used
+    op, shapes, in_dims = _BATCHED[name]
+    _assert_as_torchs(op, shapes, in_dims, size, 3, chunk_size=chunk_size)
+
+
+def test_tensor_split_of_the_whole_dim_is_a_slice():
+    # torch's pieces are at::slice's: SliceBackward0, one keeping the whole dim too (ours: AliasBackward0)
+    def names(lib):
+        x = lib.ones(3, 2, requires_grad=True)
+        return [p.grad_fn.name() for p in x.tensor_split((3,)) + x.tensor_split(1, dim=1)]
+
+    assert names(chainrule) == names(torch)
+
