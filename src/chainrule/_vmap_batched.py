@@ -846,7 +846,15 @@ def _reshaped(cls, operands, params, outs, size):
         if not isinstance(dims, tuple) or not all(isinstance(d, int) for d in dims):
             return None
         new["dims"] = tuple(d % max(rank, 1) + 1 for d in dims)
-    return _function._apply_array_op(cls, x.data, **new)
+    out = _function._apply_array_op(cls, x.data, **new)
+    made = outs[0].grad_fn
+    if made is not None and made.name() == "SqueezeBackward4" and cls.__name__ == "UnsafeView":
+        # a vector's product squeezed in place (matmul's squeeze_(0)): torch's batched squeeze_ of dim 1
+        out = _function.name_node(out, "SqueezeBackward5", saved=_SQUEEZED_DIM_1)
+    return out
+
+
+_SQUEEZED_DIM_1 = {"_saved_dim": (1,), "_saved_self_sym_sizes": _function.input_sizes(0)}
 
 
 def _plain_key(key) -> bool:
@@ -978,10 +986,22 @@ def _rows_matmul(cls, operands, params, outs, size, rows_at: int, weights_from: 
 
 
 def _addmm(cls, operands, params, outs, size):
-    """bias + x Wᵀ with x batched (a batched bias or weight: per slice)."""
-    if operands[0].batched or operands[2].batched or operands[0].data.dim() > 1:
+    """bias + x Wᵀ with x batched (a batched weight: per slice), as torch's batching rule of addmm
+    records it: bias * 1 (MulBackward1; a batched bias then viewed to meet the rows) added to the
+    one GEMM of the batch's rows viewed back (UnsafeViewBackward0 over MmBackward0)."""
+    from .ops.elementwise import MulNumber
+    from .ops.linear import Mm
+
+    bias, rows, weight = operands
+    if not rows.batched or weight.batched or _logical_rank(bias) > 1 or params:
         return None
-    return _rows_matmul(cls, operands, params, outs, size, 1, 2)
+    product = _rows_matmul(Mm, [rows, weight], {}, outs, size, 0, 1)
+    if product is None:
+        return None
+    scaled = MulNumber.apply(bias.data, number=1)
+    if bias.batched:
+        scaled = scaled.view(size, *(1,) * (product.dim() - scaled.dim()), *scaled.shape[1:])
+    return scaled + product
 
 
 def _mm(cls, operands, params, outs, size):

@@ -78,3 +78,24 @@ def test_tensor_split_of_the_whole_dim_is_a_slice():
 
     assert names(chainrule) == names(torch)
 
+
+_PRODUCTS = {
+    "linear with bias": (lambda lib, x, w, b: _F(lib).linear(x, w, b), [(3, 5), (4, 5), (4,)], (0, None, None)),
+    "linear with bias, 3-d": (lambda lib, x, w, b: _F(lib).linear(x, w, b), [(2, 3, 5), (4, 5), (4,)],
+                              (0, None, None)),
+    "linear with a mapped bias": (lambda lib, x, w, b: _F(lib).linear(x, w, b), [(3, 5), (4, 5), (4,)], (0, None, 0)),
+    "vector @ matrix": (lambda lib, x, w: x @ w, [(5,), (5, 4)], (0, None)),
+    "linear of a vector": (lambda lib, x, w: _F(lib).linear(x, w), [(5,), (4, 5)], (0, None)),
+    "vector @ matrix, both mapped": (lambda lib, x, w: x @ w, [(5,), (5, 4)], (0, 0)),
+}
+
+
+@pytest.mark.parametrize("size", [1, 3])
+@pytest.mark.parametrize("name", sorted(_PRODUCTS))
+def test_vmap_of_a_product_records_torchs_batched_nodes(name, size):
+    # linear's addmm was replayed as one AddmmBackward0 (torch: AddBackward0(MulBackward1(bias),
+    # UnsafeViewBackward0(MmBackward0))), a batched bias per slice; a vector's product squeezed back was
+    # UnsafeViewBackward0 (torch: SqueezeBackward5)
+    op, shapes, in_dims = _PRODUCTS[name]
+    _assert_as_torchs(op, shapes, in_dims, size, 4)
+
