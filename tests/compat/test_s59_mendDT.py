@@ -99,3 +99,35 @@ def test_vmap_of_a_product_records_torchs_batched_nodes(name, size):
     op, shapes, in_dims = _PRODUCTS[name]
     _assert_as_torchs(op, shapes, in_dims, size, 4)
 
+
+_MASKED = {
+    "relu": lambda F, x: F.relu(x),
+    "Tensor.relu": lambda F, x: x.relu(),
+    "relu6": lambda F, x: F.relu6(x),
+    "hardtanh": lambda F, x: F.hardtanh(x, -0.5, 0.5),
+    "threshold": lambda F, x: F.threshold(x, 0.1, 2.0),
+    "hardshrink": lambda F, x: F.hardshrink(x),
+    "softshrink": lambda F, x: F.softshrink(x),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", sorted(_MASKED))
+def test_masked_gradients_are_torchs_select(name, dtype):
+    # where the mask is shut torch selects +0; grad * mask gave -0 for a negative gradient. Open positions keep
+    # the gradient's bits (-0 too); an inf or NaN gradient at a shut one gives +0
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal(96) * 2).astype(dtype)
+    g = rng.standard_normal(96).astype(dtype)
+    g[::5] = -0.0
+    g[1:40:7] = -np.inf
+    g[2:40:11] = np.nan
+
+    def gradient(lib):
+        t = lib.tensor(x, requires_grad=True)
+        _MASKED[name](lib.nn.functional, t).backward(lib.tensor(g))
+        return t.grad.numpy()
+
+    assert gradient(chainrule).tobytes() == gradient(torch).tobytes()
+    g[:40] = -1.0  # (no inf or NaN at all)
+    assert gradient(chainrule).tobytes() == gradient(torch).tobytes()
