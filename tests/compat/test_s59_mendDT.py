@@ -131,3 +131,58 @@ def test_masked_gradients_are_torchs_select(name, dtype):
     assert gradient(chainrule).tobytes() == gradient(torch).tobytes()
     g[:40] = -1.0  # (no inf or NaN at all)
     assert gradient(chainrule).tobytes() == gradient(torch).tobytes()
+
+
+_WHOLE_REDUCTIONS = {
+    "sum()": lambda lib, x: x.sum(),
+    "mean()": lambda lib, x: x.mean(),
+    "sum(dtype=float64)": lambda lib, x: x.sum(dtype=lib.float64),
+    "(x * x).mean()": lambda lib, x: (x * x).mean(),
+}
+
+
+@pytest.mark.parametrize("size", [1, 3])
+@pytest.mark.parametrize("name", sorted(_WHOLE_REDUCTIONS))
+def test_vmap_of_a_whole_reduction_records_the_dim_overload(name, size):
+    # a slice's whole sum is the batch's sum over its dims: torch records SumBackward1 / MeanBackward1 (ours
+    # kept the slice's SumBackward0 / MeanBackward0)
+    x = np.random.default_rng(11).standard_normal((size, 4, 5)).astype(np.float32)
+
+    def run(lib):
+        t = lib.tensor(x, requires_grad=True)
+        out = lib.func.vmap(lambda s: _WHOLE_REDUCTIONS[name](lib, s))(t)
+        node = out.grad_fn
+        out.sum().backward()
+        return ((node.name(), node._saved_dim, node._saved_keepdim, tuple(node._saved_self_sym_sizes), str(out.dtype)),
+                out.detach().numpy(), t.grad.numpy())
+
+    ours, theirs = run(chainrule), run(torch)
+    assert ours[0][:4] == theirs[0][:4] and ours[0][4].split(".")[-1] == theirs[0][4].split(".")[-1]
+    np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-6)
+    np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-6)
+
+
+_VECTOR_PRODUCTS = {
+    "mapped vector . vector": (lambda lib, x, w: x @ w, [(5,), (5,)], (0, None)),
+    "dot(mapped, vector)": (lambda lib, x, w: lib.dot(x, w), [(5,), (5,)], (0, None)),
+    "vector . mapped vector": (lambda lib, x, w: w @ x, [(5,), (5,)], (0, None)),
+    "mapped . mapped": (lambda lib, x, w: x @ w, [(5,), (5,)], (0, 0)),
+    "matrix @ mapped vector": (lambda lib, x, w: w @ x, [(5,), (4, 5)], (0, None)),
+    "matrix.mv(mapped vector)": (lambda lib, x, w: w.mv(x), [(5,), (4, 5)], (0, None)),
+}
+
+
+@pytest.mark.parametrize("size", [1, 3])
+@pytest.mark.parametrize("name", sorted(_VECTOR_PRODUCTS))
+def test_vmap_of_a_vector_product_records_torchs_batched_nodes(name, size):
+    # dot ran once per slice (StackBackward0 over DotBackward0s); a matrix times mapped vectors was
+    # SqueezeBackward1(TransposeBackward0(...)), contiguous, where torch's mm against their transpose is read
+    # back transposed (PermuteBackward0, strides (1, batch))
+    op, shapes, in_dims = _VECTOR_PRODUCTS[name]
+    ours = _vmapped(chainrule, op, shapes, in_dims, size, 5)
+    theirs = _vmapped(torch, op, shapes, in_dims, size, 5)
+    # (a batch of one: a size-1 dim's gradient strides are the engine's own, left)
+    assert ours[:2] == theirs[:2] and (size == 1 or ours[2] == theirs[2])
+    np.testing.assert_allclose(ours[3], theirs[3], rtol=1e-12, atol=1e-14)
+    for mine, torchs in zip(ours[4], theirs[4]):
+        np.testing.assert_allclose(mine, torchs, rtol=1e-12, atol=1e-14)
