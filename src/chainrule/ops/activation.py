@@ -57,6 +57,7 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 
 
 _BITS_OF_SIZE = {2: np.uint16, 4: np.uint32, 8: np.uint64}  # (an unsigned integer as wide as a float)
+_BOOL = np.dtype(np.bool_)
 
 
 def _mask_mul(grad: Tensor, mask: np.ndarray, saved: np.ndarray | None = None, saved_first: bool = False) -> Tensor:
@@ -71,7 +72,7 @@ def _mask_mul(grad: Tensor, mask: np.ndarray, saved: np.ndarray | None = None, s
     xp = array_module(g)
     if xp is not np:
         out = xp.where(mask, g, g.dtype.type(0))
-    elif type(g) is np.ndarray and g.dtype.itemsize in _BITS_OF_SIZE:
+    elif type(g) is np.ndarray and g.dtype.itemsize in _BITS_OF_SIZE and mask.dtype == _BOOL:
         # the select as an integer multiply of the gradient's bits by the mask: each element's bits kept
         # or all cleared (+0, as torch's select gives where a float multiply gave -0 for a negative
         # gradient and NaN for inf or NaN); several times faster than np.where on a random mask, and
