@@ -1216,8 +1216,12 @@ class Hardsigmoid(Function):
         (x,) = ctx.saved_values
         arr = x._data
         inside = (arr > -3) & (arr < 3)
-        factor = xp.where(inside, arr.dtype.type(1 / 6), arr.dtype.type(0))
+        factor = xp.where(inside, arr.dtype.type(_ONE_SIXTH_AS_TORCH), arr.dtype.type(0))
         return _scaled_mask(grad, factor, arr, keep=inside)
+
+
+# torch's hardsigmoid_backward kernel multiplies by its constant 1.0f / 6.0f, a float32 1/6, in float64 too
+_ONE_SIXTH_AS_TORCH = float(np.float32(1 / 6))
 
 
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
