@@ -846,7 +846,15 @@ def _reshaped(cls, operands, params, outs, size):
         if not isinstance(dims, tuple) or not all(isinstance(d, int) for d in dims):
             return None
         new["dims"] = tuple(d % max(rank, 1) + 1 for d in dims)
-    return _function._apply_array_op(cls, x.data, **new)
+    out = _function._apply_array_op(cls, x.data, **new)
+    made = outs[0].grad_fn
+    if made is not None and made.name() == "SqueezeBackward4" and cls.__name__ == "UnsafeView":
+        # a vector's product squeezed in place (matmul's squeeze_(0)): torch's batched squeeze_ of dim 1
+        out = _function.name_node(out, "SqueezeBackward5", saved=_SQUEEZED_DIM_1)
+    return out
+
+
+_SQUEEZED_DIM_1 = {"_saved_dim": (1,), "_saved_self_sym_sizes": _function.input_sizes(0)}
 
 
 def _plain_key(key) -> bool:
@@ -978,10 +986,22 @@ def _rows_matmul(cls, operands, params, outs, size, rows_at: int, weights_from: 
 
 
 def _addmm(cls, operands, params, outs, size):
-    """bias + x Wᵀ with x batched (a batched bias or weight: per slice)."""
-    if operands[0].batched or operands[2].batched or operands[0].data.dim() > 1:
+    """bias + x Wᵀ with x batched (a batched weight: per slice), as torch's batching rule of addmm
+    records it: bias * 1 (MulBackward1; a batched bias then viewed to meet the rows) added to the
+    one GEMM of the batch's rows viewed back (UnsafeViewBackward0 over MmBackward0)."""
+    from .ops.elementwise import MulNumber
+    from .ops.linear import Mm
+
+    bias, rows, weight = operands
+    if not rows.batched or weight.batched or _logical_rank(bias) > 1 or params:
         return None
-    return _rows_matmul(cls, operands, params, outs, size, 1, 2)
+    product = _rows_matmul(Mm, [rows, weight], {}, outs, size, 0, 1)
+    if product is None:
+        return None
+    scaled = MulNumber.apply(bias.data, number=1)
+    if bias.batched:
+        scaled = scaled.view(size, *(1,) * (product.dim() - scaled.dim()), *scaled.shape[1:])
+    return scaled + product
 
 
 def _mm(cls, operands, params, outs, size):
@@ -1032,6 +1052,10 @@ def _matmul(cls, operands, params, outs, size):
         return None
     if a.batched and not b.batched and b_rank <= 2:
         out = matmul(a.data, b.data)
+    elif b.batched and not a.batched and a_rank == 2 and b_rank == 1:
+        # a matrix times mapped vectors: one mm against their transpose, read back transposed (torch's
+        # rule: PermuteBackward0 over MmBackward0, the result in the mm's column-major layout)
+        out = a.data.mm(b.data.permute(1, 0)).permute(1, 0)
     else:
         x = a.data.unsqueeze(-2) if a_rank == 1 else a.data
         y = b.data.unsqueeze(-1) if b_rank == 1 else b.data
@@ -1045,6 +1069,23 @@ def _matmul(cls, operands, params, outs, size):
             out = out.squeeze(-1 if b_rank == 1 else -2)
     shape = (size, *outs[0].shape)
     return out if tuple(out.shape) == shape else out.reshape(shape)  # (no view over torch's result node)
+
+
+def _dot(cls, operands, params, outs, size):
+    """dot of two vectors, one or both mapped, as torch's batching rules record it: mapped rows against a
+    plain vector are mv(rows, vector.t()) (MvBackward0); a plain vector first, its row times the rows'
+    transpose squeezed in place (SqueezeBackward4 over MmBackward0); both mapped, matmul's bmm of a row
+    and a column, squeezed twice."""
+    from .ops.linalg import matmul
+
+    a, b = operands
+    if params or _logical_rank(a) != 1 or _logical_rank(b) != 1:
+        return None
+    if not b.batched:
+        return a.data.mv(b.data.t())
+    if not a.batched:
+        return a.data.unsqueeze(0).mm(b.data.t()).squeeze_(0)
+    return matmul(a.data.unsqueeze(1), b.data.unsqueeze(2)).squeeze(-1).squeeze(-1)
 
 
 def _stacked(cls, operands, params, outs, size):
@@ -1072,6 +1113,11 @@ def _reduced(cls, operands, params, outs, size):
     rank = _logical_rank(x)
     if not rank and cls.__name__ in ("Amax", "Amin"):  # (its dims () would be every dim, the batch's too)
         return None
+    if rank and cls.__name__ in ("Sum", "Mean"):
+        # a slice's whole sum or mean is the batch's over its dims: torch's dim overload (SumBackward1)
+        from .ops.reduce import MeanDim, SumDim
+
+        cls = SumDim if cls.__name__ == "Sum" else MeanDim
     return _function._apply_array_op(cls, x.data,
                                      **dict(params, dims=tuple(d % rank + 1 for d in dims) if rank else ()))
 
@@ -1601,7 +1647,7 @@ _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped
                "SelectScatter": _scattered, "SliceScatter": _scattered, "IndexScatter": _advanced_scattered, "Addmm": _addmm, "Mm": _mm,
                "LinearBackward": _linear_backward, "Matmul": _matmul, "StackRows": _stacked, "LogSoftmax": _dim_shifted,
                "Softmax": _dim_shifted, "LogSoftmaxBackward": _dim_shifted, "SoftmaxBackward": _dim_shifted,
-               "Expand": _expanded, "SumToSize": _summed_to, "SumToScalar": _summed_to, "Mv": _matmul,
+               "Expand": _expanded, "SumToSize": _summed_to, "SumToScalar": _summed_to, "Mv": _matmul, "Dot": _dot,
                "Permute": _permuted, "Sum": _reduced, "SumDim": _reduced, "Mean": _reduced, "MeanDim": _reduced,
                "_MseLoss": _mse_loss, "_NllLoss": _nll_loss,
                "_IndexClassLossBackward": _nll_loss_backward, "Convolution": _convolution, "ConvInput": _convolution,

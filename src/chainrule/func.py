@@ -45,6 +45,7 @@ from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad
 from .ops import random as _random
 from .ops.compat import class_repr
 from .ops.creation import eye as _eye
+from .ops.shape import cat as _cat
 from .ops.shape import stack as _stack
 from .tensor import Tensor
 from .utils._pytree import tree_flatten, tree_map_, tree_structure, tree_unflatten
@@ -984,64 +985,94 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
         size = sizes[0]
         if size == 0:
             return _empty_batch(func, flat_args, flat_dims, spec, kwargs, out_dims)
-        results = []
-        # the frame tells operators with a vmap rule (torch.library.register_vmap) where slices came from
-        rewind = _random.default_generator.get_state() if randomness == "same" else None
-        frame = _vmap_frames.VmapFrame(size, randomness)
-
-        def cut(i):
-            frame.index, frame.draws_taken = i, 0
-            if rewind is not None and i:
-                _random.default_generator.set_state(rewind)
-                for generator, state in frame.rewound_generators.values():
-                    generator.set_state(state)
-            if i:
-                frame.rewind_writes()
-            return tree_unflatten([frame.keep(leaf) if dim is None else frame.cut(leaf, dim, i)
-                                   for leaf, dim in zip(flat_args, flat_dims)], spec)
-
-        start = 0
-        # (randomness="same": slice 0's draws stand for every slice's, as torch's one draw does; a
-        # factory's are constants of the record, an op run per slice draws as slice 0 did;
-        # "different": slice 0 draws dropout's mask for the whole batch, any other draw runs the slices)
-        if size > 1:
-            # slice 0's ops recorded, then replayed once on the whole batch (_vmap_batched), outside
-            # the frame: the replay's ops are the batch's, not a slice's
-            with _vmap_frames.entered(frame), _watching_batches():
-                frame.note_closed_over(func)
-                sliced = cut(0)
-                token = _vmap_batched.start(frame)
-                try:
-                    results.append(func(*sliced, **kwargs))
-                finally:
-                    trace = _vmap_batched.stop(token)
-                drawn = _random.default_generator.get_state() if rewind is not None else None
-            # (a batched value read as a Python number by chainrule's own code: slice 0's, no replay)
-            # (under randomness="different", a draw the replay cannot make for the batch: the slices draw)
-            unreplayable = frame.values_read or (randomness == "different" and frame.drew_unrecorded)
-            batched = None if unreplayable else _replayed(func, trace, flat_args, flat_dims, results[0], out_dims, size)
-            if batched is not None:
-                if not _vmap_batched.unrecorded_batched(trace):
-                    if drawn is not None:  # (the generator where one run of the function leaves it)
-                        _random.default_generator.set_state(drawn)
-                    return batched[0]  # the function ran once, as torch's vmap runs it
-                # a batched value no recorded op made (argmax's: no Function) may have steered the
-                # function's Python unseen: the last slice's own run checks the replay
-                with _vmap_frames.entered(frame), _watching_batches():
-                    last = func(*cut(size - 1), **kwargs)
-                if _replay_agrees(batched[1], last):
-                    return batched[0]
-                results.append(last)  # (the middle slices run below, then the last one is put last)
-            start = 1
-        with _vmap_frames.entered(frame), _watching_batches():
-            if not start:
-                frame.note_closed_over(func)
-            stop = size - 1 if len(results) == 2 else size
-            middle = [func(*cut(i), **kwargs) for i in range(start, stop)]
-        results[1:1] = middle
-        return _stack_results(func, results, out_dims, frame)
+        if chunk_size is None:
+            return _flat_vmap(func, size, flat_dims, flat_args, spec, kwargs, out_dims, randomness)
+        return _chunked_vmap(func, size, chunk_size, flat_dims, flat_args, spec, kwargs, out_dims, randomness)
 
     return _counted(wrapper, batching=True)
+
+
+def _chunked_vmap(func, size: int, chunk_size: int, flat_dims, flat_args, spec, kwargs, out_dims, randomness: str):
+    """vmap with ``chunk_size``, as torch's: the mapped inputs cut by ``tensor_split`` into chunks of
+    ``chunk_size`` (the last one shorter), vmap run on each, and each result joined by ``cat`` along its
+    out_dim (so the result's node is CatBackward0, one chunk or several); randomness="same" starts every
+    chunk from the generator's state before the first."""
+    bounds = tuple(range(chunk_size, size, chunk_size)) + (size,)
+    pieces = [leaf.tensor_split(bounds, dim=dim)[:len(bounds)] if dim is not None else [leaf] * len(bounds)
+              for leaf, dim in zip(flat_args, flat_dims)]
+    rewind = _random.default_generator.get_state() if randomness == "same" else None
+    chunks = []
+    for at, stop in enumerate(bounds):
+        if rewind is not None:
+            _random.default_generator.set_state(rewind)
+        chunk_args = [piece[at] for piece in pieces]
+        chunks.append(_flat_vmap(func, stop - (bounds[at - 1] if at else 0), flat_dims, chunk_args, spec, kwargs,
+                                 out_dims, randomness))
+    leaves, out_spec = tree_flatten(chunks[0])
+    dims = _flat_out_dims(func, out_dims, chunks[0])
+    flat_chunks = [tree_flatten(chunk)[0] for chunk in chunks]
+    joined = [_cat([chunk[i] for chunk in flat_chunks], dim=dim) if isinstance(leaf, Tensor) and dim is not None
+              else leaf  # (torch's cat refuses these; an unmapped result is the first chunk's)
+              for i, (leaf, dim) in enumerate(zip(leaves, dims))]
+    return tree_unflatten(joined, out_spec)
+
+
+def _flat_vmap(func, size: int, flat_dims, flat_args, spec, kwargs, out_dims, randomness: str):
+    """vmap's run over a batch of ``size`` (> 0) slices of ``flat_args`` (``flat_dims`` says where)."""
+    results = []
+    # the frame tells operators with a vmap rule (torch.library.register_vmap) where slices came from
+    rewind = _random.default_generator.get_state() if randomness == "same" else None
+    frame = _vmap_frames.VmapFrame(size, randomness)
+
+    def cut(i):
+        frame.index, frame.draws_taken = i, 0
+        if rewind is not None and i:
+            _random.default_generator.set_state(rewind)
+            for generator, state in frame.rewound_generators.values():
+                generator.set_state(state)
+        if i:
+            frame.rewind_writes()
+        return tree_unflatten([frame.keep(leaf) if dim is None else frame.cut(leaf, dim, i)
+                               for leaf, dim in zip(flat_args, flat_dims)], spec)
+
+    # slice 0's ops recorded, then replayed once on the whole batch (_vmap_batched), outside the
+    # frame: the replay's ops are the batch's, not a slice's; a batch of one too, as torch runs its
+    # batching rules on it (randomness="same": slice 0's draws stand for every slice's, as torch's one
+    # draw does; a factory's are constants of the record, an op run per slice draws as slice 0 did;
+    # "different": slice 0 draws dropout's mask for the whole batch, any other draw runs the slices)
+    with _vmap_frames.entered(frame), _watching_batches():
+        frame.note_closed_over(func)
+        sliced = cut(0)
+        token = _vmap_batched.start(frame)
+        try:
+            results.append(func(*sliced, **kwargs))
+        finally:
+            trace = _vmap_batched.stop(token)
+        drawn = _random.default_generator.get_state() if rewind is not None else None
+    # (a batched value read as a Python number by chainrule's own code: slice 0's, no replay)
+    # (under randomness="different", a draw the replay cannot make for the batch: the slices draw)
+    unreplayable = frame.values_read or (randomness == "different" and frame.drew_unrecorded)
+    batched = None if unreplayable else _replayed(func, trace, flat_args, flat_dims, results[0], out_dims, size)
+    if batched is not None:
+        if not _vmap_batched.unrecorded_batched(trace):
+            if drawn is not None:  # (the generator where one run of the function leaves it)
+                _random.default_generator.set_state(drawn)
+            return batched[0]  # the function ran once, as torch's vmap runs it
+        # a batched value no recorded op made (argmax's: no Function) may have steered the
+        # function's Python unseen: the last slice's own run checks the replay (slice 0's, of one)
+        if size == 1:
+            return batched[0] if _replay_agrees(batched[1], results[0]) else _stack_results(func, results, out_dims,
+                                                                                             frame)
+        with _vmap_frames.entered(frame), _watching_batches():
+            last = func(*cut(size - 1), **kwargs)
+        if _replay_agrees(batched[1], last):
+            return batched[0]
+        results.append(last)  # (the middle slices run below, then the last one is put last)
+    with _vmap_frames.entered(frame), _watching_batches():
+        stop = size - 1 if len(results) == 2 else size
+        middle = [func(*cut(i), **kwargs) for i in range(1, stop)]
+    results[1:1] = middle
+    return _stack_results(func, results, out_dims, frame)
 
 
 def _replayed(func, trace, flat_args, flat_dims, first, out_dims, size: int):

@@ -1916,7 +1916,8 @@ def tensor_split(input: Tensor, indices_or_sections=None, dim: int = 0, *, secti
     else:
         bounds = [0] + [int(i) for i in indices_or_sections] + [length]
     lead = (slice(None),) * d
-    return tuple(input[lead + (slice(start, max(start, stop)),)]
+    # (torch's pieces are at::slice's: a SliceBackward0 each, one keeping the whole dim too)
+    return tuple(name_node(input[lead + (slice(start, max(start, stop)),)], "SliceBackward0")
                  for start, stop in zip(bounds[:-1], bounds[1:]))
 
 
