@@ -978,10 +978,33 @@ def _rows_matmul(cls, operands, params, outs, size, rows_at: int, weights_from: 
 
 
 def _addmm(cls, operands, params, outs, size):
-    """bias + x Wᵀ with x batched (a batched bias or weight: per slice)."""
-    if operands[0].batched or operands[2].batched or operands[0].data.dim() > 1:
+    """bias + x Wᵀ: with x batched alone, one GEMM of all the batch's rows; with the weight or the
+    bias batched (an ensemble's stacked Linears, torch.func.stack_module_state), torch's addmm rule:
+    ``bias * 1`` (MulBackward1) viewed with a rows dim, plus one batched matmul."""
+    from .ops.elementwise import MulNumber
+    from .ops.linalg import matmul
+
+    bias, x, w_t = operands
+    if not bias.batched and not w_t.batched:
+        if bias.data.dim() > 1:
+            return None
+        return _rows_matmul(cls, operands, params, outs, size, 1, 2)
+    bias_rank = _logical_rank(bias)
+    if _logical_rank(x) != 2 or _logical_rank(w_t) != 2 or bias_rank > 2:
         return None
-    return _rows_matmul(cls, operands, params, outs, size, 1, 2)
+    scaled = MulNumber.apply(bias.data, number=1)
+    if bias.batched:
+        scaled = scaled.view(size, *(1,) * (2 - bias_rank), *scaled.shape[1:])
+    return scaled + matmul(x.data, w_t.data)
+
+
+def _weight_transposed(cls, operands, params, outs, size):
+    """A linear's weight.t() of each slice of a stacked weight: the two dims behind the batch dim
+    swapped (torch's TransposeBackward0)."""
+    (w,) = operands
+    if _logical_rank(w) != 2:
+        return None
+    return w.data.transpose(1, 2)
 
 
 def _mm(cls, operands, params, outs, size):
@@ -991,9 +1014,10 @@ def _mm(cls, operands, params, outs, size):
 
 
 def _linear_backward(cls, operands, params, outs, size):
-    """A linear's gradients (G W, Gᵀ x, Σ G over rows) for batched rows G (and x): x's is one GEMM
-    of all the batch's rows; W's and the bias's are each slice's own (a batched product, a sum
-    over each slice's rows), as torch's batching rules of mm and sum make them."""
+    """A linear's gradients (G W, Gᵀ x, Σ G over rows) for batched rows G (and x, or W): x's is one
+    GEMM of all the batch's rows (a batched product where W is stacked); W's and the bias's are each
+    slice's own (a batched product, a sum over each slice's rows), as torch's batching rules of mm
+    and sum make them."""
     from .ops.linalg import matmul
 
     needs = tuple(params.get("needs", ()))
@@ -1003,14 +1027,17 @@ def _linear_backward(cls, operands, params, outs, size):
     matrices = iter(operands[1:])
     x = next(matrices) if needs[1] else None
     w = next(matrices) if needs[0] else None
-    if (w is not None and w.batched) or (x is not None and _logical_rank(x) != 2):
+    if (w is not None and _logical_rank(w) != 2) or (x is not None and _logical_rank(x) != 2):
         return None
     g = grad.data
     found = []
     if needs[0]:
-        found.append(_rows_matmul(cls, [grad, w], {"needs": (True, False, False)}, outs[:1], size, 0, 1))
-        if found[0] is None:
-            return None
+        if w.batched:  # (stacked weights: each slice's G W, one batched product)
+            found.append(matmul(g, w.data))
+        else:
+            found.append(_rows_matmul(cls, [grad, w], {"needs": (True, False, False)}, outs[:1], size, 0, 1))
+            if found[0] is None:
+                return None
     if needs[1]:
         found.append(matmul(g.transpose(1, 2), x.data))
     if needs[2]:
@@ -1599,6 +1626,7 @@ _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped
                "UnsafeView": _reshaped, "Select": _indexed, "Slice": _indexed, "Index": _advanced_indexed,
                "Unsqueeze": _indexed, "Alias": _indexed,
                "SelectScatter": _scattered, "SliceScatter": _scattered, "IndexScatter": _advanced_scattered, "Addmm": _addmm, "Mm": _mm,
+               "WeightT": _weight_transposed,
                "LinearBackward": _linear_backward, "Matmul": _matmul, "StackRows": _stacked, "LogSoftmax": _dim_shifted,
                "Softmax": _dim_shifted, "LogSoftmaxBackward": _dim_shifted, "SoftmaxBackward": _dim_shifted,
                "Expand": _expanded, "SumToSize": _summed_to, "SumToScalar": _summed_to, "Mv": _matmul,
