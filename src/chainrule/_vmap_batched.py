@@ -986,14 +986,27 @@ def _rows_matmul(cls, operands, params, outs, size, rows_at: int, weights_from: 
 
 
 def _addmm(cls, operands, params, outs, size):
-    """bias + x Wᵀ with x batched (a batched weight: per slice), as torch's batching rule of addmm
-    records it: bias * 1 (MulBackward1; a batched bias then viewed to meet the rows) added to the
-    one GEMM of the batch's rows viewed back (UnsafeViewBackward0 over MmBackward0)."""
+    """bias + x Wᵀ as torch's batching rule of addmm records it. With x batched alone: bias * 1
+    (MulBackward1; a batched bias then viewed to meet the rows) added to the one GEMM of the batch's
+    rows viewed back (UnsafeViewBackward0 over MmBackward0). With the weight batched (an ensemble's
+    stacked Linears, torch.func.stack_module_state): ``bias * 1`` viewed with a rows dim, plus one
+    batched matmul."""
     from .ops.elementwise import MulNumber
+    from .ops.linalg import matmul
     from .ops.linear import Mm
 
     bias, rows, weight = operands
-    if not rows.batched or weight.batched or _logical_rank(bias) > 1 or params:
+    if params:
+        return None
+    bias_rank = _logical_rank(bias)
+    if weight.batched:
+        if _logical_rank(rows) != 2 or _logical_rank(weight) != 2 or bias_rank > 2:
+            return None
+        scaled = MulNumber.apply(bias.data, number=1)
+        if bias.batched:
+            scaled = scaled.view(size, *(1,) * (2 - bias_rank), *scaled.shape[1:])
+        return scaled + matmul(rows.data, weight.data)
+    if not rows.batched or bias_rank > 1:
         return None
     product = _rows_matmul(Mm, [rows, weight], {}, outs, size, 0, 1)
     if product is None:
@@ -1004,6 +1017,15 @@ def _addmm(cls, operands, params, outs, size):
     return scaled + product
 
 
+def _weight_transposed(cls, operands, params, outs, size):
+    """A linear's weight.t() of each slice of a stacked weight: the two dims behind the batch dim
+    swapped (torch's TransposeBackward0)."""
+    (w,) = operands
+    if _logical_rank(w) != 2:
+        return None
+    return w.data.transpose(1, 2)
+
+
 def _mm(cls, operands, params, outs, size):
     if operands[1].batched:
         return _matmul(cls, operands, params, outs, size)
@@ -1011,9 +1033,10 @@ def _mm(cls, operands, params, outs, size):
 
 
 def _linear_backward(cls, operands, params, outs, size):
-    """A linear's gradients (G W, Gᵀ x, Σ G over rows) for batched rows G (and x): x's is one GEMM
-    of all the batch's rows; W's and the bias's are each slice's own (a batched product, a sum
-    over each slice's rows), as torch's batching rules of mm and sum make them."""
+    """A linear's gradients (G W, Gᵀ x, Σ G over rows) for batched rows G (and x, or W): x's is one
+    GEMM of all the batch's rows (a batched product where W is stacked); W's and the bias's are each
+    slice's own (a batched product, a sum over each slice's rows), as torch's batching rules of mm
+    and sum make them."""
     from .ops.linalg import matmul
 
     needs = tuple(params.get("needs", ()))
@@ -1023,14 +1046,17 @@ def _linear_backward(cls, operands, params, outs, size):
     matrices = iter(operands[1:])
     x = next(matrices) if needs[1] else None
     w = next(matrices) if needs[0] else None
-    if (w is not None and w.batched) or (x is not None and _logical_rank(x) != 2):
+    if (w is not None and _logical_rank(w) != 2) or (x is not None and _logical_rank(x) != 2):
         return None
     g = grad.data
     found = []
     if needs[0]:
-        found.append(_rows_matmul(cls, [grad, w], {"needs": (True, False, False)}, outs[:1], size, 0, 1))
-        if found[0] is None:
-            return None
+        if w.batched:  # (stacked weights: each slice's G W, one batched product)
+            found.append(matmul(g, w.data))
+        else:
+            found.append(_rows_matmul(cls, [grad, w], {"needs": (True, False, False)}, outs[:1], size, 0, 1))
+            if found[0] is None:
+                return None
     if needs[1]:
         found.append(matmul(g.transpose(1, 2), x.data))
     if needs[2]:
@@ -1645,6 +1671,7 @@ _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped
                "UnsafeView": _reshaped, "Select": _indexed, "Slice": _indexed, "Index": _advanced_indexed,
                "Unsqueeze": _indexed, "Alias": _indexed,
                "SelectScatter": _scattered, "SliceScatter": _scattered, "IndexScatter": _advanced_scattered, "Addmm": _addmm, "Mm": _mm,
+               "WeightT": _weight_transposed,
                "LinearBackward": _linear_backward, "Matmul": _matmul, "StackRows": _stacked, "LogSoftmax": _dim_shifted,
                "Softmax": _dim_shifted, "LogSoftmaxBackward": _dim_shifted, "SoftmaxBackward": _dim_shifted,
                "Expand": _expanded, "SumToSize": _summed_to, "SumToScalar": _summed_to, "Mv": _matmul, "Dot": _dot,
