@@ -40,9 +40,6 @@ OPEN_KINDS: list = [
     ("a DataLoader with timeout > 0 and no workers: chainrule's iterator refuses it in its own words, before "
      "drawing the base seed; torch's after, with '_SingleProcessDataLoaderIter requires timeout == 0'",
      lambda case, problem: "_SingleProcessDataLoaderIter requires timeout == 0" in problem),
-    ("an IterableDataset yielding more than its len(): chainrule's warning has a space torch's lacks "
-     "('reported to be 3(when accessing')",
-     lambda case, problem: "(w'" in problem and "Length of IterableDataset" in problem),
     ("default_collate of floats or ints followed by a tuple: torch.tensor's TypeError ('must be real number, "
      "not tuple'), NumPy's ValueError in chainrule",
      lambda case, problem: "must be real number" in problem),

@@ -299,7 +299,7 @@ class _BaseDataLoaderIter:
         data = self._next_batch()
         self._num_yielded += 1
         if self._len_reported is not None and self._num_yielded > self._len_reported:
-            message = (f"Length of IterableDataset {self._dataset} was reported to be {self._len_reported} (when "
+            message = (f"Length of IterableDataset {self._dataset} was reported to be {self._len_reported}(when "
                        f"accessing len(dataloader)), but {self._num_yielded} samples have been fetched. ")
             if getattr(self, "_num_workers", 0) > 0:
                 message += ("For multiprocessing data-loading, this could be caused by not properly configuring the "

@@ -1,0 +1,44 @@
+"""Regressions found by the data pipeline fuzzer (tests/fuzz/test_data_pipeline.py): each case as torch
+gives it, compared with torch where it is installed."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _outcome(thunk):
+    try:
+        return "gives", thunk()
+    except Exception as error:  # noqa: BLE001 - the error is what we compare
+        return type(error).__name__, str(error)
+
+
+def _longer_than_it_says(lib):
+    class LongerThanItSays(lib.utils.data.IterableDataset):
+        def __iter__(self):
+            return iter(range(3))
+
+        def __len__(self):
+            return 1
+
+    return LongerThanItSays()
+
+
+def test_iterable_dataset_length_warning_is_worded_as_torchs():
+    messages = []
+    for lib in (chainrule, torch):
+        loader = lib.utils.data.DataLoader(_longer_than_it_says(lib), batch_size=None)
+        assert len(loader) == 1
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert list(loader) == [0, 1, 2]
+        messages.append([str(w.message).split(" object at ", 1)[1].split(">", 1)[1] for w in caught])
+    # torch's message has no space before "(when"
+    assert messages[0] == messages[1] == [
+        f" was reported to be 1(when accessing len(dataloader)), but {n} samples have been fetched. " for n in (2, 3)]
