@@ -42,3 +42,14 @@ def test_iterable_dataset_length_warning_is_worded_as_torchs():
     # torch's message has no space before "(when"
     assert messages[0] == messages[1] == [
         f" was reported to be 1(when accessing len(dataloader)), but {n} samples have been fetched. " for n in (2, 3)]
+
+
+def test_timeout_without_workers_raises_torchs_assertion_after_drawing_the_base_seed():
+    outcomes = []
+    for lib in (chainrule, torch):
+        generator = lib.Generator().manual_seed(5)
+        loader = lib.utils.data.DataLoader(list(range(4)), batch_size=2, timeout=1, generator=generator)
+        outcomes.append((_outcome(lambda loader=loader: iter(loader)),
+                         lib.randint(0, 10**6, (2,), generator=generator).tolist()))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0] == ("AssertionError", "_SingleProcessDataLoaderIter requires timeout == 0")

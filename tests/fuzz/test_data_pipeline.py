@@ -37,9 +37,6 @@ OPEN: dict[str, str] = {}
 
 # (reason, test of (case, problem)): whole kinds of open defect, found and not fixed yet
 OPEN_KINDS: list = [
-    ("a DataLoader with timeout > 0 and no workers: chainrule's iterator refuses it in its own words, before "
-     "drawing the base seed; torch's after, with '_SingleProcessDataLoaderIter requires timeout == 0'",
-     lambda case, problem: "_SingleProcessDataLoaderIter requires timeout == 0" in problem),
     ("default_collate of floats or ints followed by a tuple: torch.tensor's TypeError ('must be real number, "
      "not tuple'), NumPy's ValueError in chainrule",
      lambda case, problem: "must be real number" in problem),
