@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 
 import chainrule
@@ -53,3 +54,28 @@ def test_timeout_without_workers_raises_torchs_assertion_after_drawing_the_base_
                          lib.randint(0, 10**6, (2,), generator=generator).tolist()))
     assert outcomes[0] == outcomes[1]
     assert outcomes[0][0] == ("AssertionError", "_SingleProcessDataLoaderIter requires timeout == 0")
+
+
+def _collated(lib, batch):
+    outcome = _outcome(lambda: lib.utils.data.default_collate(batch))
+    if outcome[0] != "gives":
+        return outcome
+    return str(outcome[1].dtype).split(".")[-1], outcome[1].tolist()
+
+
+NUMPY_THEN_OTHER = [
+    lambda lib: [np.array([1, 2]), (lib.tensor([3, 4]), 0.5)],  # as_tensor: "only one element tensors ..."
+    lambda lib: [np.array([1.0, 2.0]), {"a": 1}],  # as_tensor: "Could not infer dtype of dict"
+    lambda lib: [np.array([1, 2]), [3, 4]],
+    lambda lib: [np.array([1, 2]), np.float32(3)],
+    lambda lib: [np.array([1.0, 2.0]), lib.tensor([3.0, 4.0])],
+    lambda lib: [np.array([1, 2]), np.array(["a", "b"])],
+    lambda lib: [np.array([1, 2]), "ab"],
+]
+
+
+@pytest.mark.parametrize("make", NUMPY_THEN_OTHER, ids=["tuple", "dict", "list", "numpy_scalar", "tensor", "str_array", "str"])
+def test_default_collate_of_an_array_then_something_else_converts_as_torch_as_tensor(make):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's "a list of numpy.ndarrays is extremely slow"
+        assert _collated(chainrule, make(chainrule)) == _collated(torch, make(torch))

@@ -40,9 +40,6 @@ OPEN_KINDS: list = [
     ("default_collate of floats or ints followed by a tuple: torch.tensor's TypeError ('must be real number, "
      "not tuple'), NumPy's ValueError in chainrule",
      lambda case, problem: "must be real number" in problem),
-    ("default_collate of a NumPy array followed by what is no array: torch.as_tensor's conversion or error, "
-     "NumPy's in chainrule",
-     lambda case, problem: "only one element tensors" in problem or "Could not infer dtype" in problem),
 ]
 
 

@@ -125,7 +125,12 @@ def collate_numpy_array_fn(batch, *, collate_fn_map: dict | None = None):
     elem = batch[0]
     if np_str_obj_array_pattern.search(elem.dtype.str) is not None:
         raise TypeError(default_collate_err_msg_format.format(elem.dtype))
-    return collate([_from_numpy(np.asarray(b)) for b in batch], collate_fn_map=collate_fn_map)
+    # torch.as_tensor of each: a later sample that is no array of numbers (a tuple, a number, strings)
+    # gets as_tensor's own conversion, or its error
+    from ...ops.creation import as_tensor
+
+    return collate([_from_numpy(b) if isinstance(b, np.ndarray) and b.dtype.kind not in "SUO" else as_tensor(b)
+                    for b in batch], collate_fn_map=collate_fn_map)
 
 
 def collate_numpy_scalar_fn(batch, *, collate_fn_map: dict | None = None) -> Tensor:
