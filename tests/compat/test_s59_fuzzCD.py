@@ -79,3 +79,24 @@ def test_default_collate_of_an_array_then_something_else_converts_as_torch_as_te
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch's "a list of numpy.ndarrays is extremely slow"
         assert _collated(chainrule, make(chainrule)) == _collated(torch, make(torch))
+
+
+FLOAT_THEN_OTHER = [
+    [1.5, (2, 0.5)],  # torch.tensor(batch, dtype=float64): "must be real number, not tuple"
+    [1.5, "2"],
+    [1.5, None],
+    [1.5, [1]],
+    [1.5, True],
+    [1.5, np.float32(2)],
+    [1.5, np.int64(2)],
+    [0.25, 3, -1.0],
+]
+
+
+@pytest.mark.parametrize("batch", FLOAT_THEN_OTHER, ids=str)
+def test_default_collate_of_a_float_then_something_else_converts_as_torch_tensor(batch):
+    assert _collated(chainrule, batch) == _collated(torch, batch)
+
+
+def test_default_collate_of_a_float_then_a_tensor_converts_as_torch_tensor():
+    assert _collated(chainrule, [1.5, chainrule.tensor(2.0)]) == _collated(torch, [1.5, torch.tensor(2.0)])

@@ -36,11 +36,7 @@ CI_CASES, LONG_CASES = 40, 1500
 OPEN: dict[str, str] = {}
 
 # (reason, test of (case, problem)): whole kinds of open defect, found and not fixed yet
-OPEN_KINDS: list = [
-    ("default_collate of floats or ints followed by a tuple: torch.tensor's TypeError ('must be real number, "
-     "not tuple'), NumPy's ValueError in chainrule",
-     lambda case, problem: "must be real number" in problem),
-]
+OPEN_KINDS: list = []
 
 
 def known(case, problem: str) -> bool:

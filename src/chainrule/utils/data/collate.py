@@ -137,8 +137,19 @@ def collate_numpy_scalar_fn(batch, *, collate_fn_map: dict | None = None) -> Ten
     return _from_numpy(np.asarray(batch))
 
 
+# what NumPy converts to float64 as torch.tensor does; NumPy would also convert a string ('2'), which torch refuses
+_PLAIN_NUMBERS = frozenset((float, int, bool))
+
+
 def collate_float_fn(batch, *, collate_fn_map: dict | None = None) -> Tensor:
-    return Tensor._make(np.asarray(batch, dtype=np.float64))
+    if set(map(type, batch)) <= _PLAIN_NUMBERS:
+        return Tensor._make(np.asarray(batch, dtype=np.float64))
+    from ..._dtype import float64
+    from ...ops.creation import tensor
+
+    # torch.tensor(batch, dtype=float64): its conversion of what follows a float, and its errors
+    # ("must be real number, not tuple")
+    return tensor(list(batch), dtype=float64)
 
 
 def collate_int_fn(batch, *, collate_fn_map: dict | None = None) -> Tensor:
