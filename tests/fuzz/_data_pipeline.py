@@ -32,7 +32,11 @@ import numpy as np
 DTYPES = ["float32", "float32", "float64", "int64", "int32", "bool", "uint8"]
 TRAILING = [(), (), (2,), (3,), (2, 1), (0,)]
 SAMPLE_KINDS = ["tensor", "dict", "tuple", "namedtuple", "numpy", "npscalar", "int", "float", "bool",
-                "str", "bytes", "none", "nested", "ragged_tensor", "ragged_list", "int_then_float", "list_of_str"]
+                "str", "bytes", "none", "nested", "ragged_tensor", "ragged_list", "int_then_float", "list_of_str",
+                "ordered_dict", "defaultdict", "complex", "big_int", "numpy_str", "requires_grad", "float_then_int",
+                "dtype_mix", "set", "numpy_0d"]
+# samples only default_collate sees directly: batches no dataset would give
+COLLATE_KINDS = ["mixed", "numpy_dtypes", "mapping_keys", "unequal_tuples", "empty_batch"]
 FAMILIES = {
     # family -> weights of dataset kinds, and how often the loader's arguments are hostile
     "tensors": ({"tensors": 6, "list": 1, "subset": 2, "concat": 1, "split": 2, "stack": 1}, 0.1),
@@ -40,6 +44,7 @@ FAMILIES = {
     "samplers": ({"tensors": 3, "custom": 2, "list": 1, "split": 1}, 0.05),
     "iterable": ({"iterable": 4, "chain": 2}, 0.2),
     "arguments": ({"tensors": 2, "custom": 1, "iterable": 1}, 1.0),
+    "workers": ({"tensors": 2, "custom": 2, "iterable": 2, "subset": 1}, 0.05),
     "collate": ({}, 0.0),
 }
 
@@ -181,7 +186,7 @@ class _Drawer:
             weights = [round(self.rng.uniform(0, 2), 3) for _ in range(count)]
             if self.chance(0.1):
                 weights[0] = 0.0
-            return {"kind": kind, "weights": weights, "num_samples": self.rng.choice([1, 2, 4, 7]),
+            return {"kind": kind, "weights": weights, "num_samples": self.rng.choice([1, 2, 4, 7, 0, -1]),
                     "replacement": self.chance(0.6), "generator": self.generator()}
         indices = [self.rng.randrange(size) for _ in range(self.rng.randint(0, 8))] if size else []
         return {"kind": kind, "indices": indices}
@@ -189,8 +194,9 @@ class _Drawer:
     def batch_sampler(self, size):
         kind = self.rng.choice(["batch", "batch", "list", "custom"])
         if kind == "batch":
-            return {"kind": kind, "sampler": self.sampler(size), "batch_size": self.rng.choice([1, 2, 3, 4]),
-                    "drop_last": self.chance(0.5)}
+            batch_size = self.rng.choice([1, 2, 3, 4]) if self.chance(0.93) else self.rng.choice([0, -2, 2.0, True])
+            drop_last = self.chance(0.5) if self.chance(0.95) else self.rng.choice([1, None, "yes"])
+            return {"kind": kind, "sampler": self.sampler(size), "batch_size": batch_size, "drop_last": drop_last}
         batches = [[self.rng.randrange(size) for _ in range(self.rng.randint(1, 4))]
                    for _ in range(self.rng.randint(0, 4))] if size else []
         return {"kind": kind, "batches": batches}
@@ -218,6 +224,11 @@ class _Drawer:
             args["worker_init_fn"] = True
         if self.chance(0.05):
             args["pin_memory"] = True
+        if self.family == "workers":
+            args["num_workers"] = self.rng.choice([1, 2])
+            args["persistent_workers"] = self.chance(0.3)
+            if self.chance(0.3):
+                args["prefetch_factor"] = self.rng.choice([1, 3])
         if self.chance(hostile_rate):
             hostile = self.rng.choice(["bs_with_batch_sampler", "shuffle_with_batch_sampler",
                                        "sampler_with_batch_sampler", "drop_last_with_batch_sampler",
@@ -263,7 +274,7 @@ class _Drawer:
         return args
 
     def collate_batch(self):
-        kind = self.rng.choice(SAMPLE_KINDS + ["mixed", "numpy_dtypes", "mapping_keys", "unequal_tuples"])
+        kind = self.rng.choice(SAMPLE_KINDS + COLLATE_KINDS)
         size = self.rng.choice([1, 2, 3, 4])
         return {"kind": kind, "size": size, "data": self.array(max(size, 2)),
                 "convert": self.rng.choice(SAMPLE_KINDS)}
@@ -353,6 +364,26 @@ def _sample(lib, kind, data, i):
         return {"a": i, "b": float(i)} if i == 0 else {"a": i, "c": float(i)}
     if kind == "unequal_tuples":
         return tuple(range(i + 1))
+    if kind == "ordered_dict":
+        return collections.OrderedDict([("b", lib.tensor(row)), ("a", i)])
+    if kind == "defaultdict":
+        return collections.defaultdict(list, {"x": float(i), "y": [i, i]})
+    if kind == "complex":
+        return complex(i, 1)
+    if kind == "big_int":
+        return 2**62 * (i + 1)  # past int64 from the second sample on
+    if kind == "numpy_str":
+        return np.array([f"s{i}", "t"])
+    if kind == "requires_grad":
+        return lib.tensor(row.astype(np.float32)).requires_grad_() * 2
+    if kind == "float_then_int":
+        return float(i) if i == 0 else i
+    if kind == "dtype_mix":
+        return lib.tensor(row.astype(["float32", "int64", "float64", "bool"][i % 4]))
+    if kind == "set":
+        return {i, i + 1}
+    if kind == "numpy_0d":
+        return np.array(row.reshape(-1)[0] if row.size else i)
     raise AssertionError(kind)
 
 
@@ -483,8 +514,12 @@ def _custom_collate(batch):
     return ("custom", len(batch), list(batch))
 
 
-def _worker_init(worker_id):
+def _not_called(worker_id):
     raise AssertionError("worker_init_fn is not called without workers")
+
+
+def _worker_init(worker_id):
+    np.random.seed(worker_id)  # something a worker_init_fn does, with no effect on the batches
 
 
 def loader_kwargs(lib, args, dataset):
@@ -502,7 +537,7 @@ def loader_kwargs(lib, args, dataset):
             kwargs[key] = {"custom": _custom_collate, "identity": lambda batch: batch,
                            "default_convert": lib.utils.data.default_convert}[value]
         elif key == "worker_init_fn":
-            kwargs[key] = _worker_init
+            kwargs[key] = _worker_init if args.get("num_workers") else _not_called
         else:
             kwargs[key] = value
     return kwargs
@@ -615,6 +650,9 @@ def run_case(case: Case, lib) -> list:
             ok, batch = recorder.step(f"epoch {epoch} batch {index}", lambda iterator=iterator: _next(iterator, lib))
             if not ok or batch is StopIteration:
                 break
+        del iterator  # a worker iterator's workers stop now, not when a later fork's child collects it
+    if getattr(loader, "_iterator", None) is not None:  # persistent workers
+        loader._iterator._shutdown_workers()
     recorder.step("default generator after", lambda: (lib.randint(0, 10**6, (2,)).tolist(), None))
     if kwargs.get("generator") is not None:
         recorder.step("generator after", lambda: (lib.randint(0, 10**6, (2,), generator=kwargs["generator"]).tolist(),
@@ -632,7 +670,8 @@ def _next(iterator, lib):
 
 def _run_collate(spec, lib, recorder):
     data = lib.utils.data
-    batch = [_sample(lib, spec["kind"], spec["data"], i) for i in range(spec["size"])]
+    batch = [] if spec["kind"] == "empty_batch" else [_sample(lib, spec["kind"], spec["data"], i)
+                                                      for i in range(spec["size"])]
     recorder.step("default_collate", lambda: (normalize(data.default_collate(batch), lib), None))
     sample = _sample(lib, spec["convert"], spec["data"], 1)
     recorder.step("default_convert", lambda: (normalize(data.default_convert(sample), lib), None))
