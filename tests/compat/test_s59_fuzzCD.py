@@ -3,6 +3,7 @@ gives it, compared with torch where it is installed."""
 
 from __future__ import annotations
 
+import collections
 import warnings
 
 import numpy as np
@@ -100,3 +101,34 @@ def test_default_collate_of_a_float_then_something_else_converts_as_torch_tensor
 
 def test_default_collate_of_a_float_then_a_tensor_converts_as_torch_tensor():
     assert _collated(chainrule, [1.5, chainrule.tensor(2.0)]) == _collated(torch, [1.5, torch.tensor(2.0)])
+
+
+class _Attributed(list):
+    pass
+
+
+CONVERTED = [
+    lambda: collections.defaultdict(list, a=np.array([1]), b=[np.float32(2)]),  # was: TypeError building it
+    lambda: collections.OrderedDict(b=np.array([1, 2]), a=1),
+    lambda: _Attributed([np.array(1), 2]),  # a list subclass: copied, so kept
+    lambda: collections.deque([np.array(1), "a"]),
+    lambda: range(3),  # range([...]) fails: a plain list
+    lambda: (np.array(1), (np.array([2]), "x")),
+    lambda: np.bytes_(b"ab"),  # torch.as_tensor's error
+    lambda: np.matrix([[1, 2]]),
+    lambda: np.ma.masked_array([1, 2]),  # NumPy's, not numpy's own module: left alone
+]
+
+
+def _convert_outcome(lib, value):
+    outcome = _outcome(lambda: lib.utils.data.default_convert(value))
+    if outcome[0] != "gives":
+        return outcome
+    return type(outcome[1]).__name__, repr(outcome[1]).replace("torch", "LIB").replace("chainrule", "LIB")
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+@pytest.mark.parametrize("make", CONVERTED, ids=["defaultdict", "OrderedDict", "list_subclass", "deque", "range",
+                                                 "tuple", "np_bytes", "np_matrix", "masked_array"])
+def test_default_convert_keeps_containers_as_torch(make):
+    assert _convert_outcome(chainrule, make()) == _convert_outcome(torch, make())

@@ -41,9 +41,6 @@ OPEN: dict[str, str] = {}
 
 # (reason, test of (case, problem)): whole kinds of open defect, found and not fixed yet
 OPEN_KINDS: list = [
-    ("default_convert of a defaultdict (and a list subclass, a deque): torch copies a mutable mapping or "
-     "sequence (keeping its type and factory), chainrule builds type(data)(dict), which a defaultdict refuses",
-     lambda case, problem: "first argument must be callable or None" in problem),
     ("a tensor indexed by a string (default_collate of a batch whose first sample is a mapping and a later one "
      "a tensor): torch's indexing raises \"new(): invalid data type 'str'\", chainrule's Tensor.__getitem__ its "
      "own TypeError ('a tensor index must be an integer, ...'); a Tensor indexing message, not the pipeline's",
