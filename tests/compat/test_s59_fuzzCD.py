@@ -132,3 +132,19 @@ def _convert_outcome(lib, value):
                                                  "tuple", "np_bytes", "np_matrix", "masked_array"])
 def test_default_convert_keeps_containers_as_torch(make):
     assert _convert_outcome(chainrule, make()) == _convert_outcome(torch, make())
+
+
+def _batches(lib, dataset, **kwargs):
+    lib.manual_seed(0)
+    loader = lib.utils.data.DataLoader(dataset, **kwargs)
+    return _outcome(lambda: [b.tolist() for b in loader])
+
+
+@pytest.mark.parametrize("num_samples", [1, 5, 40])
+def test_random_sampler_with_replacement_over_an_empty_dataset_raises_torchs_error(num_samples):
+    outcomes = [_batches(lib, lib.utils.data.TensorDataset(lib.zeros(0, 2)), batch_size=2,
+                         sampler=lib.utils.data.RandomSampler(range(0), replacement=True, num_samples=num_samples))
+                for lib in (chainrule, torch)]
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0] == ("RuntimeError", "random_ expects 'from' to be less than 'to', but got from=0 >= to=0")
+
