@@ -148,3 +148,19 @@ def test_random_sampler_with_replacement_over_an_empty_dataset_raises_torchs_err
     assert outcomes[0] == outcomes[1]
     assert outcomes[0] == ("RuntimeError", "random_ expects 'from' to be less than 'to', but got from=0 >= to=0")
 
+
+NUMPY_SCALAR_THEN_OTHER = [
+    [np.float64(1), (1, 2)],  # torch.as_tensor(batch): "must be real number, not tuple"
+    [np.float32(1), 2.5],
+    [np.int64(1), 2],
+    [np.float64(1.5), "2"],
+    [np.float64(1), None],
+    [np.bool_(True), 1],
+    [np.float16(1), [1]],
+    [np.float32(1), np.float64(2)],
+]
+
+
+@pytest.mark.parametrize("batch", NUMPY_SCALAR_THEN_OTHER, ids=str)
+def test_default_collate_of_a_numpy_scalar_then_something_else_converts_as_torch_as_tensor(batch):
+    assert _collated(chainrule, batch) == _collated(torch, batch)

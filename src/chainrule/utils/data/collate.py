@@ -158,7 +158,12 @@ def collate_numpy_array_fn(batch, *, collate_fn_map: dict | None = None):
 
 
 def collate_numpy_scalar_fn(batch, *, collate_fn_map: dict | None = None) -> Tensor:
-    return _from_numpy(np.asarray(batch))
+    if all(isinstance(b, np.generic) for b in batch):
+        return _from_numpy(np.asarray(batch))
+    from ...ops.creation import as_tensor
+
+    # torch.as_tensor(batch): its conversion of what follows a NumPy scalar (a float, a tensor), its errors
+    return as_tensor(list(batch))
 
 
 # what NumPy converts to float64 as torch.tensor does; NumPy would also convert a string ('2'), which torch refuses
