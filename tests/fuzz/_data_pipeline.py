@@ -13,8 +13,9 @@ library, so one case is the same pipeline on both.
 
 ``run_case`` builds the pipeline and records, step by step, what each step gives: ``len()`` of the
 dataset, sampler, batch sampler and loader, every batch of two epochs (structure, types, dtypes,
-shapes, strides, values), a draw from the default generator and from the loader's generator after
-them (so a library that consumes its random stream differently shows), each error (its builtin class
+shapes, strides, values; the first epoch sometimes abandoned after a few batches), a draw from the
+default generator and from the loader's generator after them (so a library that consumes its random
+stream differently shows), each error (its builtin class
 and its message's first line, library names and addresses taken out) and the warnings.
 ``first_difference`` names the first step where two records differ.
 """
@@ -224,6 +225,8 @@ class _Drawer:
             args["worker_init_fn"] = True
         if self.chance(0.05):
             args["pin_memory"] = True
+        if self.chance(0.15):
+            args["stop_after"] = self.rng.choice([0, 1, 2])  # the first epoch abandoned after so many batches
         if self.family == "workers":
             args["num_workers"] = self.rng.choice([1, 2])
             args["persistent_workers"] = self.chance(0.3)
@@ -525,7 +528,7 @@ def _worker_init(worker_id):
 def loader_kwargs(lib, args, dataset):
     kwargs = {}
     for key, value in args.items():
-        if key == "hostile":
+        if key in ("hostile", "stop_after"):
             continue
         if key == "sampler":
             kwargs[key] = build_sampler(lib, value, dataset)
@@ -646,7 +649,8 @@ def run_case(case: Case, lib) -> list:
         ok, iterator = recorder.step(f"iter {epoch}", lambda: (None, iter(loader)))
         if not ok:
             break
-        for index in range(40):  # a sampler with replacement draws as long as asked: 40 batches are plenty
+        batches = 40 if epoch or "stop_after" not in args else args["stop_after"]
+        for index in range(batches):  # a sampler with replacement draws as long as asked: 40 batches are plenty
             ok, batch = recorder.step(f"epoch {epoch} batch {index}", lambda iterator=iterator: _next(iterator, lib))
             if not ok or batch is StopIteration:
                 break
