@@ -192,8 +192,8 @@ def test_iterable_dataset_yielding_more_than_its_len_warns_as_torch():
     loader = data.DataLoader(_LongerThanItSays(), batch_size=None)
     assert len(loader) == 3  # torch warns only after len(loader) was read, once per batch past it
     messages = _user_warnings(lambda: list(loader))
-    assert len(messages) == 2 and messages[0].startswith("Length of IterableDataset ")
-    assert messages[0].endswith("was reported to be 3 (when accessing len(dataloader)), but 4 samples have been "
+    assert len(messages) == 2 and messages[0].startswith("Length of IterableDataset ")  # torch has no space before "(when"
+    assert messages[0].endswith("was reported to be 3(when accessing len(dataloader)), but 4 samples have been "
                                 "fetched. ")
     assert _user_warnings(lambda: list(data.DataLoader(_LongerThanItSays(), batch_size=None))) == []
 

@@ -33,20 +33,44 @@ def _from_numpy(array: np.ndarray) -> Tensor:
 
 
 def default_convert(data):
-    """Turn NumPy arrays (also inside dicts, lists and tuples) into tensors; leave the rest alone."""
+    """Turn NumPy arrays and scalars (also inside mappings, (named) tuples and sequences) into tensors;
+    leave the rest alone. As torch's: a mutable mapping or sequence is copied (its type, a defaultdict's
+    factory, a subclass's attributes kept), another one rebuilt by its type (a plain dict or list where
+    that type cannot be built so), a plain tuple becomes a list."""
+    elem_type = type(data)
     if isinstance(data, Tensor):
         return data
-    if isinstance(data, (np.ndarray, np.generic)) and data.dtype.kind not in "SUO":
-        return _from_numpy(np.asarray(data))
+    if elem_type.__module__ == "numpy" and elem_type.__name__ != "str_":
+        if elem_type is np.ndarray and np_str_obj_array_pattern.search(data.dtype.str) is not None:
+            return data
+        if isinstance(data, (np.ndarray, np.generic)) and data.dtype.kind not in "SUO":  # np.matrix too
+            return _from_numpy(np.asarray(data))
+        from ...ops.creation import as_tensor
+
+        return as_tensor(data)  # torch.as_tensor's error for an np.bytes_, a matrix of strings
     if isinstance(data, collections.abc.Mapping):
-        return type(data)({key: default_convert(data[key]) for key in data}) if isinstance(data, dict) \
-            else {key: default_convert(data[key]) for key in data}
+        try:
+            if isinstance(data, collections.abc.MutableMapping):
+                clone = copy.copy(data)
+                clone.update({key: default_convert(data[key]) for key in data})
+                return clone
+            return elem_type({key: default_convert(data[key]) for key in data})
+        except TypeError:
+            return {key: default_convert(data[key]) for key in data}
     if isinstance(data, tuple) and hasattr(data, "_fields"):
-        return type(data)(*(default_convert(d) for d in data))
+        return elem_type(*(default_convert(d) for d in data))
     if isinstance(data, tuple):
         return [default_convert(d) for d in data]
     if isinstance(data, collections.abc.Sequence) and not isinstance(data, (str, bytes)):
-        return [default_convert(d) for d in data]
+        try:
+            if isinstance(data, collections.abc.MutableSequence):
+                clone = copy.copy(data)
+                for i, d in enumerate(data):
+                    clone[i] = default_convert(d)
+                return clone
+            return elem_type([default_convert(d) for d in data])
+        except TypeError:
+            return [default_convert(d) for d in data]
     return data
 
 
@@ -125,15 +149,36 @@ def collate_numpy_array_fn(batch, *, collate_fn_map: dict | None = None):
     elem = batch[0]
     if np_str_obj_array_pattern.search(elem.dtype.str) is not None:
         raise TypeError(default_collate_err_msg_format.format(elem.dtype))
-    return collate([_from_numpy(np.asarray(b)) for b in batch], collate_fn_map=collate_fn_map)
+    # torch.as_tensor of each: a later sample that is no array of numbers (a tuple, a number, strings)
+    # gets as_tensor's own conversion, or its error
+    from ...ops.creation import as_tensor
+
+    return collate([_from_numpy(b) if isinstance(b, np.ndarray) and b.dtype.kind not in "SUO" else as_tensor(b)
+                    for b in batch], collate_fn_map=collate_fn_map)
 
 
 def collate_numpy_scalar_fn(batch, *, collate_fn_map: dict | None = None) -> Tensor:
-    return _from_numpy(np.asarray(batch))
+    if all(isinstance(b, np.generic) for b in batch):
+        return _from_numpy(np.asarray(batch))
+    from ...ops.creation import as_tensor
+
+    # torch.as_tensor(batch): its conversion of what follows a NumPy scalar (a float, a tensor), its errors
+    return as_tensor(list(batch))
+
+
+# what NumPy converts to float64 as torch.tensor does; NumPy would also convert a string ('2'), which torch refuses
+_PLAIN_NUMBERS = frozenset((float, int, bool))
 
 
 def collate_float_fn(batch, *, collate_fn_map: dict | None = None) -> Tensor:
-    return Tensor._make(np.asarray(batch, dtype=np.float64))
+    if set(map(type, batch)) <= _PLAIN_NUMBERS:
+        return Tensor._make(np.asarray(batch, dtype=np.float64))
+    from ..._dtype import float64
+    from ...ops.creation import tensor
+
+    # torch.tensor(batch, dtype=float64): its conversion of what follows a float, and its errors
+    # ("must be real number, not tuple")
+    return tensor(list(batch), dtype=float64)
 
 
 def collate_int_fn(batch, *, collate_fn_map: dict | None = None) -> Tensor:

@@ -299,7 +299,7 @@ class _BaseDataLoaderIter:
         data = self._next_batch()
         self._num_yielded += 1
         if self._len_reported is not None and self._num_yielded > self._len_reported:
-            message = (f"Length of IterableDataset {self._dataset} was reported to be {self._len_reported} (when "
+            message = (f"Length of IterableDataset {self._dataset} was reported to be {self._len_reported}(when "
                        f"accessing len(dataloader)), but {self._num_yielded} samples have been fetched. ")
             if getattr(self, "_num_workers", 0) > 0:
                 message += ("For multiprocessing data-loading, this could be caused by not properly configuring the "
@@ -311,12 +311,11 @@ class _BaseDataLoaderIter:
 
 class _SingleProcessDataLoaderIter(_BaseDataLoaderIter):
     def __init__(self, loader: DataLoader) -> None:
-        if loader.timeout != 0:
-            # torch's rule: nothing to time out on without workers
-            raise AssertionError(f"DataLoader timeout applies to worker processes: timeout={loader.timeout} "
-                                 "needs num_workers > 0")
         _warn_about_pinning(loader)
         _draw_base_seed(loader)
+        if loader.timeout != 0:
+            # torch's rule and words, checked once the base seed is drawn: nothing to time out on without workers
+            raise AssertionError("_SingleProcessDataLoaderIter requires timeout == 0")
         self._start_counting(loader)
         self._indices = loader._index_stream()
         self._fetcher = _worker._make_fetcher(loader._iterable, loader.dataset, loader._auto_collation,

@@ -132,6 +132,8 @@ class RandomSampler(Sampler):
         n, total = len(self.data_source), self.num_samples
         rng = _epoch_rng(_checked_generator("RandomSampler", self.generator))
         if self.replacement:
+            if n == 0:  # torch.randint(high=0)'s refusal, at the first draw
+                raise RuntimeError("random_ expects 'from' to be less than 'to', but got from=0 >= to=0")
             for start in range(0, total, _CHUNK):
                 yield rng.integers(0, n, size=min(_CHUNK, total - start), dtype=np.int64)
             return
