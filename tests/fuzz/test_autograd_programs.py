@@ -72,11 +72,6 @@ OPEN_KINDS = [
     ("an in-place op through a view made by expand (NumPy's broadcast_to, read-only) where torch's write "
      "touches each element once (a slice of size 1 on the expanded dim): chainrule refuses the write",
      lambda program, problem: "non-writable" in problem or "more than one element of the written-to" in problem),
-    ("x.mul_(x) (an in-place op whose other operand is self): torch saves self's old value for one operand "
-     "and self itself for the other, whose version then fails backward's check; chainrule saves the old "
-     "value for both and runs",
-     lambda program, problem: "has been modified by an inplace operation, chainrule did not" in problem
-     and any(s.op == "inplace" and s.args[0] == "mul_" and s.args[1] == s.args[2] for s in program.steps)),
     ("a backward that fails at a node (a saved tensor freed or changed), or a second one through nodes that "
      "saved nothing torch needs: torch runs the nodes before it (their hooks, their buffers freed) or runs "
      "them again, chainrule checks every node it will run first and runs none, and calls the graph freed",
