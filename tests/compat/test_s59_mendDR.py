@@ -63,3 +63,55 @@ def test_version_error_names_a_node_without_backward_and_digit_as_torch():
         return _raised(lambda: y.sum().backward())
 
     assert refusal(chainrule) == refusal(torch)
+
+
+# ---------------------------------------------------------------- views made before their root's requires_grad_()
+# torch's view reads requires_grad from its base: it requires grad with no grad_fn and no gradient edge,
+# its write is refused as a view of a leaf's, and once the root's version moves its grad_fn is regenerated
+_VIEWS = {"select": lambda b: b[0], "t": lambda b: b.t(), "expand": lambda b: b.unsqueeze(0).expand(2, 3, 2),
+          "as_strided": lambda b: b.as_strided((2,), (1,)), "view_of_view": lambda b: b[1:][0]}
+
+
+def _no_grad_write(lib, base):
+    with lib.no_grad():
+        base.mul_(2)
+
+
+def _grad_or_none(t):
+    return None if t.grad is None else t.grad.tolist()
+
+
+_AFTER = {
+    "nothing": lambda lib, b, v: None,
+    "op": lambda lib, b, v: (lambda y: (y.requires_grad, type(y.grad_fn).__name__))(v * 2),
+    "backward": lambda lib, b, v: ((v * 2).sum().backward(), _grad_or_none(b), _grad_or_none(v))[1:],
+    "inplace": lambda lib, b, v: v.add_(1),
+    "no_grad_write_then_backward": lambda lib, b, v: (_no_grad_write(lib, b), (v * 2).sum().backward(),
+                                                      _grad_or_none(b))[2],
+    "view_requires_grad_false": lambda lib, b, v: (v.requires_grad_(False), v.requires_grad)[1],
+    "root_requires_grad_false": lambda lib, b, v: (b.requires_grad_(False), v.requires_grad)[1],
+    "view_requires_grad": lambda lib, b, v: (v.requires_grad_(), (v * 2).sum().backward(), _grad_or_none(v),
+                                             _grad_or_none(b))[2:],
+    "view_of_it": lambda lib, b, v: (lambda w: (w.requires_grad, type(w.grad_fn).__name__))(v.unsqueeze(0)),
+}
+
+
+def _view_before_requires_grad(lib, view, after, under_no_grad):
+    base = lib.tensor(np.arange(6.0).reshape(3, 2) / 7, dtype=lib.float32)
+    with lib.set_grad_enabled(not under_no_grad):
+        v = _VIEWS[view](base)
+    base.requires_grad_()
+    try:
+        out = _AFTER[after](lib, base, v)
+        return repr(out), v.requires_grad, v.is_leaf, None if v.grad_fn is None else v.grad_fn.name()
+    except RuntimeError as error:
+        return f"RuntimeError: {error}", v.requires_grad
+
+
+@pytest.mark.parametrize("under_no_grad", [False, True], ids=["grad", "no_grad"])
+@pytest.mark.parametrize("after", list(_AFTER))
+@pytest.mark.parametrize("view", list(_VIEWS))
+def test_view_made_before_root_requires_grad_as_torch(view, after, under_no_grad):
+    ours = _view_before_requires_grad(chainrule, view, after, under_no_grad)
+    assert ours == _view_before_requires_grad(torch, view, after, under_no_grad)
+
