@@ -115,3 +115,55 @@ def test_view_made_before_root_requires_grad_as_torch(view, after, under_no_grad
     ours = _view_before_requires_grad(chainrule, view, after, under_no_grad)
     assert ours == _view_before_requires_grad(torch, view, after, under_no_grad)
 
+
+# ---------------------------------------------------------------- unbind/split pieces of a tensor outside the graph
+# made with grad enabled they have no grad_fn, and torch refuses them as views made in no_grad mode, in the
+# words of a function returning multiple views
+_PIECES = {"unbind": lambda b: b.unbind(0)[1], "split": lambda b: b.split(1)[0], "chunk": lambda b: b.chunk(3)[2],
+           "unbind_view": lambda b: b.unbind(0)[0][1:], "tensor_split": lambda b: b.tensor_split(3)[0]}
+_PIECE_WRITES = {"copy_": lambda v, g: v.copy_(g * 2), "add_plain": lambda v, g: v.add_(1),
+                 "masked_fill_": lambda v, g: v.masked_fill_(v > 0.3, g.sum()),
+                 "setitem": lambda v, g: v.__setitem__(0, g.sum())}
+
+
+def _piece_written(lib, piece, write, mode):
+    base = lib.tensor(np.arange(6.0).reshape(3, 2) / 7, dtype=lib.float32)
+    with lib.set_grad_enabled(mode != "no_grad"):
+        v = _PIECES[piece](base)
+    g = lib.ones(v.shape[-1:], requires_grad=True)
+    if mode == "root_requires_grad_after":
+        base.requires_grad_()
+    try:
+        _PIECE_WRITES[write](v, g)
+        return v.requires_grad, None if v.grad_fn is None else v.grad_fn.name(), base.requires_grad
+    except RuntimeError as error:
+        return str(error)
+
+
+@pytest.mark.parametrize("mode", ["grad", "no_grad", "root_requires_grad_after"])
+@pytest.mark.parametrize("write", list(_PIECE_WRITES))
+@pytest.mark.parametrize("piece", list(_PIECES))
+def test_piece_of_tensor_outside_graph_written_as_torch(piece, write, mode):
+    assert _piece_written(chainrule, piece, write, mode) == _piece_written(torch, piece, write, mode)
+
+
+def test_piece_of_tensor_outside_graph_refused_after_its_root_moved():
+    def refusal(lib):
+        base = lib.rand(3, 2)
+        piece = base.unbind(0)[1]
+        base.requires_grad_()
+        with lib.no_grad():
+            base.mul_(2)
+        return _raised(lambda: piece.grad_fn)
+
+    assert refusal(chainrule) == refusal(torch)
+
+
+def test_pieces_of_inference_tensor_outside_inference_mode_as_torch():
+    def pieces(lib):
+        with lib.inference_mode():
+            made = lib.rand(3, 2)
+        first = made.unbind(0)[0]
+        return first.requires_grad, first.is_inference(), first._is_view(), _raised(lambda: first.add_(1))
+
+    assert pieces(chainrule) == pieces(torch)
