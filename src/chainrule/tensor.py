@@ -506,8 +506,6 @@ class Tensor:
             check_requires_grad_allowed(self._vbox)
         if value and self._data.dtype.kind not in _dtype.FLOAT_KINDS + "c":
             raise RuntimeError(dtype_refusal)
-        if self._view_state is not None and getattr(self._view_state, "shared", False):
-            self._view_state = self._view_state.unshared()  # (an unbind piece's, shared with its siblings)
         if value and self._view_state is not None:
             self._view_state.leaf = True  # a view made under no_grad, now a leaf of its own (ops/shape.py)
         if not value and self._base is not None and self._base._requires_grad and not self._nondifferentiable_view:

@@ -61,12 +61,12 @@ OPEN_KINDS = [
      lambda program, problem: _any_mode(program, "inference") and ".values:" in problem
      and any(k in problem.split(":")[0] for k in ("zero_", "clamp_", "mul_", "add_", "relu_", "exp_", "masked_fill_",
                                                   "index_put_"))),
-    ("a view made before its base's requires_grad_(), the base written in place before that call: torch "
-     "regenerates the view's grad_fn from the version it was made at; chainrule's view counts from the "
-     "requires_grad_() call",
+    ("a view made before its base's requires_grad_(), the base written in place before that call, or an unbind/"
+     "split piece: torch regenerates the view's grad_fn from the version it was made at (or refuses the piece as "
+     "made in no_grad mode); chainrule's view counts from the requires_grad_() call",
      lambda program, problem: "requires_grad_(" in problem.split(":")[0]
      and any(k in problem for k in (".is_leaf:", ".grad_fn:", ".requires_grad:", "RuntimeError"))
-     and any(s.op == "inplace" for s in program.steps)),
+     and any(s.op == "inplace" or s.op == "view" and s.args[0] in ("unbind", "split") for s in program.steps)),
     ("torch's gradients alias the tensors they came from (SumBackward0 returns an expand of its incoming "
      "gradient, autograd.grad of an output for itself returns grad_outputs): an in-place op on one shows in "
      "the other's values and _version; chainrule's are separate tensors",
@@ -107,11 +107,10 @@ OPEN_KINDS = [
     ("a tensor made in inference mode (or a view of one) and autograd: which error torch raises first, and "
      "a view's requires_grad under inference_mode",
      lambda program, problem: _any_mode(program, "inference")
-     and ("message:" in problem or ".requires_grad:" in problem or ".grad:" in problem)),    ("an in-place write of a value in the graph into a gradient autograd.grad returned: torch's is a view made "
-     "in no_grad mode (SumBackward0's expand of its incoming gradient) and refuses it ('A view was created in "
-     "no_grad mode and is being modified inplace'), chainrule's is a tensor of its own",
+     and ("message:" in problem or ".requires_grad:" in problem or ".grad:" in problem)),    ("copy_ into a view made under no_grad, with grad mode on: torch refuses it ('A view was created in no_grad "
+     "mode and is being modified inplace'), chainrule's copy_ path writes",
      lambda program, problem: "a view was created in no_grad mode and is being modified inplace with grad mode "
-     "enabled, chainrule did not" in problem and any(s.op in ("grad", "grad_of") for s in program.steps)),
+     "enabled, chainrule did not" in problem),
     ("detach_() of a tensor a graph saved: torch's backward then refuses the saved tensor ('trying to use a saved "
      "tensor that has been detached in-place'), and views of it stop requiring grad; chainrule's keep theirs",
      lambda program, problem: any(s.op == "detach_" for s in program.steps)

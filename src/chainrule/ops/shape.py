@@ -420,8 +420,7 @@ def _share(self: Tensor, base: Tensor, differentiable: bool = True) -> Tensor:
                 _track_view(root, self)
         return self
     if made_without_grad:  # a view of one made under no_grad is refused with it
-        state = base._view_state
-        self._view_state = MadeWithoutGrad(state.inference, self._vbox[0], True, state.multi)
+        self._view_state = MadeWithoutGrad(base._view_state.inference, self._vbox[0], True)
     if base._multi_output_view:  # torch refuses in-place writes to every view of a multi-output view too
         self._multi_output_view = True
     _track_view(root, self)
@@ -475,24 +474,13 @@ class MadeWithoutGrad:
     of a view of such a view: as torch, it requires grad but has no gradient edge of its own, and
     once its root's version moves (an in-place write anywhere on the memory, even under no_grad)
     reading its grad_fn, using it in a recorded op, or writing it in place with grad enabled is
-    refused: which graph it should have is ambiguous. ``multi``: an unbind/split piece made with grad
-    enabled of a root outside the graph (or a view of one), which torch's refusals call the output of
-    a function returning multiple views (the pieces of one call share one state until one of them
-    changes its own: ``shared``, see ``unshared``)."""
+    refused: which graph it should have is ambiguous."""
 
-    __slots__ = ("inference", "version", "of_a_view", "leaf", "multi", "shared")
+    __slots__ = ("inference", "version", "of_a_view", "leaf")
 
-    def __init__(self, inference: bool, version: int, of_a_view: bool, multi: bool = False,
-                 shared: bool = False) -> None:
-        self.inference, self.version, self.of_a_view, self.multi = inference, version, of_a_view, multi
+    def __init__(self, inference: bool, version: int, of_a_view: bool) -> None:
+        self.inference, self.version, self.of_a_view = inference, version, of_a_view
         self.leaf = False  # made a leaf by requires_grad_(): then it has its own accumulator
-        self.shared = shared
-
-    def unshared(self) -> MadeWithoutGrad:
-        """A state of one view's own, to change (its ``leaf``) without changing its sibling pieces'."""
-        state = MadeWithoutGrad(self.inference, self.version, self.of_a_view, self.multi)
-        state.leaf = self.leaf
-        return state
 
     def grad_fn(self, view: Tensor):
         if view._base._requires_grad and view._vbox[0] != self.version:
@@ -521,14 +509,6 @@ class MadeWithoutGrad:
             mode, where, block = "inference mode", "in normal mode", "inference_mode"
         else:
             mode, where, block = "no_grad mode", "with grad mode enabled", "no_grad"
-        if self.multi:  # (torch's words for a view of one recorded since: "Output 0 of Select is a view and")
-            what = f"{subject} {mode} and {modified} modified inplace {where}." if node is None else (
-                f"Output {view._output_nr} of {re.sub(r'Backward[0-9]*$', '', type(node).__name__)} is a view and "
-                f"{modified} modified inplace.")
-            return RuntimeError(
-                f"{what} This view is the output of a function that returns multiple views. Such functions do not "
-                "allow the output views to be modified inplace. You should replace the inplace operation by an "
-                "out-of-place one.")
         return RuntimeError(
             f"{subject} {mode} and {modified} modified inplace {where}. Given that this use case is "
             "ambiguous and error-prone, it is forbidden. You can clarify your code by moving both the view "
@@ -1306,22 +1286,11 @@ _split_method.__name__, _split_method.__qualname__ = "split", "Tensor.split"  # 
 
 def _share_pieces(pieces, input: Tensor) -> tuple:
     """The outputs of a multi-output view function (unbind, split) made views of ``input``, marked as
-    such when recorded: torch refuses to write them, or any view of them, in place. Made with grad
-    enabled of an input outside the graph, they have no grad_fn, so torch refuses them as it refuses
-    views made under no_grad (in the multiple-views words): a write of a value in the graph into one,
-    and any use once its root requires grad and its version moves."""
-    # (the outputs of one node: all recorded or none)
-    recorded = bool(pieces) and pieces[0]._grad_fn is not None
-    outside = not recorded and is_grad_enabled() and input._data.dtype.kind in _DIFFERENTIABLE_KINDS
-    unrecorded = None
+    such when recorded: torch refuses to write them, or any view of them, in place."""
     for piece in pieces:
         _share(piece, input)
-        if recorded:
+        if piece._grad_fn is not None:
             piece._multi_output_view = True
-        elif outside and piece._view_state is None and not piece._nondifferentiable_view:
-            if unrecorded is None:
-                unrecorded = MadeWithoutGrad(False, piece._vbox[0], False, True, shared=True)
-            piece._view_state = unrecorded
     return pieces
 
 
