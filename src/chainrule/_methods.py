@@ -640,7 +640,7 @@ def _inplace(self: Tensor, fn, *args, **kwargs) -> Tensor:
             warn_expanded_write(*_EXPANDED_WRITES[name])
     node = result.grad_fn if recording else None
     if node is not None and node._saved and any(s is self for s in node._saved):
-        _save_original(node, self)
+        _save_original(node, self, result)
     if view_key is not None:
         _write_through_base(self, result, view_key)
         if _function.active_extension is not None:
@@ -743,15 +743,42 @@ _TORCH_TYPE_NAMES = _dtype.TORCH_SCALAR_NAMES  # the scalar-type names torch's m
 _SCALAR_CLAMPS = frozenset({"clamp", "clip", "clamp_min", "clamp_max"})
 
 
-def _save_original(node, self: Tensor) -> None:
-    """The rule of an in-place op saved ``self``, which is about to be overwritten: give it a
-    copy of the old value that keeps self's place in the graph (torch clones here too)."""
+def _save_original(node, self: Tensor, result: Tensor) -> None:
+    """The rule of an in-place op saved ``self``, which is about to be overwritten: where it saved
+    self as the op's input ``self``, give it a copy of the old value that keeps self's place in the
+    graph (torch clones here too). Where self is another operand as well (``x.mul_(x)``'s other,
+    ``x.addcmul_(x, x)``'s tensor1 and tensor2), torch saves self itself, which this write then
+    changes: that slot keeps self's version counter and the version before the write, so that
+    backward refuses it as torch's does, naming this node (``_overwritten_operands``)."""
+    others = _operand_slots_of_self(node, self)
     original = Tensor._make(self._data.copy(), self.grad_fn, self._output_nr)
     original._requires_grad = self._requires_grad
     if _function.tracing_ops:  # a vmap recording its ops replays the copy as the tensor's value now (_vmap_batched)
         _function.traced_copy(original, self)
-    node._saved_versions = tuple(0 if s is self else v for s, v in zip(node._saved, node._saved_versions))
-    node._saved = tuple(original if s is self else s for s in node._saved)
+    written = None
+    if others:
+        written = Tensor._make(self._data, None, result._output_nr)
+        written._vbox = self._version_box
+        node._overwritten_operands = others
+    version = self._version_box[0] if others else 0
+    node._saved_versions = tuple((version if i in others else 0) if s is self else v
+                                 for i, (s, v) in enumerate(zip(node._saved, node._saved_versions)))
+    node._saved = tuple((written if i in others else original) if s is self else s for i, s in enumerate(node._saved))
+
+
+def _operand_slots_of_self(node, self: Tensor) -> frozenset:
+    """The positions where ``node`` saved ``self`` as an operand other than its input ``self``, by
+    the node's torch names (``_saved_other``, ``_saved_tensor1``); none where a position holding self
+    has no such name (the copy of the old value serves it, as before)."""
+    declared = type(node)._torch_saved
+    if not declared:
+        return frozenset()
+    names = {value.slot: name for name, value in declared.items()
+             if isinstance(value, _function.SavedValue) and value.slot is not None}
+    held = [i for i, s in enumerate(node._saved) if s is self]
+    if any(i not in names for i in held):
+        return frozenset()
+    return frozenset(i for i in held if names[i] != "_saved_self")
 
 
 def _save_written_result(node, result: Tensor, self: Tensor) -> None:

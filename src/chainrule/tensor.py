@@ -187,6 +187,11 @@ _COMPLEX_TO_REAL = ("Casting complex values to real discards the imaginary part 
                     "/__w/pytorch/pytorch/aten/src/ATen/native/Copy.cpp:307.)")
 
 
+# set by ops/index.py: views_follow_root(root) gives the live views of ``root`` made while it did not
+# require grad its new flag (torch's view reads requires_grad from its base)
+views_follow_root = None
+
+
 class Tensor:
     """A multi-dimensional array that can record the operations applied to it.
 
@@ -503,7 +508,14 @@ class Tensor:
             raise RuntimeError(dtype_refusal)
         if value and self._view_state is not None:
             self._view_state.leaf = True  # a view made under no_grad, now a leaf of its own (ops/shape.py)
-        self._requires_grad = value
+        if not value and self._base is not None and self._base._requires_grad and not self._nondifferentiable_view:
+            # torch's view requires grad while its base does, whatever its own flag says
+            if self._view_state is not None:
+                self._view_state.leaf = False
+            return
+        was, self._requires_grad = self._requires_grad, value
+        if self._live_views and was != value and self._base is None:
+            views_follow_root(self)
 
     @property
     def is_leaf(self) -> bool:

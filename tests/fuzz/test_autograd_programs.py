@@ -61,9 +61,12 @@ OPEN_KINDS = [
      lambda program, problem: _any_mode(program, "inference") and ".values:" in problem
      and any(k in problem.split(":")[0] for k in ("zero_", "clamp_", "mul_", "add_", "relu_", "exp_", "masked_fill_",
                                                   "index_put_"))),
-    ("a view made before its base's requires_grad_(): torch's view then requires grad (its grad_fn is "
-     "regenerated from the base), chainrule's keeps the flag it was made with",
-     lambda program, problem: "requires_grad_(" in problem.split(":")[0] and ".requires_grad:" in problem),
+    ("a view made before its base's requires_grad_(), the base written in place before that call, or an unbind/"
+     "split piece: torch regenerates the view's grad_fn from the version it was made at (or refuses the piece as "
+     "made in no_grad mode); chainrule's view counts from the requires_grad_() call",
+     lambda program, problem: "requires_grad_(" in problem.split(":")[0]
+     and any(k in problem for k in (".is_leaf:", ".grad_fn:", ".requires_grad:", "RuntimeError"))
+     and any(s.op == "inplace" or s.op == "view" and s.args[0] in ("unbind", "split") for s in program.steps)),
     ("torch's gradients alias the tensors they came from (SumBackward0 returns an expand of its incoming "
      "gradient, autograd.grad of an output for itself returns grad_outputs): an in-place op on one shows in "
      "the other's values and _version; chainrule's are separate tensors",
@@ -72,11 +75,6 @@ OPEN_KINDS = [
     ("an in-place op through a view made by expand (NumPy's broadcast_to, read-only) where torch's write "
      "touches each element once (a slice of size 1 on the expanded dim): chainrule refuses the write",
      lambda program, problem: "non-writable" in problem or "more than one element of the written-to" in problem),
-    ("x.mul_(x) (an in-place op whose other operand is self): torch saves self's old value for one operand "
-     "and self itself for the other, whose version then fails backward's check; chainrule saves the old "
-     "value for both and runs",
-     lambda program, problem: "has been modified by an inplace operation, chainrule did not" in problem
-     and any(s.op == "inplace" and s.args[0] == "mul_" and s.args[1] == s.args[2] for s in program.steps)),
     ("a backward that fails at a node (a saved tensor freed or changed), or a second one through nodes that "
      "saved nothing torch needs: torch runs the nodes before it (their hooks, their buffers freed) or runs "
      "them again, chainrule checks every node it will run first and runs none, and calls the graph freed",

@@ -245,6 +245,9 @@ class Node(FunctionCtx):
     _forward_cls = None
     # the positions in _saved of this node's own outputs (see _saved_output), or None
     _saved_outputs = None
+    # the positions in _saved of an in-place op's operands that are the tensor it wrote (x.mul_(x)'s
+    # other): torch saved that tensor, so its version error names this node (see _methods._save_original)
+    _overwritten_operands = None
     # the unpack hook of saved_tensors_hooks when this node's saved tensors were packed, else None
     _unpack_hook = None
     _saved_for_forward = None
@@ -1602,15 +1605,16 @@ def _rebases_through_base(tensor) -> bool:
 def _modified_in_place(node, tensor, expected: int) -> RuntimeError:
     """torch's error for a tensor ``node`` saved that changed in place since: named by its type and
     sizes and, as torch's, by the node that made it (``node`` itself for a saved output, else the
-    tensor's grad_fn now; none for a leaf), without "Backward" and a trailing 0 (ExpBackward0: Exp,
-    SumBackward1: Sum1, TBackward1: T1, as torch's). The message is
+    tensor's grad_fn now; none for a leaf), without "Backward" before a digit and a trailing 0
+    (ExpBackward0: Exp, SumBackward1: Sum1, TBackward1: T1; CopyBackwards kept, as torch's). The message is
     torch's to the letter: scripts print it and match on it."""
     position = next(i for i, saved in enumerate(node._saved) if saved is tensor)
     if tensor._base.__class__ is _Promoted:  # a promoted operand: torch saved (and names) the operand
         tensor = tensor._base.source
-    producer = node if node._saved_outputs and position in node._saved_outputs else tensor.grad_fn
+    producer = node if (node._saved_outputs and position in node._saved_outputs
+                        or node._overwritten_operands and position in node._overwritten_operands) else tensor.grad_fn
     which = "" if producer is None else \
-        f", which is output {tensor._output_nr} of {re.sub(r'Backward(0$)?', '', producer.name())},"
+        f", which is output {tensor._output_nr} of {re.sub(r'Backward(0$|(?=[0-9]))', '', producer.name())},"
     hint = ("the backtrace further above shows the operation that failed to compute its gradient. The variable "
             "in question was changed in there or anywhere later. Good luck!") if _anomaly.enabled else (
         "enable anomaly detection to find the operation that failed to compute its gradient, with "

@@ -1558,6 +1558,7 @@ class Fmod(Function):
     rule = "∂/∂a = 1, ∂/∂b = -trunc(a/b)"
     formula = "fmod({0}, {1})"
     _array_forward = True
+    saved_attributes = {"_saved_self": saved(0), "_saved_other": saved(1)}
 
     @staticmethod
     def forward(ctx, a, b):

@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 from .. import _config, _dtype, _vmap_frames
+from .. import tensor as _tensor_module
 from .._backend import (
     array_module,
     gpu_in_use,
@@ -1345,7 +1346,7 @@ def refuse_view_write(view: Tensor) -> bool:
         )
     if type(view._view_state) is MadeWithoutGrad:
         raise view._view_state.refusal(view, "is being")
-    if base._requires_grad and view.grad_fn is None:
+    if base._requires_grad and view.grad_fn is None and type(view._view_state) is not _MadeBeforeRootRequiredGrad:
         raise RuntimeError(
             "A view was created in no_grad mode and is being modified inplace with grad mode enabled. "
             "Given that this use case is ambiguous and error-prone, it is forbidden. You can clarify "
@@ -1419,6 +1420,62 @@ class _Regenerate:
 
 
 _REGENERATE = _Regenerate()
+
+
+class _MadeBeforeRootRequiredGrad:
+    """The state of a view made (with grad enabled) while its root did not require grad, whose root
+    requires_grad_() since: as torch's, which reads a view's flag from its base, it requires grad but
+    has no grad_fn and no gradient edge (its gradient goes nowhere), and an in-place op on it is refused
+    as one on a view of a leaf. Once the root's version moves, torch regenerates its grad_fn from the
+    root's (AsStridedBackward0), as for any view whose base changed (_Regenerate)."""
+
+    __slots__ = ("version", "leaf")
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+        self.leaf = False  # made a leaf by requires_grad_(): then it has its own accumulator
+
+    def grad_fn(self, view: Tensor):
+        if view._vbox[0] == self.version or self.leaf:
+            return view._grad_fn
+        view._view_state = _REGENERATE
+        return _Regenerate.grad_fn(view)
+
+    @staticmethod
+    def assigned(view: Tensor) -> None:
+        view._view_state = None
+
+    def accumulator(self, view: Tensor):
+        if self.leaf:
+            return view._leaf_accumulator()
+        if view._vbox[0] == self.version:
+            return None  # torch's edge to such a view is empty
+        view._view_state = _REGENERATE
+        return _Regenerate.accumulator(view)
+
+
+def _views_follow_root(root: Tensor) -> None:
+    """``root`` (a leaf) changed its requires_grad: its live views with no graph of their own follow
+    it, as torch's read their base's flag; views it made without grad keep their state."""
+    for ref in tuple(root._live_views):
+        view = ref()
+        if view is None or view._base is not root or view._nondifferentiable_view or view._grad_fn is not None:
+            continue
+        state = view._view_state
+        if root._requires_grad:
+            if state is None and not view._requires_grad:
+                view._view_state = _MadeBeforeRootRequiredGrad(view._vbox[0])
+                view._requires_grad = True
+            elif type(state) is MadeWithoutGrad and not view._requires_grad:
+                view._requires_grad = True
+        elif type(state) is _MadeBeforeRootRequiredGrad and not state.leaf:
+            view._view_state = None
+            view._requires_grad = False
+        elif type(state) is MadeWithoutGrad and not state.leaf:
+            view._requires_grad = False
+
+
+_tensor_module.views_follow_root = _views_follow_root
 
 
 def unread_leaf_like(view: Tensor) -> bool:
