@@ -58,8 +58,8 @@ from .tensor import (
     legacy_keywords,
     one_root,
     refuse_partial_overlap,
-    warn_discarding_imaginary,
     tensor_options_error,
+    warn_discarding_imaginary,
 )
 
 
