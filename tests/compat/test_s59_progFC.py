@@ -178,6 +178,9 @@ _WRITES = {
     "setitem_0d": lambda lib, z: _assigned(lib.zeros(2, 3), 0, z[1]),
     "view_copy_": lambda lib, z: lib.zeros(3, 2)[:, 1].copy_(z),
     "as_tensor": lambda lib, z: lib.as_tensor(z, dtype=lib.float32),
+    "as_tensor_ndarray": lambda lib, z: lib.as_tensor(z.numpy(), dtype=lib.float32),
+    "tensor_ndarray_to_int": lambda lib, z: lib.tensor(z.numpy(), dtype=lib.int32),
+    "tensor_ndarray_to_bool": lambda lib, z: lib.tensor(z.numpy(), dtype=lib.bool),
     "to": lambda lib, z: z.to(lib.float64),
     "copy_into_bool": lambda lib, z: lib.zeros(3, dtype=lib.bool).copy_(z),
 }

@@ -262,6 +262,9 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
 
 def _cast_data(data, target: _dtype.dtype, copy: builtins.bool) -> np.ndarray:
     """Python numbers (nested) or a NumPy array as an array of ``target``, rounded as torch's."""
+    if isinstance(data, np.ndarray) and data.dtype.kind == "c" and not target.is_complex and target is not _dtype.bool:
+        warn_discarding_imaginary(_dtype.complex128, target)  # (torch's words rather than NumPy's ComplexWarning)
+        data = data.real
     if target.name in _dtype._FLOAT8_NAMES:  # Python numbers are doubles, rounded once as torch's
         return _dtype.cast_array(np.array(data, dtype=np.float64), target.np)
     if target in (_dtype.float16, _dtype.bfloat16) and not isinstance(data, np.ndarray):
