@@ -18,6 +18,7 @@ Adam with the repository's `adjust_learning_rate` type1 halving, early stopping 
 Check: the per-mode einsum equals an explicit loop of complex matrix products, and the moving average equals
 a NumPy replicate-padded convolution.
 """
+# ruff: noqa: UP008, UP030, UP032  (the repository's spelling: super(Class, self), '{0}'.format)
 
 import math
 import os
@@ -47,7 +48,7 @@ learning_rate = 2e-3
 def make_series(T):
     t = np.arange(T)
     chans = []
-    for c in range(enc_in):
+    for _ in range(enc_in):
         amp1, amp2 = rng.uniform(0.6, 1.2), rng.uniform(0.2, 0.5)
         ph1, ph2 = rng.uniform(0, 2 * np.pi, 2)
         trend = np.cumsum(rng.normal(0, 0.02, T)) + rng.uniform(-1, 1) * t / T

@@ -15,6 +15,7 @@ with `trunc_normal_(m.weight, std=.02)` and `nn.init.constant_(m.bias, 0)`, the 
 Check: the pooling token mixer equals an explicit `F.unfold` average that excludes the padding
 (a window sum divided by the unfolded ones-mask count).
 """
+# ruff: noqa: UP034, B007  (the repository's spelling: torch.ones((dim)), for idx, block in enumerate(self.network))
 
 import math
 import os
