@@ -59,6 +59,7 @@ from .tensor import (
     one_root,
     refuse_partial_overlap,
     tensor_options_error,
+    warn_discarding_imaginary,
 )
 
 
@@ -1377,6 +1378,8 @@ def _copy(self: Tensor, other: Tensor, non_blocking: bool = False) -> Tensor:
     refuse_partial_overlap(self, (src,))
     if type(src._data) is not type(self._data):
         src = src.to(self.device)  # torch's copy_ copies across devices (differentiably)
+    if src.dtype is not self.dtype:
+        warn_discarding_imaginary(src.dtype, self.dtype)
     src = ew._cast(src, self.dtype)  # differentiable: src's gradient comes back in src's dtype
     if _copies_unrecorded(self, src):
         # (a buffer refreshed from values outside the graph, the common case: the values go straight in,

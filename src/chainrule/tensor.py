@@ -190,6 +190,11 @@ _COMPLEX_TO_REAL = ("Casting complex values to real discards the imaginary part 
 # set by ops/index.py: views_follow_root(root) gives the live views of ``root`` made while it did not
 # require grad its new flag (torch's view reads requires_grad from its base)
 views_follow_root = None
+def warn_discarding_imaginary(source: _dtype.dtype, target: _dtype.dtype) -> None:
+    """torch's copy kernel's once-a-process warning where a complex ``source`` is written into a real
+    ``target`` (to(), copy_, ``x[i] = z``); a bool target takes ``z != 0`` and says nothing."""
+    if source.is_complex and not target.is_complex and target is not _dtype.bool:
+        _config.warn_once(_COMPLEX_TO_REAL)
 
 
 class Tensor:
@@ -844,8 +849,7 @@ class Tensor:
         if dev is not None and resolve(dev) != self.device:
             out = out._to_device(_device(dev))
         if dtype is not None and _dtype.to_dtype(dtype) is not out.dtype:
-            if out.dtype.is_complex and not _dtype.to_dtype(dtype).is_complex and _dtype.to_dtype(dtype) is not _dtype.bool:
-                _config.warn_once(_COMPLEX_TO_REAL)  # (torch's copy kernel warns once a process)
+            warn_discarding_imaginary(out.dtype, _dtype.to_dtype(dtype))
             out = out._cast(_dtype.to_dtype(dtype))
         name = getattr(memory_format, "_name", None)
         # nothing else changing, torch hands back self when its strides suggest the format asked for

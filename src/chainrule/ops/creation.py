@@ -40,6 +40,7 @@ from ..tensor import (
     _int_sequence,
     out_keyword_front,
     refuse_out_under_autograd,
+    warn_discarding_imaginary,
     write_out,
 )
 from .memory_format import empty_preserving_format, preserved_strides
@@ -199,6 +200,9 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
             follow_device(array)  # the copy is made where the data is, then moved
         if dtype is not None:
             target = _dtype.to_dtype(dtype).np
+            warn_discarding_imaginary(data.dtype, _dtype.to_dtype(dtype))
+            if array.dtype.kind == "c" and target.kind in "fiu":
+                array = array.real.copy()  # (the real part, in torch's words rather than NumPy's ComplexWarning)
             # float8 targets round as torch's casts do (_dtype.to_float8)
             array = _dtype.cast_array(array, target) if target != array.dtype else array.astype(target, copy=copy)
         elif copy:
@@ -258,6 +262,9 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
 
 def _cast_data(data, target: _dtype.dtype, copy: builtins.bool) -> np.ndarray:
     """Python numbers (nested) or a NumPy array as an array of ``target``, rounded as torch's."""
+    if isinstance(data, np.ndarray) and data.dtype.kind == "c" and not target.is_complex and target is not _dtype.bool:
+        warn_discarding_imaginary(_dtype.complex128, target)  # (torch's words rather than NumPy's ComplexWarning)
+        data = data.real
     if target.name in _dtype._FLOAT8_NAMES:  # Python numbers are doubles, rounded once as torch's
         return _dtype.cast_array(np.array(data, dtype=np.float64), target.np)
     if target in (_dtype.float16, _dtype.bfloat16) and not isinstance(data, np.ndarray):

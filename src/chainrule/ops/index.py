@@ -41,7 +41,7 @@ from ..autograd.function import (
 )
 from ..autograd.grad_mode import enable_grad, is_grad_enabled
 from ..storage import storage_root
-from ..tensor import Tensor, _wrap_dim, honours_out
+from ..tensor import Tensor, _wrap_dim, honours_out, warn_discarding_imaginary
 from ._arg_parser import check_str
 from .complex import ViewAsReal, view_as_complex
 from .complex import _view_as_real as view_as_real
@@ -1855,6 +1855,7 @@ def setitem(input: Tensor, key, value) -> None:
     if not isinstance(value, Tensor):
         value = _as_operand(value, input.dtype, input)
     elif value._data.dtype != input._data.dtype:
+        warn_discarding_imaginary(value.dtype, input.dtype)
         value = _cast(value, input.dtype)
     as_given = value
     if value._data.ndim and value._data.shape[0] == 1:
