@@ -197,7 +197,8 @@ class _SparseGradient(Function):
             return grad
         xp = array_module(grad._data)
         values = xp.ascontiguousarray(grad._data[tuple(ctx.indices)])
-        return SparseCOOTensor._from_parts(ctx.indices, values, ctx.size, ctx.coalesced)
+        # (indices of its own, contiguous, as torch's sparse_mask makes them: AccumulateGrad may steal them)
+        return SparseCOOTensor._from_parts(ctx.indices.copy(), values, ctx.size, ctx.coalesced)
 
 
 class _LinearInEntries(Function):
@@ -247,6 +248,35 @@ class _TimesSparse(Function):
             # (torch's product of the incoming gradient and the sparse tensor is marked uncoalesced)
             grad_factor = SparseCOOTensor._from_parts(indices, entries, ctx.size, False)
         return (grad_dense, grad_factor) if ctx.sparse_first else (grad_factor, grad_dense)
+
+
+class _SparseTimesSparse(Function):
+    """sparse * sparse, recorded over both sparse tensors (its edges theirs): each one's gradient is the
+    incoming gradient times the other, by the sparse product itself (so of the entries and the coalesced
+    flag torch's product gives: an uncoalesced factor's entries, each times the other's value there), as
+    torch's MulBackward0 on two sparse tensors."""
+
+    node_name = "MulBackward0"
+    label = "mul"
+    rule = "d(a*b) = b da + a db, each a sparse product"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, first, second, result, factors):
+        ctx.factors = factors
+        return result
+
+    @staticmethod
+    def backward(ctx, grad):
+        first, second = ctx.factors
+
+        def times(factor):
+            if grad.is_sparse:
+                return _intersection_product(grad, factor)
+            return factor._product(grad, reflected=True)  # (dense * sparse: sparse at the factor's entries)
+
+        return (times(second) if ctx.needs_input_grad[0] else None,
+                times(first) if ctx.needs_input_grad[1] else None)
 
 
 class _LinearInEntriesByNumber(_LinearInEntries):
@@ -396,7 +426,8 @@ def _coo_entries(tensor: SparseCOOTensor, coalesced: bool):
         if grad.is_sparse:
             return grad
         values = array_module(grad._data).ascontiguousarray(grad._data[tuple(indices)])
-        return SparseCOOTensor._from_parts(indices, values, size, coalesced)
+        # (indices of its own, contiguous, as torch's sparse_mask makes them: AccumulateGrad may steal them)
+        return SparseCOOTensor._from_parts(indices.copy(), values, size, coalesced)
 
     return to_entries
 
@@ -551,6 +582,12 @@ class SparseCOOTensor(Tensor):
                                       lambda grad: grad * other, "MulBackward0", other)
         if isinstance(other, SparseCOOTensor):
             result = _intersection_product(self, other)
+            if is_recording(self, other):
+                first, second = (other, self) if reflected else (self, other)
+                recorded = _SparseTimesSparse.apply(first, second, result=result._data,
+                                                    factors=(first.detach(), second.detach()))
+                _joined_graph(result, recorded)
+            return result
         elif type(other) is Tensor and other.dim() == 0:
             result = self._with_values((Tensor._make(self._coo[1]) * other)._data)
         elif type(other) is Tensor and other.dim() <= self.dim() and all(
@@ -823,12 +860,15 @@ class SparseCOOTensor(Tensor):
             return super().__matmul__(other)
 
     def _with_values(self, values) -> SparseCOOTensor:
+        # (indices of its own, as torch's value-wise kernels copy them: a gradient made so is one
+        # AccumulateGrad may steal)
         indices, _, coalesced = self._coo
-        return SparseCOOTensor._from_parts(indices, values, tuple(self.shape), coalesced)
+        return SparseCOOTensor._from_parts(indices.copy(), values, tuple(self.shape), coalesced)
 
     def to_dense(self, dtype=None, *, masked_grad=None) -> Tensor:
         if self._requires_grad and is_grad_enabled():
-            dense = _recorded_copy(self, "ToDenseBackward0")
+            # (torch's gradient is the incoming one masked to the coalesced input: marked coalesced)
+            dense = _recorded_copy(self, "ToDenseBackward0", coalesced_grad=True)
         else:
             dense = Tensor._make(self._data.copy())
         return dense if dtype is None else dense.to(dtype)
@@ -3470,14 +3510,14 @@ def _intersection_product(self: SparseCOOTensor, other: SparseCOOTensor) -> Spar
         raise RuntimeError(f"mul: expected 'self' and 'other' to have same sizes, but {list(self.shape)} != "
                            f"{list(other.shape)}")
     if not (self.is_coalesced() and other.is_coalesced()):
-        if self.is_coalesced() or (not other.is_coalesced() and other._nnz() < self._nnz()):
+        if self.is_coalesced() or (not other.is_coalesced() and other._nnz() <= self._nnz()):
             kept, looked_up = other, self
         else:
             kept, looked_up = self, other
         indices, values, _ = kept._coo
         factors = looked_up._data[tuple(indices)]  # the dense backing holds the summed values
         product = (Tensor._make(values) * Tensor._make(factors))._data
-        return SparseCOOTensor._from_parts(indices, product, tuple(self.shape), False)
+        return SparseCOOTensor._from_parts(indices.copy(), product, tuple(self.shape), False)
     left, right = self.detach().coalesce(), other.detach().coalesce()
     xp = array_module(left._data)
     shape = tuple(self.shape[:self.sparse_dim()])
@@ -3485,7 +3525,12 @@ def _intersection_product(self: SparseCOOTensor, other: SparseCOOTensor) -> Spar
             for t in (left, right)]
     common, at_left, at_right = xp.intersect1d(keys[0], keys[1], assume_unique=True, return_indices=True)
     values = (Tensor._make(left._coo[1][at_left]) * Tensor._make(right._coo[1][at_right]))._data
-    indices = xp.stack(xp.unravel_index(common, shape)).astype(np.int64) if common.size else left._coo[0][:, :0]
+    # torch's kernel fills room for the fewer entries and narrows it to those both have: indices with fewer
+    # columns than that room are not contiguous, as torch's
+    room = xp.empty((len(shape), min(left._nnz(), right._nnz())), dtype=np.int64)
+    indices = room[:, :common.size]
+    if common.size:
+        xp.copyto(indices, xp.stack(xp.unravel_index(common, shape)))
     return SparseCOOTensor._from_parts(indices, values, tuple(self.shape), True)
 
 

@@ -1,0 +1,119 @@
+"""Session 59, lane mendDQ: sparse tensors against torch — a COO leaf's gradient marked coalesced as torch's
+AccumulateGrad leaves it (stolen: unmarked; cloned: its flag kept), sparse * sparse differentiated by the sparse
+product itself."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(autouse=True)
+def _quiet_sparse_warnings():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Sparse CS[RC] tensor support is in beta state")
+        warnings.filterwarnings("ignore", "Sparse invariant checks are implicitly disabled")
+        yield
+
+
+_FIRST = ([[1, 1, 0, 2, 3], [0, 0, 0, 2, 1]], [0.5, 1.25, -2.0, 0.75, 3.0])
+_SECOND = ([[2, 0, 2, 1], [2, 0, 1, 0]], [1.5, -0.5, 2.0, 0.25])
+
+
+def _coo(lib, parts, coalesced: bool):
+    indices, values = parts
+    made = lib.sparse_coo_tensor(lib.tensor(indices), lib.tensor(values, dtype=lib.float64), (4, 3))
+    return (made.coalesce() if coalesced else made).detach().requires_grad_()
+
+
+def _entries(t) -> tuple | None:
+    if t is None:
+        return None
+    return t.is_coalesced(), t._indices().tolist(), np.round(np.asarray(t._values().tolist()), 12).tolist()
+
+
+_COMBINATIONS = {
+    "s + s": lambda s, t: s + s,
+    "s - s": lambda s, t: s - s,
+    "s * s": lambda s, t: s * s,
+    "s + t": lambda s, t: s + t,
+    "t + s": lambda s, t: t + s,
+    "s - t": lambda s, t: s - t,
+    "s * t": lambda s, t: s * t,
+    "t * s": lambda s, t: t * s,
+    "s + t + s": lambda s, t: s + t + s,
+    "2 * s + s": lambda s, t: 2 * s + s,
+    "s.t()": lambda s, t: s.t(),
+    "abs": lambda s, t: s.abs(),
+    "coalesce": lambda s, t: s.coalesce(),
+}
+
+
+@pytest.mark.parametrize("coalesced", [(False, False), (False, True), (True, False), (True, True)],
+                         ids=["both uncoalesced", "t coalesced", "s coalesced", "both coalesced"])
+@pytest.mark.parametrize("name", sorted(_COMBINATIONS))
+def test_a_coo_leafs_gradient_has_torchs_entries_and_coalesced_flag(name, coalesced):
+    # the engine's sum of two sparse gradients, or one handed to two leaves, used to come out unmarked where
+    # torch's AccumulateGrad clones it (its flag kept); sparse * sparse gave the gradient at the coalesced
+    # entries where torch's sparse product keeps an uncoalesced factor's entries
+    seen = []
+    for lib in (torch, chainrule):
+        s, t = _coo(lib, _FIRST, coalesced[0]), _coo(lib, _SECOND, coalesced[1])
+        result = _COMBINATIONS[name](s, t)
+        weight = lib.arange(result.numel(), dtype=lib.float64).reshape(result.shape) - 4
+        (result.to_dense() * weight).sum().backward()
+        seen.append((_entries(result), _entries(s.grad), _entries(t.grad)))
+    assert seen[1] == seen[0]
+
+
+def test_gradients_seen_by_hooks_are_marked_as_torchs():
+    # torch's to_dense gradient is the incoming one masked to the coalesced input: marked coalesced (the leaf's
+    # .grad, stolen, is not)
+    seen = []
+    for lib in (torch, chainrule):
+        s = _coo(lib, _FIRST, False)
+        flags = []
+        s.register_hook(lambda grad: flags.append(grad.is_coalesced()))
+        (s * 2).to_dense().sum().backward()
+        seen.append((flags, s.grad.is_coalesced()))
+    assert seen[1] == seen[0] == ([True], False)
+
+
+def test_a_sum_of_sparse_gradients_has_torchs_narrowed_indices():
+    # torch's add fills room for both entry lists and narrows it: the indices of a sum that merged entries
+    # are not contiguous, so AccumulateGrad clones that sum (coalesced flag kept)
+    seen = []
+    for lib in (torch, chainrule):
+        s = _coo(lib, _FIRST, True)
+        contiguity = []
+        s.register_hook(lambda grad: contiguity.append(grad._indices().is_contiguous()))
+        (s + s + s).to_dense().sum().backward()
+        seen.append((contiguity, _entries(s.grad)))
+    assert seen[1] == seen[0]
+
+
+@pytest.mark.parametrize("other", [_SECOND, ([[0, 2, 3], [0, 1, 1]], [1.0, 2.0, 3.0])], ids=["overlap", "subset"])
+def test_a_product_of_coalesced_tensors_has_torchs_indices(other):
+    seen = []
+    for lib in (torch, chainrule):
+        product = _coo(lib, _FIRST, True).detach() * _coo(lib, other, True).detach()
+        seen.append((_entries(product), product._indices().is_contiguous()))
+    assert seen[1] == seen[0]
+
+
+def test_a_product_of_two_uncoalesced_tensors_of_as_many_entries_keeps_the_seconds_entries():
+    seen = []
+    for lib in (torch, chainrule):
+        s = _coo(lib, ([[0, 3, 0], [1, 1, 1]], [1.0, 2.0, 3.0]), False)
+        t = _coo(lib, ([[3, 0, 2], [1, 1, 0]], [-1.0, 0.5, 4.0]), False)
+        product = s * t
+        product.to_dense().sum().backward()
+        seen.append((_entries(product), _entries(s.grad), _entries(t.grad), product.grad_fn.name(),
+                     [type(edge[0]).__name__ for edge in product.grad_fn.next_functions]))
+    assert seen[1] == seen[0]
