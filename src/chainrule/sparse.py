@@ -2738,15 +2738,19 @@ def _compressed_torch_function(cls, func, types, args=(), kwargs=None):
             left, right = reversed(args) if name == "rmatmul" else args
             _check_compressed_product(left, right)
             if isinstance(left, _CompressedTensor) and isinstance(right, _CompressedTensor):
-                return _compressed_product(left, right, disabled_torch_function_impl(func, types, args, kwargs))
+                with no_grad():  # (recorded by _compressed_product, as torch's one node over the two)
+                    product = disabled_torch_function_impl(func, types, args, kwargs)
+                return _compressed_product(left, right, product)
     return disabled_torch_function_impl(func, types, args, kwargs)
 
 
-def _compressed_product(left: _CompressedTensor, right: _CompressedTensor, product: Tensor) -> SparseCSRTensor:
+def _compressed_product(left: _CompressedTensor, right: _CompressedTensor, product: Tensor,
+                        node: str = "MmBackward0") -> SparseCSRTensor:
     """compressed @ compressed, whatever the two layouts: CSR as torch's, with int64 indices and an entry wherever
     the two patterns meet (a sum that cancels to 0, or an explicit zero's product, too), each row's columns in
     the order torch's row-by-row product (Gustavson's) first meets them: along the row's entries of ``left``, each
-    one's row of ``right`` in turn (both as CSR); in the graph of ``product``, the dense product of the two."""
+    one's row of ``right`` in turn (both as CSR); ``product`` is the dense product of the two. Recorded as torch's
+    ``node`` over the two (see _CompressedMatmul)."""
     xp = array_module(product._data)
     left_csr, right_csr = (t if isinstance(t, SparseCSRTensor) else _csr_at(_pattern(t), t._data) for t in (left, right))
     rows, inner = (part.astype(np.int64) for part in left_csr._positions())
@@ -2761,7 +2765,44 @@ def _compressed_product(left: _CompressedTensor, right: _CompressedTensor, produ
     crow = xp.concatenate([xp.zeros(1, dtype=np.int64), xp.cumsum(xp.bincount(entry_rows, minlength=product.shape[0]))])
     result = SparseCSRTensor._from_parts(crow.astype(np.int64), entry_cols,
                                          xp.ascontiguousarray(product._data[entry_rows, entry_cols]), tuple(product.shape))
-    return _joined_graph(result, product)
+    if is_recording(left, right):
+        recorded = _CompressedMatmul.apply(left, right, result=result._data, node=node,
+                                           operands=(left.detach(), right.detach()))
+        _joined_graph(result, name_node(recorded, node))
+    return result
+
+
+class _CompressedMatmul(Function):
+    """compressed @ compressed, recorded over the two compressed tensors (its edges theirs), as torch's MmBackward0
+    (mm, matmul, @) or SparseAddmmBackward0 (torch.sparse.mm): each one's gradient is torch's general formula's
+    product, ``grad @ right^T`` and ``left^T @ grad``, by the compressed product itself (so CSR, of its pattern).
+    torch refuses a gradient of a compressed layout other than its input's, after computing both, and its sparse
+    addmm kernel has no backward for the left operand."""
+
+    node_name = "MmBackward0"
+    label = "compressed matmul"
+    rule = "d(a @ b) = grad @ b^T da + a^T @ grad db, each a compressed product"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, left, right, result, node, operands):
+        ctx.node, ctx.operands = node, operands
+        return result
+
+    @staticmethod
+    def backward(ctx, grad):
+        left, right = ctx.operands
+        first = 1 if ctx.node == "SparseAddmmBackward0" else 0  # (torch's sparse addmm's operands follow its input)
+        if first and ctx.needs_input_grad[0]:
+            raise RuntimeError(f"sparse_addmm_sparse_backward: unsupported combination of layouts, grad: "
+                               f"{_LAYOUT_NAMES[grad.layout]}, mat1: {left._layout_name}, mat2: {right._layout_name}")
+        grads = (grad @ right.t() if ctx.needs_input_grad[0] else None,
+                 left.t() @ grad if ctx.needs_input_grad[1] else None)
+        for index, (gradient, operand) in enumerate(zip(grads, (left, right))):
+            if isinstance(gradient, _CompressedTensor) and gradient.layout is not operand.layout:
+                raise RuntimeError(f"Function {ctx.node} returned an invalid gradient at index {first + index} - "
+                                   f"expected layout {operand._layout_name} but got {gradient._layout_name}")
+        return grads
 
 
 # (a compressed tensor is a torch.Tensor in torch: its parser's and Python's messages name it so, as a COO one)
@@ -3065,13 +3106,14 @@ def mm(sparse: Tensor, dense: Tensor, reduce: str = _NO_REDUCE) -> Tensor:
         return _sparse_times_sparse(sparse, dense)
     if isinstance(sparse, SparseCOOTensor) and isinstance(dense, Tensor):
         _check_sparse_product("mm", sparse, dense)
-    elif isinstance(sparse, _CompressedTensor) and isinstance(dense, _CompressedTensor) \
-            and not is_recording(sparse, dense):  # (recorded, torch's SparseAddmmBackward0 is not chainrule's yet)
+    elif isinstance(sparse, _CompressedTensor) and isinstance(dense, _CompressedTensor):
         _check_compressed_product(sparse, dense)
         if isinstance(sparse, SparseCSRTensor) and isinstance(dense, SparseCSCTensor):
             # torch's kernel adds the product to zeros of the right operand's layout
             raise RuntimeError("addmm: computation on CPU is not implemented for SparseCsc + SparseCsr @ SparseCsc")
-        return _compressed_product(sparse, dense, _matmul(sparse, dense))
+        with no_grad():
+            product = _matmul(sparse, dense)
+        return _compressed_product(sparse, dense, product, "SparseAddmmBackward0")
     elif not (isinstance(sparse, _CompressedTensor) and isinstance(dense, Tensor) and dense.layout is _layout_strided):
         return _matmul(sparse, dense)
     # torch adds the product to zeros of the dense operand's dtype by its sparse addmm kernel, whose node
@@ -3137,8 +3179,12 @@ def addmm(mat: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1.0, alpha=1.0) -> Te
     ``mat`` and ``mat2``, a dense result; a sparse leaf ``mat1`` gets a sparse gradient."""
     if isinstance(mat1, SparseCOOTensor) and isinstance(mat2, Tensor) and isinstance(mat, Tensor):
         _check_sparse_product("addmm", mat1, mat2, mat)
-    elif not (isinstance(mat1, _CompressedTensor) and isinstance(mat2, Tensor) and mat2.layout is _layout_strided
-              and isinstance(mat, Tensor)):
+    elif isinstance(mat1, SparseCSCTensor) and isinstance(mat2, SparseCSRTensor) and isinstance(mat, Tensor) \
+            and mat.layout is _layout_strided:
+        raise RuntimeError("addmm: computation on CPU is not implemented for Strided + SparseCsc @ SparseCsr")
+    elif not (isinstance(mat1, _CompressedTensor) and isinstance(mat2, Tensor)
+              and (mat2.layout is _layout_strided or isinstance(mat2, _CompressedTensor)) and isinstance(mat, Tensor)
+              and mat.layout is _layout_strided):
         return name_node(_scaled_sum(mat, _matmul(mat1, mat2), beta, alpha), "SparseAddmmBackward0")
     return _sparse_addmm(mat, mat1, mat2, beta, alpha)
 
@@ -3167,7 +3213,8 @@ def _sparse_addmm(mat: Tensor, sparse: Tensor, dense: Tensor, beta, alpha) -> Te
         _check_compressed_addmm(mat, sparse, dense)
     with no_grad():
         # torch's kernel scales in the tensors' dtype (an integer result stays integer), as addmm's does
-        result = _scaled_sum(mat, _matmul(Tensor._make(sparse._data), dense), beta, alpha)
+        backing = Tensor._make(dense._data) if isinstance(dense, _CompressedTensor) else dense
+        result = _scaled_sum(mat, _matmul(Tensor._make(sparse._data), backing), beta, alpha)
     if not is_recording(mat, sparse, dense):
         return result
     return _SparseAddmm.apply(mat, sparse, dense, result=result._data, beta=beta, alpha=alpha)
@@ -3196,6 +3243,9 @@ class _SparseAddmm(Function):
         if ctx.needs_input_grad[0]:
             grad_mat = grad if ctx.beta == 1 else grad * ctx.beta
         if ctx.needs_input_grad[1]:
+            if isinstance(dense, _CompressedTensor):  # (torch's kernel has no backward here)
+                raise RuntimeError(f"sparse_addmm_sparse_backward: unsupported combination of layouts, grad: Strided, "
+                                   f"mat1: {sparse._layout_name}, mat2: {dense._layout_name}")
             grad_sparse = _at_entries(sparse, _matmul(grad, _elementwise._conj(dense.mT)) * ctx.alpha)
         if ctx.needs_input_grad[2]:
             grad_dense = _matmul(_elementwise._conj(_in_graph(sparse).mT), grad) * ctx.alpha
@@ -3500,9 +3550,10 @@ def _broadcast_product(self: SparseCOOTensor, other: Tensor) -> SparseCOOTensor:
 
 def _intersection_product(self: SparseCOOTensor, other: SparseCOOTensor) -> SparseCOOTensor:
     """sparse * sparse as torch's: of two coalesced tensors, an entry wherever both have one, the
-    product of the two values there, coalesced. Otherwise the entries of the uncoalesced one (of the
-    one with fewer entries when both are), each times the other's summed value at its index (0
-    where it has none), uncoalesced."""
+    product of the two values there, coalesced (indices narrowed from room for the fewer entries, as
+    torch's). Otherwise the entries of the uncoalesced one (of the one with fewer entries when both are,
+    ``other`` on a tie), each times the other's summed value at its index (0 where it has none),
+    uncoalesced."""
     if self.device.type != other.device.type:  # torch's CUDA kernel: its out is made on self's device
         raise RuntimeError("mul: expected 'out' to be CUDA, but got CPU" if self.device.type == "cpu"
                            else "mul: expected 'other' to be CUDA, but got CPU")
