@@ -2062,7 +2062,7 @@ def _rebuild_sparse_compressed(layout_name: str, compressed, plain, values, size
     parts = [Tensor._make(part).to(device) for part in (compressed, plain, values)]
     parts[2].requires_grad_(requires_grad)
     layout = {"sparse_csr": sparse_csr, "sparse_csc": sparse_csc}[layout_name]
-    return sparse_compressed_tensor(*parts, size, layout=layout)
+    return sparse_compressed_tensor(*parts, size, layout=layout, check_invariants=check_sparse_tensor_invariants.is_enabled())
 
 
 _compressed_beta_warned = False
@@ -2308,6 +2308,7 @@ def _compressed_tensor(cls, compressed_indices, plain_indices, values, size, dty
     value = values if isinstance(values, Tensor) else Tensor._make(_to_array(values, None))
     if dtype is not None or device is not None:
         value = value.to(device=device, dtype=dtype)
+    _warn_if_implicitly_unchecked(check_invariants)
     check_sorted = check_sparse_tensor_invariants.is_enabled() if check_invariants is None else bool(check_invariants)
     size_given = size is not None
     size = _checked_compressed_parts(cls, compressed, plain, value._data, size, check_sorted)
@@ -2867,15 +2868,27 @@ def _index_array(indices, device, given: tuple | None = None):
     return array
 
 
+def _warn_if_implicitly_unchecked(check_invariants) -> None:
+    """torch's sparse constructors' warning, once per process, where neither the call nor the switch
+    (check_sparse_tensor_invariants) said whether to check the invariants."""
+    if check_invariants is None and not check_sparse_tensor_invariants._explicit:
+        _config.warn_once("Sparse invariant checks are implicitly disabled. Memory errors (e.g. SEGFAULT) will occur "
+                          "when operating on a sparse tensor which violates the invariants, but checks incur "
+                          "performance overhead. To silence this warning, explicitly opt in or out. See "
+                          "`torch.sparse.check_sparse_tensor_invariants.__doc__` for guidance.  (Triggered internally "
+                          "at /__w/pytorch/pytorch/aten/src/ATen/Context.cpp:816.)")
+
+
 class check_sparse_tensor_invariants:  # noqa: N801 - torch's name
     """torch.sparse.check_sparse_tensor_invariants: the switch (a context manager, a decorator, or
     ``enable()``/``disable()``) for checking sparse constructors' indices against their size.
 
-    chainrule checks every constructor's indices whatever the switch says, so the switch only keeps
-    torch's state for the scripts that set it: torch 2.x advises ``disable()`` or this context to
-    silence its warning that the checks are off, a warning chainrule, never unchecked, does not give."""
+    chainrule checks every constructor's indices whatever the switch says, so the switch keeps torch's state
+    for the scripts that set it; until one sets it (``enable()``, ``disable()`` or this context), a constructor
+    not told ``check_invariants`` gives torch's once-per-process warning that the checks are implicitly off."""
 
     _enabled = False
+    _explicit = False  # (torch's flag is an unset optional until enable(), disable() or a context sets it)
 
     @staticmethod
     def is_enabled() -> bool:
@@ -2883,11 +2896,11 @@ class check_sparse_tensor_invariants:  # noqa: N801 - torch's name
 
     @staticmethod
     def enable() -> None:
-        check_sparse_tensor_invariants._enabled = True
+        check_sparse_tensor_invariants._enabled = check_sparse_tensor_invariants._explicit = True
 
     @staticmethod
     def disable() -> None:
-        check_sparse_tensor_invariants._enabled = False
+        check_sparse_tensor_invariants._enabled, check_sparse_tensor_invariants._explicit = False, True
 
     def __init__(self, enable: bool = True) -> None:
         self.state = enable
@@ -2898,7 +2911,7 @@ class check_sparse_tensor_invariants:  # noqa: N801 - torch's name
             raise RuntimeError("This context manager instance is already activated. Use a different context "
                                "manager instance for context nesting.")
         self.saved_state = self.is_enabled()
-        check_sparse_tensor_invariants._enabled = self.state
+        check_sparse_tensor_invariants._enabled, check_sparse_tensor_invariants._explicit = self.state, True
 
     def __exit__(self, exc_type, exc_value, traceback):
         check_sparse_tensor_invariants._enabled = self.saved_state
@@ -2920,6 +2933,7 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
     """A sparse COO tensor with entries ``values`` at ``indices`` (sparse_dim × nnz); ``size``
     defaults to one past the largest index in each sparse dim. With ``requires_grad`` it is a leaf
     whose gradient is sparse where torch's is (see ``_SparseGradient``)."""
+    _warn_if_implicitly_unchecked(check_invariants)
     # torch's constructor makes the values first, then the indices on their device; a 0-d value is
     # one entry (its expand_values_if_needed)
     value = values if isinstance(values, Tensor) else Tensor._make(_to_array(values, None))
@@ -3864,7 +3878,7 @@ def spdiags(diagonals: Tensor, offsets: Tensor, shape: tuple, layout=None) -> Te
     indices = xp.stack([xp.concatenate(row_parts or [xp.zeros(0, np.int64)]),
                         xp.concatenate(col_parts or [xp.zeros(0, np.int64)])])
     values = xp.ascontiguousarray(xp.concatenate(value_parts) if value_parts else diagonals_2d._data[:0, 0])
-    result = sparse_coo_tensor(Tensor._make(indices), Tensor._make(values), (rows_out, cols_out))
+    result = sparse_coo_tensor(Tensor._make(indices), Tensor._make(values), (rows_out, cols_out), check_invariants=False)
     result = _without_derivative(result, diagonals, offsets, kernel="_spdiags")
     if layout is sparse_csr:
         return to_sparse_csr(result)
@@ -3906,7 +3920,8 @@ class _SparseLegacyType(type):
                                          and all(isinstance(s, numbers.Integral) for s in size)):
                 raise TypeError(f"{name}(indices, values, size): size must be a tuple of ints, got {size!r}")
             _warn_legacy_sparse(len(args))
-            return sparse_coo_tensor(args[0], args[1], size, device=device)
+            return sparse_coo_tensor(args[0], args[1], size, device=device,
+                                     check_invariants=check_sparse_tensor_invariants.is_enabled())
         sizes = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list, Size)) else args
         if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in sizes):
             raise TypeError(f"{name}(): expected (indices: Tensor, values: Tensor[, size: tuple of ints]) or sizes, "
@@ -3917,7 +3932,7 @@ class _SparseLegacyType(type):
         _warn_legacy_sparse(1 if args else 0)
         no_entries = np.zeros((len(sizes), 0), dtype=np.int64)
         return sparse_coo_tensor(no_entries, Tensor._make(np.zeros(0, dtype=cls.dtype.np)), sizes,
-                                 device=device)
+                                 device=device, check_invariants=False)
 
 
 # torch's TORCH_WARN_ONCE texts (torch/csrc/utils/tensor_new.cpp), one per signature and whatever

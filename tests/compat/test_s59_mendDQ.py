@@ -166,3 +166,35 @@ def test_a_product_of_compressed_matrices_records_torchs_node_and_gradient_layou
     if name == "sparse.mm" and layouts == ("csc", "csc"):
         pytest.skip("torch 2.13's sparse.mm gives two CSC matrices a CSC result without its entries")
     assert _product_outcome(chainrule, name, layouts, requires) == _product_outcome(torch, name, layouts, requires)
+
+
+_WARNING_PROGRAM = """
+import warnings, sys
+import {lib} as lib
+def warned(make):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make()
+    return [(w.category.__name__, str(w.message)) for w in caught if "invariant" in str(w.message)]
+coo = lambda **kw: lib.sparse_coo_tensor(lib.tensor([[0], [1]]), lib.tensor([1.0]), (2, 2), **kw)
+csr = lambda **kw: lib.sparse_csr_tensor(lib.tensor([0, 1, 1]), lib.tensor([1]), lib.tensor([1.0]), (2, 2), **kw)
+seen = [warned(lambda: lib.eye(2).to_sparse()), warned(lambda: coo(check_invariants=False)), warned(csr), warned(coo)]
+lib.sparse.check_sparse_tensor_invariants.disable()
+lib.set_warn_always(True)
+seen.append(warned(coo))
+print(repr(seen))
+"""
+
+
+def test_the_implicitly_unchecked_warning_is_torchs_once_until_the_switch_is_set():
+    # torch's constructors warn once per process while neither the call nor the switch said whether to check
+    # the invariants; chainrule never warned (a fresh interpreter each: the warning is once per process)
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    outputs = [subprocess.run([sys.executable, "-c", _WARNING_PROGRAM.format(lib=lib)], capture_output=True, text=True,
+                              env=env, check=True).stdout for lib in ("torch", "chainrule")]
+    assert outputs[0].count("implicitly disabled") == 1
+    assert outputs[1] == outputs[0]
