@@ -1370,8 +1370,9 @@ def _grad(outputs, inputs: tuple, grad_outputs, retain_graph, create_graph, only
 
 def _accumulate_sparse(current, grad, create_graph=False, buffers=None):
     """torch's AccumulateGrad where a sparse COO gradient is involved (nn.Embedding(sparse=True)):
-    the first one is kept as it is, a second sparse one is merged in (``_merged_entries``; appended
-    where either one's values are not contiguous, as torch's sparse add does), a dense
+    the first one is stolen (unmarked coalesced) or cloned (flag kept) as torch's, a second sparse one is
+    merged in (``_merged_entries``; appended where either one's values are not contiguous, as torch's sparse
+    add does), a dense
     one added to a sparse one gives a dense sum, and a sparse one is added into a dense ``.grad`` in
     place. A compressed one: see ``_accumulate_compressed``."""
     if not (grad.is_sparse or current is not None and current.is_sparse):
