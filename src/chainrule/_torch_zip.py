@@ -297,7 +297,7 @@ def _rebuild_sparse_tensor(layout, data):
     """torch._utils._rebuild_sparse_tensor: a sparse COO tensor from its indices, values, size and coalesced
     flag (a file of torch < 1.13 has no flag: coalesced is then worked out, as torch's None asks); a CSR or
     CSC matrix from its compressed indices, plain indices, values and size."""
-    from .sparse import sparse_compressed_tensor, sparse_coo_tensor
+    from .sparse import check_sparse_tensor_invariants, sparse_compressed_tensor, sparse_coo_tensor
 
     if layout in (_layout.sparse_csr, _layout.sparse_csc):
         if not isinstance(data, tuple) or len(data) != 4 or not all(isinstance(part, Tensor) for part in data[:3]):
@@ -305,7 +305,8 @@ def _rebuild_sparse_tensor(layout, data):
         compressed, plain, values, size = data
         # (torch checks the invariants after the load, where check_sparse_tensor_invariants is enabled; chainrule's
         # construction checks them at once, the ones its dense storage needs always)
-        return sparse_compressed_tensor(compressed, plain, values, tuple(size), layout=layout)
+        return sparse_compressed_tensor(compressed, plain, values, tuple(size), layout=layout,
+                                        check_invariants=check_sparse_tensor_invariants.is_enabled())
     if layout is not _layout.sparse_coo:
         raise NotImplementedError(f"rebuilding sparse tensor for layout {layout}")
     if not isinstance(data, tuple) or len(data) not in (3, 4):
@@ -314,7 +315,7 @@ def _rebuild_sparse_tensor(layout, data):
     coalesced = data[3] if len(data) == 4 else None
     if not (isinstance(indices, Tensor) and isinstance(values, Tensor)) or coalesced not in (None, True, False):
         raise _invalid("a sparse tensor's parts are malformed")
-    return sparse_coo_tensor(indices, values, tuple(size), is_coalesced=coalesced)
+    return sparse_coo_tensor(indices, values, tuple(size), is_coalesced=coalesced, check_invariants=False)
 
 
 def _rebuild_from_type_v2(func, new_type, args, state):

@@ -197,7 +197,8 @@ class _SparseGradient(Function):
             return grad
         xp = array_module(grad._data)
         values = xp.ascontiguousarray(grad._data[tuple(ctx.indices)])
-        return SparseCOOTensor._from_parts(ctx.indices, values, ctx.size, ctx.coalesced)
+        # (indices of its own, contiguous, as torch's sparse_mask makes them: AccumulateGrad may steal them)
+        return SparseCOOTensor._from_parts(ctx.indices.copy(), values, ctx.size, ctx.coalesced)
 
 
 class _LinearInEntries(Function):
@@ -247,6 +248,35 @@ class _TimesSparse(Function):
             # (torch's product of the incoming gradient and the sparse tensor is marked uncoalesced)
             grad_factor = SparseCOOTensor._from_parts(indices, entries, ctx.size, False)
         return (grad_dense, grad_factor) if ctx.sparse_first else (grad_factor, grad_dense)
+
+
+class _SparseTimesSparse(Function):
+    """sparse * sparse, recorded over both sparse tensors (its edges theirs): each one's gradient is the
+    incoming gradient times the other, by the sparse product itself (so of the entries and the coalesced
+    flag torch's product gives: an uncoalesced factor's entries, each times the other's value there), as
+    torch's MulBackward0 on two sparse tensors."""
+
+    node_name = "MulBackward0"
+    label = "mul"
+    rule = "d(a*b) = b da + a db, each a sparse product"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, first, second, result, factors):
+        ctx.factors = factors
+        return result
+
+    @staticmethod
+    def backward(ctx, grad):
+        first, second = ctx.factors
+
+        def times(factor):
+            if grad.is_sparse:
+                return _intersection_product(grad, factor)
+            return factor._product(grad, reflected=True)  # (dense * sparse: sparse at the factor's entries)
+
+        return (times(second) if ctx.needs_input_grad[0] else None,
+                times(first) if ctx.needs_input_grad[1] else None)
 
 
 class _LinearInEntriesByNumber(_LinearInEntries):
@@ -396,7 +426,8 @@ def _coo_entries(tensor: SparseCOOTensor, coalesced: bool):
         if grad.is_sparse:
             return grad
         values = array_module(grad._data).ascontiguousarray(grad._data[tuple(indices)])
-        return SparseCOOTensor._from_parts(indices, values, size, coalesced)
+        # (indices of its own, contiguous, as torch's sparse_mask makes them: AccumulateGrad may steal them)
+        return SparseCOOTensor._from_parts(indices.copy(), values, size, coalesced)
 
     return to_entries
 
@@ -551,6 +582,12 @@ class SparseCOOTensor(Tensor):
                                       lambda grad: grad * other, "MulBackward0", other)
         if isinstance(other, SparseCOOTensor):
             result = _intersection_product(self, other)
+            if is_recording(self, other):
+                first, second = (other, self) if reflected else (self, other)
+                recorded = _SparseTimesSparse.apply(first, second, result=result._data,
+                                                    factors=(first.detach(), second.detach()))
+                _joined_graph(result, recorded)
+            return result
         elif type(other) is Tensor and other.dim() == 0:
             result = self._with_values((Tensor._make(self._coo[1]) * other)._data)
         elif type(other) is Tensor and other.dim() <= self.dim() and all(
@@ -823,12 +860,15 @@ class SparseCOOTensor(Tensor):
             return super().__matmul__(other)
 
     def _with_values(self, values) -> SparseCOOTensor:
+        # (indices of its own, as torch's value-wise kernels copy them: a gradient made so is one
+        # AccumulateGrad may steal)
         indices, _, coalesced = self._coo
-        return SparseCOOTensor._from_parts(indices, values, tuple(self.shape), coalesced)
+        return SparseCOOTensor._from_parts(indices.copy(), values, tuple(self.shape), coalesced)
 
     def to_dense(self, dtype=None, *, masked_grad=None) -> Tensor:
         if self._requires_grad and is_grad_enabled():
-            dense = _recorded_copy(self, "ToDenseBackward0")
+            # (torch's gradient is the incoming one masked to the coalesced input: marked coalesced)
+            dense = _recorded_copy(self, "ToDenseBackward0", coalesced_grad=True)
         else:
             dense = Tensor._make(self._data.copy())
         return dense if dtype is None else dense.to(dtype)
@@ -2022,7 +2062,7 @@ def _rebuild_sparse_compressed(layout_name: str, compressed, plain, values, size
     parts = [Tensor._make(part).to(device) for part in (compressed, plain, values)]
     parts[2].requires_grad_(requires_grad)
     layout = {"sparse_csr": sparse_csr, "sparse_csc": sparse_csc}[layout_name]
-    return sparse_compressed_tensor(*parts, size, layout=layout)
+    return sparse_compressed_tensor(*parts, size, layout=layout, check_invariants=check_sparse_tensor_invariants.is_enabled())
 
 
 _compressed_beta_warned = False
@@ -2268,6 +2308,7 @@ def _compressed_tensor(cls, compressed_indices, plain_indices, values, size, dty
     value = values if isinstance(values, Tensor) else Tensor._make(_to_array(values, None))
     if dtype is not None or device is not None:
         value = value.to(device=device, dtype=dtype)
+    _warn_if_implicitly_unchecked(check_invariants)
     check_sorted = check_sparse_tensor_invariants.is_enabled() if check_invariants is None else bool(check_invariants)
     size_given = size is not None
     size = _checked_compressed_parts(cls, compressed, plain, value._data, size, check_sorted)
@@ -2698,15 +2739,19 @@ def _compressed_torch_function(cls, func, types, args=(), kwargs=None):
             left, right = reversed(args) if name == "rmatmul" else args
             _check_compressed_product(left, right)
             if isinstance(left, _CompressedTensor) and isinstance(right, _CompressedTensor):
-                return _compressed_product(left, right, disabled_torch_function_impl(func, types, args, kwargs))
+                with no_grad():  # (recorded by _compressed_product, as torch's one node over the two)
+                    product = disabled_torch_function_impl(func, types, args, kwargs)
+                return _compressed_product(left, right, product)
     return disabled_torch_function_impl(func, types, args, kwargs)
 
 
-def _compressed_product(left: _CompressedTensor, right: _CompressedTensor, product: Tensor) -> SparseCSRTensor:
+def _compressed_product(left: _CompressedTensor, right: _CompressedTensor, product: Tensor,
+                        node: str = "MmBackward0") -> SparseCSRTensor:
     """compressed @ compressed, whatever the two layouts: CSR as torch's, with int64 indices and an entry wherever
     the two patterns meet (a sum that cancels to 0, or an explicit zero's product, too), each row's columns in
     the order torch's row-by-row product (Gustavson's) first meets them: along the row's entries of ``left``, each
-    one's row of ``right`` in turn (both as CSR); in the graph of ``product``, the dense product of the two."""
+    one's row of ``right`` in turn (both as CSR); ``product`` is the dense product of the two. Recorded as torch's
+    ``node`` over the two (see _CompressedMatmul)."""
     xp = array_module(product._data)
     left_csr, right_csr = (t if isinstance(t, SparseCSRTensor) else _csr_at(_pattern(t), t._data) for t in (left, right))
     rows, inner = (part.astype(np.int64) for part in left_csr._positions())
@@ -2721,7 +2766,44 @@ def _compressed_product(left: _CompressedTensor, right: _CompressedTensor, produ
     crow = xp.concatenate([xp.zeros(1, dtype=np.int64), xp.cumsum(xp.bincount(entry_rows, minlength=product.shape[0]))])
     result = SparseCSRTensor._from_parts(crow.astype(np.int64), entry_cols,
                                          xp.ascontiguousarray(product._data[entry_rows, entry_cols]), tuple(product.shape))
-    return _joined_graph(result, product)
+    if is_recording(left, right):
+        recorded = _CompressedMatmul.apply(left, right, result=result._data, node=node,
+                                           operands=(left.detach(), right.detach()))
+        _joined_graph(result, name_node(recorded, node))
+    return result
+
+
+class _CompressedMatmul(Function):
+    """compressed @ compressed, recorded over the two compressed tensors (its edges theirs), as torch's MmBackward0
+    (mm, matmul, @) or SparseAddmmBackward0 (torch.sparse.mm): each one's gradient is torch's general formula's
+    product, ``grad @ right^T`` and ``left^T @ grad``, by the compressed product itself (so CSR, of its pattern).
+    torch refuses a gradient of a compressed layout other than its input's, after computing both, and its sparse
+    addmm kernel has no backward for the left operand."""
+
+    node_name = "MmBackward0"
+    label = "compressed matmul"
+    rule = "d(a @ b) = grad @ b^T da + a^T @ grad db, each a compressed product"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, left, right, result, node, operands):
+        ctx.node, ctx.operands = node, operands
+        return result
+
+    @staticmethod
+    def backward(ctx, grad):
+        left, right = ctx.operands
+        first = 1 if ctx.node == "SparseAddmmBackward0" else 0  # (torch's sparse addmm's operands follow its input)
+        if first and ctx.needs_input_grad[0]:
+            raise RuntimeError(f"sparse_addmm_sparse_backward: unsupported combination of layouts, grad: "
+                               f"{_LAYOUT_NAMES[grad.layout]}, mat1: {left._layout_name}, mat2: {right._layout_name}")
+        grads = (grad @ right.t() if ctx.needs_input_grad[0] else None,
+                 left.t() @ grad if ctx.needs_input_grad[1] else None)
+        for index, (gradient, operand) in enumerate(zip(grads, (left, right))):
+            if isinstance(gradient, _CompressedTensor) and gradient.layout is not operand.layout:
+                raise RuntimeError(f"Function {ctx.node} returned an invalid gradient at index {first + index} - "
+                                   f"expected layout {operand._layout_name} but got {gradient._layout_name}")
+        return grads
 
 
 # (a compressed tensor is a torch.Tensor in torch: its parser's and Python's messages name it so, as a COO one)
@@ -2786,15 +2868,27 @@ def _index_array(indices, device, given: tuple | None = None):
     return array
 
 
+def _warn_if_implicitly_unchecked(check_invariants) -> None:
+    """torch's sparse constructors' warning, once per process, where neither the call nor the switch
+    (check_sparse_tensor_invariants) said whether to check the invariants."""
+    if check_invariants is None and not check_sparse_tensor_invariants._explicit:
+        _config.warn_once("Sparse invariant checks are implicitly disabled. Memory errors (e.g. SEGFAULT) will occur "
+                          "when operating on a sparse tensor which violates the invariants, but checks incur "
+                          "performance overhead. To silence this warning, explicitly opt in or out. See "
+                          "`torch.sparse.check_sparse_tensor_invariants.__doc__` for guidance.  (Triggered internally "
+                          "at /__w/pytorch/pytorch/aten/src/ATen/Context.cpp:816.)")
+
+
 class check_sparse_tensor_invariants:  # noqa: N801 - torch's name
     """torch.sparse.check_sparse_tensor_invariants: the switch (a context manager, a decorator, or
     ``enable()``/``disable()``) for checking sparse constructors' indices against their size.
 
-    chainrule checks every constructor's indices whatever the switch says, so the switch only keeps
-    torch's state for the scripts that set it: torch 2.x advises ``disable()`` or this context to
-    silence its warning that the checks are off, a warning chainrule, never unchecked, does not give."""
+    chainrule checks every constructor's indices whatever the switch says, so the switch keeps torch's state
+    for the scripts that set it; until one sets it (``enable()``, ``disable()`` or this context), a constructor
+    not told ``check_invariants`` gives torch's once-per-process warning that the checks are implicitly off."""
 
     _enabled = False
+    _explicit = False  # (torch's flag is an unset optional until enable(), disable() or a context sets it)
 
     @staticmethod
     def is_enabled() -> bool:
@@ -2802,11 +2896,11 @@ class check_sparse_tensor_invariants:  # noqa: N801 - torch's name
 
     @staticmethod
     def enable() -> None:
-        check_sparse_tensor_invariants._enabled = True
+        check_sparse_tensor_invariants._enabled = check_sparse_tensor_invariants._explicit = True
 
     @staticmethod
     def disable() -> None:
-        check_sparse_tensor_invariants._enabled = False
+        check_sparse_tensor_invariants._enabled, check_sparse_tensor_invariants._explicit = False, True
 
     def __init__(self, enable: bool = True) -> None:
         self.state = enable
@@ -2817,7 +2911,7 @@ class check_sparse_tensor_invariants:  # noqa: N801 - torch's name
             raise RuntimeError("This context manager instance is already activated. Use a different context "
                                "manager instance for context nesting.")
         self.saved_state = self.is_enabled()
-        check_sparse_tensor_invariants._enabled = self.state
+        check_sparse_tensor_invariants._enabled, check_sparse_tensor_invariants._explicit = self.state, True
 
     def __exit__(self, exc_type, exc_value, traceback):
         check_sparse_tensor_invariants._enabled = self.saved_state
@@ -2839,6 +2933,7 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
     """A sparse COO tensor with entries ``values`` at ``indices`` (sparse_dim × nnz); ``size``
     defaults to one past the largest index in each sparse dim. With ``requires_grad`` it is a leaf
     whose gradient is sparse where torch's is (see ``_SparseGradient``)."""
+    _warn_if_implicitly_unchecked(check_invariants)
     # torch's constructor makes the values first, then the indices on their device; a 0-d value is
     # one entry (its expand_values_if_needed)
     value = values if isinstance(values, Tensor) else Tensor._make(_to_array(values, None))
@@ -3025,13 +3120,14 @@ def mm(sparse: Tensor, dense: Tensor, reduce: str = _NO_REDUCE) -> Tensor:
         return _sparse_times_sparse(sparse, dense)
     if isinstance(sparse, SparseCOOTensor) and isinstance(dense, Tensor):
         _check_sparse_product("mm", sparse, dense)
-    elif isinstance(sparse, _CompressedTensor) and isinstance(dense, _CompressedTensor) \
-            and not is_recording(sparse, dense):  # (recorded, torch's SparseAddmmBackward0 is not chainrule's yet)
+    elif isinstance(sparse, _CompressedTensor) and isinstance(dense, _CompressedTensor):
         _check_compressed_product(sparse, dense)
         if isinstance(sparse, SparseCSRTensor) and isinstance(dense, SparseCSCTensor):
             # torch's kernel adds the product to zeros of the right operand's layout
             raise RuntimeError("addmm: computation on CPU is not implemented for SparseCsc + SparseCsr @ SparseCsc")
-        return _compressed_product(sparse, dense, _matmul(sparse, dense))
+        with no_grad():
+            product = _matmul(sparse, dense)
+        return _compressed_product(sparse, dense, product, "SparseAddmmBackward0")
     elif not (isinstance(sparse, _CompressedTensor) and isinstance(dense, Tensor) and dense.layout is _layout_strided):
         return _matmul(sparse, dense)
     # torch adds the product to zeros of the dense operand's dtype by its sparse addmm kernel, whose node
@@ -3097,8 +3193,12 @@ def addmm(mat: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1.0, alpha=1.0) -> Te
     ``mat`` and ``mat2``, a dense result; a sparse leaf ``mat1`` gets a sparse gradient."""
     if isinstance(mat1, SparseCOOTensor) and isinstance(mat2, Tensor) and isinstance(mat, Tensor):
         _check_sparse_product("addmm", mat1, mat2, mat)
-    elif not (isinstance(mat1, _CompressedTensor) and isinstance(mat2, Tensor) and mat2.layout is _layout_strided
-              and isinstance(mat, Tensor)):
+    elif isinstance(mat1, SparseCSCTensor) and isinstance(mat2, SparseCSRTensor) and isinstance(mat, Tensor) \
+            and mat.layout is _layout_strided:
+        raise RuntimeError("addmm: computation on CPU is not implemented for Strided + SparseCsc @ SparseCsr")
+    elif not (isinstance(mat1, _CompressedTensor) and isinstance(mat2, Tensor)
+              and (mat2.layout is _layout_strided or isinstance(mat2, _CompressedTensor)) and isinstance(mat, Tensor)
+              and mat.layout is _layout_strided):
         return name_node(_scaled_sum(mat, _matmul(mat1, mat2), beta, alpha), "SparseAddmmBackward0")
     return _sparse_addmm(mat, mat1, mat2, beta, alpha)
 
@@ -3127,7 +3227,8 @@ def _sparse_addmm(mat: Tensor, sparse: Tensor, dense: Tensor, beta, alpha) -> Te
         _check_compressed_addmm(mat, sparse, dense)
     with no_grad():
         # torch's kernel scales in the tensors' dtype (an integer result stays integer), as addmm's does
-        result = _scaled_sum(mat, _matmul(Tensor._make(sparse._data), dense), beta, alpha)
+        backing = Tensor._make(dense._data) if isinstance(dense, _CompressedTensor) else dense
+        result = _scaled_sum(mat, _matmul(Tensor._make(sparse._data), backing), beta, alpha)
     if not is_recording(mat, sparse, dense):
         return result
     return _SparseAddmm.apply(mat, sparse, dense, result=result._data, beta=beta, alpha=alpha)
@@ -3156,6 +3257,9 @@ class _SparseAddmm(Function):
         if ctx.needs_input_grad[0]:
             grad_mat = grad if ctx.beta == 1 else grad * ctx.beta
         if ctx.needs_input_grad[1]:
+            if isinstance(dense, _CompressedTensor):  # (torch's kernel has no backward here)
+                raise RuntimeError(f"sparse_addmm_sparse_backward: unsupported combination of layouts, grad: Strided, "
+                                   f"mat1: {sparse._layout_name}, mat2: {dense._layout_name}")
             grad_sparse = _at_entries(sparse, _matmul(grad, _elementwise._conj(dense.mT)) * ctx.alpha)
         if ctx.needs_input_grad[2]:
             grad_dense = _matmul(_elementwise._conj(_in_graph(sparse).mT), grad) * ctx.alpha
@@ -3460,9 +3564,10 @@ def _broadcast_product(self: SparseCOOTensor, other: Tensor) -> SparseCOOTensor:
 
 def _intersection_product(self: SparseCOOTensor, other: SparseCOOTensor) -> SparseCOOTensor:
     """sparse * sparse as torch's: of two coalesced tensors, an entry wherever both have one, the
-    product of the two values there, coalesced. Otherwise the entries of the uncoalesced one (of the
-    one with fewer entries when both are), each times the other's summed value at its index (0
-    where it has none), uncoalesced."""
+    product of the two values there, coalesced (indices narrowed from room for the fewer entries, as
+    torch's). Otherwise the entries of the uncoalesced one (of the one with fewer entries when both are,
+    ``other`` on a tie), each times the other's summed value at its index (0 where it has none),
+    uncoalesced."""
     if self.device.type != other.device.type:  # torch's CUDA kernel: its out is made on self's device
         raise RuntimeError("mul: expected 'out' to be CUDA, but got CPU" if self.device.type == "cpu"
                            else "mul: expected 'other' to be CUDA, but got CPU")
@@ -3470,14 +3575,14 @@ def _intersection_product(self: SparseCOOTensor, other: SparseCOOTensor) -> Spar
         raise RuntimeError(f"mul: expected 'self' and 'other' to have same sizes, but {list(self.shape)} != "
                            f"{list(other.shape)}")
     if not (self.is_coalesced() and other.is_coalesced()):
-        if self.is_coalesced() or (not other.is_coalesced() and other._nnz() < self._nnz()):
+        if self.is_coalesced() or (not other.is_coalesced() and other._nnz() <= self._nnz()):
             kept, looked_up = other, self
         else:
             kept, looked_up = self, other
         indices, values, _ = kept._coo
         factors = looked_up._data[tuple(indices)]  # the dense backing holds the summed values
         product = (Tensor._make(values) * Tensor._make(factors))._data
-        return SparseCOOTensor._from_parts(indices, product, tuple(self.shape), False)
+        return SparseCOOTensor._from_parts(indices.copy(), product, tuple(self.shape), False)
     left, right = self.detach().coalesce(), other.detach().coalesce()
     xp = array_module(left._data)
     shape = tuple(self.shape[:self.sparse_dim()])
@@ -3485,7 +3590,12 @@ def _intersection_product(self: SparseCOOTensor, other: SparseCOOTensor) -> Spar
             for t in (left, right)]
     common, at_left, at_right = xp.intersect1d(keys[0], keys[1], assume_unique=True, return_indices=True)
     values = (Tensor._make(left._coo[1][at_left]) * Tensor._make(right._coo[1][at_right]))._data
-    indices = xp.stack(xp.unravel_index(common, shape)).astype(np.int64) if common.size else left._coo[0][:, :0]
+    # torch's kernel fills room for the fewer entries and narrows it to those both have: indices with fewer
+    # columns than that room are not contiguous, as torch's
+    room = xp.empty((len(shape), min(left._nnz(), right._nnz())), dtype=np.int64)
+    indices = room[:, :common.size]
+    if common.size:
+        xp.copyto(indices, xp.stack(xp.unravel_index(common, shape)))
     return SparseCOOTensor._from_parts(indices, values, tuple(self.shape), True)
 
 
@@ -3768,7 +3878,7 @@ def spdiags(diagonals: Tensor, offsets: Tensor, shape: tuple, layout=None) -> Te
     indices = xp.stack([xp.concatenate(row_parts or [xp.zeros(0, np.int64)]),
                         xp.concatenate(col_parts or [xp.zeros(0, np.int64)])])
     values = xp.ascontiguousarray(xp.concatenate(value_parts) if value_parts else diagonals_2d._data[:0, 0])
-    result = sparse_coo_tensor(Tensor._make(indices), Tensor._make(values), (rows_out, cols_out))
+    result = sparse_coo_tensor(Tensor._make(indices), Tensor._make(values), (rows_out, cols_out), check_invariants=False)
     result = _without_derivative(result, diagonals, offsets, kernel="_spdiags")
     if layout is sparse_csr:
         return to_sparse_csr(result)
@@ -3810,7 +3920,8 @@ class _SparseLegacyType(type):
                                          and all(isinstance(s, numbers.Integral) for s in size)):
                 raise TypeError(f"{name}(indices, values, size): size must be a tuple of ints, got {size!r}")
             _warn_legacy_sparse(len(args))
-            return sparse_coo_tensor(args[0], args[1], size, device=device)
+            return sparse_coo_tensor(args[0], args[1], size, device=device,
+                                     check_invariants=check_sparse_tensor_invariants.is_enabled())
         sizes = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list, Size)) else args
         if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in sizes):
             raise TypeError(f"{name}(): expected (indices: Tensor, values: Tensor[, size: tuple of ints]) or sizes, "
@@ -3821,7 +3932,7 @@ class _SparseLegacyType(type):
         _warn_legacy_sparse(1 if args else 0)
         no_entries = np.zeros((len(sizes), 0), dtype=np.int64)
         return sparse_coo_tensor(no_entries, Tensor._make(np.zeros(0, dtype=cls.dtype.np)), sizes,
-                                 device=device)
+                                 device=device, check_invariants=False)
 
 
 # torch's TORCH_WARN_ONCE texts (torch/csrc/utils/tensor_new.cpp), one per signature and whatever

@@ -555,7 +555,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                     # (a leaf that stopped requiring grad since the graph was made, by detach_() or
                     # requires_grad_(False): torch's AccumulateGrad adds nothing; its post-hooks run)
                     if grads[0] is not None and node.variable._requires_grad:
-                        _accumulate(node.variable, grads[0], create_graph, exposed)
+                        _accumulate(node.variable, grads[0], create_graph, exposed, buffers)
                     if node.variable._post_accumulate_grad_hooks:
                         for hook in list(node.variable._post_accumulate_grad_hooks):
                             hook(node.variable)
@@ -1138,15 +1138,16 @@ def _sole_view(array, owner=None) -> bool:
             and (array.flags.c_contiguous or dense_non_overlapping(array)) and sys.getrefcount(base) == held)
 
 
-def _accumulate(variable, grad, create_graph, exposed=()):
-    """Add ``grad`` into ``variable.grad``: steal the array when nothing else holds it."""
+def _accumulate(variable, grad, create_graph, exposed=(), buffers=None):
+    """Add ``grad`` into ``variable.grad``: steal the array when nothing else holds it (a sparse one: when
+    no other node's gradients waiting in ``buffers`` hold it)."""
     Tensor = _tensor_cls()
     wanted = variable._grad_dtype
     if wanted is not False and wanted is not None and grad.dtype is not wanted:
         grad = grad.to(wanted)  # torch's grad_dtype: the leaf keeps its gradient in that dtype
     current = variable._grad
     if grad._sparse_layout or (current is not None and current._sparse_layout):
-        variable._grad = _accumulate_sparse(current, grad, create_graph)
+        variable._grad = _accumulate_sparse(current, grad, create_graph, buffers)
         return
     if current is None:
         # (a wrapper subclass's gradient is kept as its handler made it: its values live in the subclass)
@@ -1367,26 +1368,40 @@ def _grad(outputs, inputs: tuple, grad_outputs, retain_graph, create_graph, only
     return result
 
 
-def _accumulate_sparse(current, grad, create_graph=False):
+def _accumulate_sparse(current, grad, create_graph=False, buffers=None):
     """torch's AccumulateGrad where a sparse COO gradient is involved (nn.Embedding(sparse=True)):
-    the first one is kept as it is, a second sparse one is merged in (``_merged_entries``; appended
-    where either one's values are not contiguous, as torch's sparse add does), a dense
+    the first one is stolen (unmarked coalesced) or cloned (flag kept) as torch's, a second sparse one is
+    merged in (``_merged_entries``; appended where either one's values are not contiguous, as torch's sparse
+    add does), a dense
     one added to a sparse one gives a dense sum, and a sparse one is added into a dense ``.grad`` in
     place. A compressed one: see ``_accumulate_compressed``."""
     if not (grad.is_sparse or current is not None and current.is_sparse):
         return _accumulate_compressed(current, grad, create_graph)
     if current is None:
         indices, values, coalesced = grad._coo
-        if values.flags.c_contiguous:
+        # (torch steals it only where nothing else holds its indices: here the _coo tuple, the name and
+        # getrefcount's argument; ValuesBackward0's share the input's, for one)
+        if (indices.flags.c_contiguous and values.flags.c_contiguous and sys.getrefcount(indices) <= 3
+                and not _waiting_elsewhere(grad, buffers)):
+            # torch steals it: a new sparse tensor over the same parts, made unchecked, so marked coalesced only
+            # where it has fewer than two entries
+            grad._coo = (indices, values, indices.shape[1] < 2)
             return grad
-        # torch keeps a clone of a sparse gradient whose values are not contiguous
+        # torch keeps a clone (coalesced flag kept) of one another holder shares (AddBackward0 hands its
+        # gradient to both operands) or whose parts are not contiguous (a fan-out sum's narrowed indices)
         xp = array_module(values)
-        return type(grad)._from_parts(indices, xp.ascontiguousarray(values), tuple(grad.shape), coalesced)
+        return type(grad)._from_parts(xp.array(indices, order="C"), xp.array(values, order="C"), tuple(grad.shape),
+                                      coalesced)
     if not current.is_sparse:
         np.add(current._data, grad._data, out=current._data)
         current._version_box[0] += 1
         return current
     return _sum_with_sparse(current, grad)
+
+
+def _waiting_elsewhere(grad, buffers) -> bool:
+    """Whether another node's gradients, still waiting, hold ``grad`` (a rule handed it to two edges)."""
+    return buffers is not None and any(grad is held for slots in buffers.values() for held in slots)
 
 
 def _accumulate_compressed(current, grad, create_graph):
@@ -1452,8 +1467,12 @@ def _merged_entries(indices, values, more_indices, more_values):
             j += 1
     picked = np.asarray(picked)
     from_ours, from_theirs = picked[:, 0] >= 0, picked[:, 1] >= 0
-    merged_indices = xp.where(xp.asarray(from_ours)[None], indices[:, picked[:, 0]],
-                              more_indices[:, picked[:, 1]])
+    # torch's sum fills room for both lists' entries and narrows it to those it made: indices with fewer
+    # columns than that room (equal indices summed) are not contiguous, as torch's
+    room = xp.empty((indices.shape[0], indices.shape[1] + more_indices.shape[1]), dtype=indices.dtype)
+    merged_indices = room[:, :len(picked)]
+    xp.copyto(merged_indices, xp.where(xp.asarray(from_ours)[None], indices[:, picked[:, 0]],
+                                       more_indices[:, picked[:, 1]]))
     merged_values = xp.zeros((len(picked),) + values.shape[1:], dtype=values.dtype)
     merged_values[from_ours] += values[picked[from_ours, 0]]
     merged_values[from_theirs] += more_values[picked[from_theirs, 1]]
