@@ -2563,8 +2563,13 @@ def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Ten
     if input._data.dtype.kind in "fV" and dtype is not None and _dtype.to_dtype(dtype).is_complex:
         # a float input runs torch's NaN-skipping kernel, which has no complex instance
         raise NotImplementedError(f"\"nansum_cpu\" not implemented for '{_dtype.scalar_name(_dtype.to_dtype(dtype))}'")
-    if _function_module.active_dispatch is not None:  # (the NaNs are read from the array: a wrapper's handler)
-        made = _function_module.argument_dispatch("nansum", nansum, (input, dim, keepdim), {"dtype": dtype})
+    if _function_module.active_dispatch is not None:
+        # a mode sees torch's one aten.nansum, its dims a list; the NaNs are read from the array: a wrapper's handler
+        shown = (input,) if dim is None and not keepdim else (
+            input, [dim] if type(dim) is int else dim if dim is None else list(dim), *((True,) if keepdim else ()))
+        made = _function_module.composite_dispatch("nansum", nansum, shown, {} if dtype is None else {"dtype": dtype})
+        if made is _function_module.RUN_UNDISPATCHED:
+            made = _function_module.argument_dispatch("nansum", nansum, (input, dim, keepdim), {"dtype": dtype})
         if made is not _function_module.RUN_UNDISPATCHED:
             return made
     if input._data.dtype.kind in "fV":
@@ -2603,6 +2608,10 @@ def aminmax(input: Tensor, *, dim=None, keepdim: bool = False):
         d = _single_dim(dim, input._data.ndim, "aminmax")
         if input._data.shape[d] == 0:  # torch's wording here lacks the "()" of the other reductions
             raise IndexError(f"aminmax: Expected reduction dim {d} to have non-zero size.")
+    if _function_module.active_dispatch is not None and (made := _function_module.composite_dispatch(
+            "aminmax", aminmax, (input,), {**({} if dim is None else {"dim": dim}), **({"keepdim": True} if keepdim else {})}
+    )) is not _function_module.RUN_UNDISPATCHED:
+        return return_types.aminmax(*made)  # (a dispatch mode sees torch's one aten.aminmax, its keywords as given)
     if dim is None:
         pair = (amin(input, (), keepdim=True), amax(input, (), keepdim=True)) if keepdim else (amin(input), amax(input))
     else:
