@@ -1235,7 +1235,7 @@ def _to_mode(op_class, inputs, params):
 # an out= function's name -> the aten ops that compute its result where those are named otherwise
 _OUT_OPS = {"matmul": ("mm", "bmm", "dot", "mv"), "take_along_dim": ("gather",), "divide": ("div",),
             "true_divide": ("div",), "multiply": ("mul",), "subtract": ("sub",), "clip": ("clamp",),
-            "norm": ("linalg_vector_norm",), "vector_norm": ("linalg_vector_norm",)}
+            "norm": ("linalg_vector_norm",), "vector_norm": ("linalg_vector_norm",), "nanmean": ("nansum",)}
 # torch 2.13's out overload of a functional one where it is not "out" (of "default") or "<overload>_out"
 _OUT_OVERLOADS = {
     **dict.fromkeys(("add.Tensor", "sub.Tensor", "mul.Tensor", "div.Tensor", "copysign.Tensor", "ldexp.Tensor",
@@ -2499,7 +2499,7 @@ def _dispatch_composite(name: str, composite, args: tuple, kwargs: dict):
                                                       _reentrant(composite))
     types = _dispatch_types(args) if _live_wrappers else ()
     note = _function.pending_out
-    if note is not None and note[1] == func._op_name:
+    if note is not None and func._op_name in _OUT_OPS.get(note[1], (note[1],)):
         _function.pending_out = None  # (taken: the composite's own ops are plain)
         func, args, kwargs = _composite_out_form(func, composite, args, kwargs, note)
     with _pop_mode_temporarily() as mode, _below_autograd():
