@@ -97,3 +97,53 @@ def test_clamps_backward_makes_its_zero_first_and_the_bounds_gradients_before_th
         if ours is not None:
             np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
 
+
+# ---- torch.utils.checkpoint: torch's refusals of an explicit context_fn=None; the device autocast rerun
+def _checkpointed(lib, use_reentrant, **kwargs):
+    x = lib.tensor([1.0, 2.0], requires_grad=True)
+    try:
+        lib.utils.checkpoint.checkpoint(lambda t: (t * 2).sin(), x, use_reentrant=use_reentrant, **kwargs).sum().backward()
+    except (ValueError, TypeError) as error:
+        return type(error).__name__, str(error)
+    return x.grad.tolist()
+
+
+CHECKPOINT_CALLS = [(True, {"context_fn": None}), (True, {"debug": 0}), (True, {"debug": None}),
+                    (False, {"context_fn": None}), (False, {"context_fn": None, "debug": True}),
+                    (True, {}), (False, {}), (True, {"debug": False})]
+
+
+@pytest.mark.parametrize("use_reentrant,kwargs", CHECKPOINT_CALLS)
+def test_checkpoint_refuses_an_explicit_context_fn_none_as_torch(use_reentrant, kwargs):
+    # 36 use_reentrant x context_fn/debug/keyword calls: 8 -> 0 differing (torch tests `is not noop_context_fn`
+    # and `debug is not False`; its non-reentrant form calls the None it is given)
+    expected = _checkpointed(torch, use_reentrant, **kwargs)
+    got = _checkpointed(cr, use_reentrant, **kwargs)
+    if isinstance(expected, list):
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+    elif expected[0] == "TypeError":  # (CPython's wording of calling None)
+        assert got[0] == "TypeError"
+    else:
+        assert got == expected
+
+
+@pytest.mark.parametrize("use_reentrant", [True, False])
+def test_checkpoint_rerun_restores_the_inputs_device_autocast_state(use_reentrant):
+    # torch's checkpoint keeps the autocast state of its inputs' device (_infer_device_type) beside the CPU's and
+    # reruns under both; on the stand-in 'cuda' the rerun now sees the forward's cuda flag and dtype
+    from chainrule._backend import use_standin_cuda
+
+    seen = []
+
+    def segment(t):
+        seen.append((cr.is_autocast_enabled("cuda"), cr.get_autocast_dtype("cuda"), cr.is_autocast_enabled("cpu")))
+        return (t * 2).sin()
+
+    with use_standin_cuda():
+        x = cr.tensor([1.0, 2.0], device="cuda", requires_grad=True)
+        with cr.autocast("cuda", dtype=cr.bfloat16):
+            y = cr.utils.checkpoint.checkpoint(segment, x, use_reentrant=use_reentrant)
+        y.float().sum().backward()
+        assert not cr.is_autocast_enabled("cuda")
+    assert seen == [(True, cr.bfloat16, False)] * 2
+    assert x.grad is not None
