@@ -2658,12 +2658,23 @@ class Clamp(Function):
         # the gradient passes where x is inside [min, max], bounds included (torch's rule)
         (x,) = ctx.saved_values
         low, high = ctx.bounds
+        zero = _backward_zero(grad)
         inside = None
         if low is not None:
             inside = x >= low
         if high is not None:
-            inside = (x <= high) if inside is None else inside & (x <= high)
-        return where(inside, grad, 0.0)
+            inside = (x <= high) if inside is None else inside.logical_and_(x <= high)
+        return where(inside, grad, zero)
+
+
+def _backward_zero(grad):
+    """The 0 a clamp rule's where() puts outside the bounds: under a dispatch mode torch's
+    ``scalar_tensor(0., grad.options())``, made before the masks as its formulas make it, else the number."""
+    if _function_module.active_dispatch is None or type(grad._data) is not np.ndarray:
+        return 0.0
+    made = _function_module.factory_dispatch("scalar_tensor", _scalar_tensor_operand, (0.0,),
+                                             {"dtype": grad.dtype, "layout": _layout.strided, "device": grad.device})
+    return 0.0 if made is _function_module.RUN_UNDISPATCHED else made
 
 
 def _as_number(bound):
@@ -2696,6 +2707,9 @@ def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
             _dtype.refuse_wide_unsigned(f"elementwise.{key}", _dtype.result_type(input, *[b for b in (min, max) if b is not None]).np)
         return _clamp_by_tensors(ClampByTensors, input, min, max)
     if input._data.dtype.kind not in "fV":
+        if _function_module.active_dispatch is not None and (made := _promoting_clamp_dispatch(input, min, max)) \
+                is not _function_module.RUN_UNDISPATCHED:
+            return made
         # number bounds take part in type promotion (an int tensor clamped at 2.5 becomes float)
         dtype = _dtype.result_type(input, *[v for v in (min, max) if v is not None])
         input = _cast(input, dtype)
@@ -2710,6 +2724,19 @@ def clamp(input: Tensor, min=None, max=None, *, out=None) -> Tensor:
     min, max = _real_bound(min), _real_bound(max)
     min, max = _dtype.checked_scalar(min, input.dtype), _dtype.checked_scalar(max, input.dtype)
     return Clamp.apply(input, min=min, max=max)
+
+
+def _promoting_clamp_dispatch(input: Tensor, min, max):
+    """An integer tensor's clamp at number bounds to a dispatch mode as torch's one op on that tensor
+    (clamp_min/clamp_max where the call was one of those), its cast to the promoted dtype inside it."""
+    given = _function_module.given_arguments
+    one_bound = given[2].get("one_bound") if given is not None and given[0] is Clamp and given[1]() is input else None
+    _function_module.given_arguments = None  # (taken: the composite's own clamp is plain)
+    if one_bound is not None:
+        bound = min if one_bound == "min" else max
+        return _function_module.composite_dispatch(f"clamp_{one_bound}", clamp_min if one_bound == "min" else clamp_max,
+                                                   (input, bound), {})
+    return _function_module.composite_dispatch("clamp", clamp, (input, min) if max is None else (input, min, max), {})
 
 
 def _real_bound(bound):
@@ -2756,15 +2783,23 @@ def _clamp_gradients(grad, x, low, high, needs_x, needs_low, needs_high):
     # torch's clamp_backward and clamp_backward_min_max: with both bounds, x gets the gradient where
     # low <= x <= high, low where x < low < high, high where x > high or high < low (the result is
     # high whatever x is); where a NaN makes the comparisons false nothing gets any
-    if low is not None and high is not None:
-        return (where((x >= low) & (x <= high), grad, 0.0) if needs_x else None,
-                where((x < low) & (low < high), grad, 0.0) if needs_low else None,
-                where((x > high) | (high < low), grad, 0.0) if needs_high else None)
-    if low is not None:
-        return (where(x >= low, grad, 0.0) if needs_x else None,
-                where(x < low, grad, 0.0) if needs_low else None, None)
-    return (where(x <= high, grad, 0.0) if needs_x else None, None,
-            where(x > high, grad, 0.0) if needs_high else None)
+    # (the bounds' gradients first, then x's, each formula making its zero first: torch's order)
+    grad_low = grad_high = grad_x = None
+    if needs_low or needs_high:
+        zero = _backward_zero(grad)
+        if low is not None and high is not None:
+            grad_low = where(logical_and(x < low, low < high), grad, zero) if needs_low else None
+            grad_high = where(logical_or(x > high, high < low), grad, zero) if needs_high else None
+        elif low is not None:
+            grad_low = where(x < low, grad, zero) if needs_low else None
+        else:
+            grad_high = where(x > high, grad, zero) if needs_high else None
+    if needs_x:
+        zero = _backward_zero(grad)
+        inside = logical_and(x >= low, x <= high) if low is not None and high is not None else \
+            x >= low if low is not None else x <= high
+        grad_x = where(inside, grad, zero)
+    return grad_x, grad_low, grad_high
 
 
 class ClampMinByTensor(Function):

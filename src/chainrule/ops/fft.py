@@ -90,8 +90,14 @@ def _exec_order(strides, dims) -> list:
 def _laid_out(xp, result, dtype, order):
     """``result`` as ``dtype``, contiguous in the memory order ``order`` (size-1 dims too, whose
     strides torch also reports)."""
-    if result.size == 0 or list(order) == list(range(result.ndim)):
+    if result.size == 0:
         return xp.ascontiguousarray(result, dtype=dtype)
+    if list(order) == list(range(result.ndim)):
+        out = xp.ascontiguousarray(result, dtype=dtype)
+        # (NumPy counts an array contiguous whatever its size-1 dims' strides, and hands such a result back
+        # as it is: those get the contiguous ones, a view of the same memory)
+        strides = tuple(out.itemsize * step for step in contiguous_strides(out.shape))
+        return out if out.strides == strides else strided_view(out, out.shape, strides)
     itemsize = np.dtype(dtype).itemsize
     strides = tuple(itemsize * step for step in contiguous_strides(result.shape, order))
     out = strided_view(xp.empty(result.size, dtype=dtype), result.shape, strides)

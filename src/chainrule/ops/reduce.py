@@ -1601,11 +1601,23 @@ def _plain_softmax_dim(input: Tensor, dim, dtype) -> int | None:
     return None
 
 
+def _softmax_out_dispatch(name: str, function, input: Tensor, dim, dtype):
+    """An out= call of softmax/log_softmax to a dispatch mode as torch's one <name>.int_out (its dtype
+    positional), not the _softmax it computes with; RUN_UNDISPATCHED for any other call."""
+    note = _function_module.pending_out
+    if _function_module.active_dispatch is None or note is None or note[1] != name:
+        return _function_module.RUN_UNDISPATCHED
+    return _function_module.composite_dispatch(f"{name}.int", function,
+                                               (input, dim) if dtype is None else (input, dim, dtype), {})
+
+
 def softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
     """torch.softmax along ``dim`` (computed in ``dtype`` if given), stable for huge logits."""
     d = _plain_softmax_dim(input, dim, dtype)
     if d is not None:
         return _keep_given_dim(Softmax.apply(input, dim=d), dim, d)
+    if (made := _softmax_out_dispatch("softmax", softmax, input, dim, dtype)) is not _function_module.RUN_UNDISPATCHED:
+        return made
     d = _softmax_dim("softmax", input, dim)
     empty = _check_softmax_input("softmax", input, d, dtype)
     if empty is not None:
@@ -1624,6 +1636,8 @@ def log_softmax(input: Tensor, dim=None, dtype=None) -> Tensor:
     d = _plain_softmax_dim(input, dim, dtype)
     if d is not None:
         return _keep_given_dim(LogSoftmax.apply(input, dim=d), dim, d)
+    if (made := _softmax_out_dispatch("log_softmax", log_softmax, input, dim, dtype)) is not _function_module.RUN_UNDISPATCHED:
+        return made
     d = _softmax_dim("log_softmax", input, dim)
     empty = _check_softmax_input("log_softmax", input, d, dtype)
     if empty is not None:
@@ -2563,8 +2577,13 @@ def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Ten
     if input._data.dtype.kind in "fV" and dtype is not None and _dtype.to_dtype(dtype).is_complex:
         # a float input runs torch's NaN-skipping kernel, which has no complex instance
         raise NotImplementedError(f"\"nansum_cpu\" not implemented for '{_dtype.scalar_name(_dtype.to_dtype(dtype))}'")
-    if _function_module.active_dispatch is not None:  # (the NaNs are read from the array: a wrapper's handler)
-        made = _function_module.argument_dispatch("nansum", nansum, (input, dim, keepdim), {"dtype": dtype})
+    if _function_module.active_dispatch is not None:
+        # a mode sees torch's one aten.nansum, its dims a list; the NaNs are read from the array: a wrapper's handler
+        shown = (input,) if dim is None and not keepdim else (
+            input, [dim] if type(dim) is int else dim if dim is None else list(dim), *((True,) if keepdim else ()))
+        made = _function_module.composite_dispatch("nansum", nansum, shown, {} if dtype is None else {"dtype": dtype})
+        if made is _function_module.RUN_UNDISPATCHED:
+            made = _function_module.argument_dispatch("nansum", nansum, (input, dim, keepdim), {"dtype": dtype})
         if made is not _function_module.RUN_UNDISPATCHED:
             return made
     if input._data.dtype.kind in "fV":
@@ -2588,9 +2607,24 @@ def nanmean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Te
         made = _function_module.argument_dispatch("nanmean", nanmean, (input, dim, keepdim), {"dtype": dtype})
         if made is not _function_module.RUN_UNDISPATCHED:
             return made
+        return _nanmean_as_torch(input, dim, keepdim, dtype)
     count = xp.sum(~xp.isnan(input._data), axis=dims, keepdims=keepdim)
     total = nansum(input, dim, keepdim, dtype=dtype)
     return total / Tensor._make(_as_array(count.astype(total._data.dtype, copy=False), input._data))
+
+
+def _nanmean_as_torch(input: Tensor, dim, keepdim: bool, dtype) -> Tensor:
+    """nanmean as torch's composite runs it, for a dispatch mode to see its ops: the non-NaN count by
+    ne/logical_not_/sum (of a detached input; nanmean.out's of the input itself), then nansum divided by
+    it (in place into the result for an out= call: nansum.out, div_)."""
+    from .elementwise import ne
+
+    note = _function_module.pending_out
+    into_out = note is not None and note[1] == "nanmean"
+    plain = input if into_out else input.detach()
+    count = ne(plain, plain).logical_not_().sum(dim, keepdim)
+    total = nansum(input, dim, keepdim, dtype=dtype)
+    return total.div_(count) if into_out else total.div(count)
 
 
 def aminmax(input: Tensor, *, dim=None, keepdim: bool = False):
@@ -2603,6 +2637,10 @@ def aminmax(input: Tensor, *, dim=None, keepdim: bool = False):
         d = _single_dim(dim, input._data.ndim, "aminmax")
         if input._data.shape[d] == 0:  # torch's wording here lacks the "()" of the other reductions
             raise IndexError(f"aminmax: Expected reduction dim {d} to have non-zero size.")
+    if _function_module.active_dispatch is not None and (made := _function_module.composite_dispatch(
+            "aminmax", aminmax, (input,), {**({} if dim is None else {"dim": dim}), **({"keepdim": True} if keepdim else {})}
+    )) is not _function_module.RUN_UNDISPATCHED:
+        return return_types.aminmax(*made)  # (a dispatch mode sees torch's one aten.aminmax, its keywords as given)
     if dim is None:
         pair = (amin(input, (), keepdim=True), amax(input, (), keepdim=True)) if keepdim else (amin(input), amax(input))
     else:

@@ -1235,7 +1235,7 @@ def _to_mode(op_class, inputs, params):
 # an out= function's name -> the aten ops that compute its result where those are named otherwise
 _OUT_OPS = {"matmul": ("mm", "bmm", "dot", "mv"), "take_along_dim": ("gather",), "divide": ("div",),
             "true_divide": ("div",), "multiply": ("mul",), "subtract": ("sub",), "clip": ("clamp",),
-            "norm": ("linalg_vector_norm",), "vector_norm": ("linalg_vector_norm",)}
+            "norm": ("linalg_vector_norm",), "vector_norm": ("linalg_vector_norm",), "nanmean": ("nansum",)}
 # torch 2.13's out overload of a functional one where it is not "out" (of "default") or "<overload>_out"
 _OUT_OVERLOADS = {
     **dict.fromkeys(("add.Tensor", "sub.Tensor", "mul.Tensor", "div.Tensor", "copysign.Tensor", "ldexp.Tensor",
@@ -1249,7 +1249,8 @@ _OUT_OVERLOADS = {
     **dict.fromkeys(("sort.default", "topk.default", "mode.default", "kthvalue.default"), "values"),
 }
 # the keywords torch 2.13's out overload of a (values, indices) op names its two outs by, where not these
-_OUT_NAMES = {"max.dim_max": ("max", "max_values"), "min.dim_min": ("min", "min_indices")}
+_OUT_NAMES = {"max.dim_max": ("max", "max_values"), "min.dim_min": ("min", "min_indices"),
+              "aminmax.out": ("min", "max")}
 _VALUES_AND_INDICES = ("values", "indices")
 
 class OutOverload(OpOverload):
@@ -1266,7 +1267,8 @@ class OutOverload(OpOverload):
 
     def _run_op(self, *args, out=None, **kwargs):
         functional = self._functional
-        if out is None and f"{functional._op_name}.{functional._overloadname}" in _WITH_INDICES:
+        if out is None and (f"{functional._op_name}.{functional._overloadname}" in _WITH_INDICES
+                            or f"{self._op_name}.{self._overloadname}" in _OUT_NAMES):
             names = _OUT_NAMES.get(f"{self._op_name}.{self._overloadname}", _VALUES_AND_INDICES)
             if all(name in kwargs for name in names):  # (the two outs as handed: kept for a mode further out)
                 out = tuple(kwargs.pop(name) for name in names)
@@ -2496,6 +2498,10 @@ def _dispatch_composite(name: str, composite, args: tuple, kwargs: dict):
         func = _composite_overloads[key] = OpOverload("aten", op_name, overload_name or "default",
                                                       _reentrant(composite))
     types = _dispatch_types(args) if _live_wrappers else ()
+    note = _function.pending_out
+    if note is not None and func._op_name in _OUT_OPS.get(note[1], (note[1],)):
+        _function.pending_out = None  # (taken: the composite's own ops are plain)
+        func, args, kwargs = _composite_out_form(func, composite, args, kwargs, note)
     with _pop_mode_temporarily() as mode, _below_autograd():
         result = mode.__torch_dispatch__(func, types, args, kwargs)
     kept = _COMPOSITE_SAVES.get(name)
@@ -2503,6 +2509,22 @@ def _dispatch_composite(name: str, composite, args: tuple, kwargs: dict):
             and _is_recording([a for a in args if isinstance(a, _function._Tensor)])):
         _show_saved([result[i] for i in kept], types)  # (autograd saves them once, above every mode)
     return result
+
+
+def _composite_out_form(func, composite, args: tuple, kwargs: dict, note) -> tuple:
+    """An out= call of a composite (nansum's, aminmax's) as torch hands it: its out overload, the out(s)
+    among the kwargs; a ``dtype`` the out= front took from ``out`` is not shown, but the composite still
+    computes in it."""
+    hidden = kwargs.get("dtype")
+    shown = _out_form(func, args, kwargs, note)
+    if hidden is None or "dtype" in shown[2]:
+        return shown
+
+    def run(*inner_args, **inner_kwargs):
+        return func(*inner_args, **{"dtype": hidden, **inner_kwargs})
+
+    overload = OutOverload(OpOverload("aten", func._op_name, func._overloadname, run))
+    return overload, shown[1], shown[2]
 
 
 # composites whose recorded node keeps some of its results for the backward (derivatives.yaml's result1,

@@ -58,7 +58,12 @@ workaround examples.
 _DETERMINISM_CHECKS = ("default", "none")  # torch's _allowed_determinism_checks_to_fns, in its order
 
 
-def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism_check: str = "default",
+def noop_context_fn():
+    """The default ``context_fn`` of ``checkpoint``: two null context managers (forward, recompute)."""
+    return contextlib.nullcontext(), contextlib.nullcontext()
+
+
+def checkpoint(function, *args, use_reentrant=None, context_fn=noop_context_fn, determinism_check: str = "default",
                debug: bool = False, early_stop: bool = True, preserve_rng_state: bool = True, **kwargs):
     """``function(*args, **kwargs)``, differentiable as usual (see the module doc on memory). With
     ``use_reentrant=True`` it is torch's reentrant form, CheckpointFunction: its node is
@@ -75,16 +80,17 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism
     if use_reentrant:
         if kwargs:
             raise ValueError("Unexpected keyword arguments: " + ",".join(kwargs))
-        if context_fn not in (None, noop_context_fn) or debug:
+        # (torch's identity checks: an explicit context_fn=None, or debug=0/None, is refused too)
+        if context_fn is not noop_context_fn or debug is not False:
             raise ValueError("Passing `context_fn` or `debug` is only supported when use_reentrant=False.")
         return CheckpointFunction.apply(function, preserve_rng_state, *args)
     if (_checkpoint_debug_enabled if _checkpoint_debug_enabled is not None else debug) and \
-            context_fn not in (None, noop_context_fn):
+            context_fn is not noop_context_fn:
         raise ValueError("debug=True is incompatible with non-default context_fn")
     if determinism_check not in _DETERMINISM_CHECKS:
         raise ValueError(f"determinism_check should be one of {list(_DETERMINISM_CHECKS)}, "
                          f"but got {determinism_check}")
-    forward_context, recompute_context = (context_fn or noop_context_fn)()
+    forward_context, recompute_context = context_fn()
     # as torch's, the global switch (set_checkpoint_early_stop) overrides the call's, read at the forward
     early_stop = early_stop if _enable_checkpoint_early_stop is None else _enable_checkpoint_early_stop
     frame = _RecomputeFrame(function, args, kwargs, preserve_rng_state, recompute_context, early_stop,
@@ -93,13 +99,41 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism
         return function(*args, **kwargs)
 
 
-def _autocast_state() -> dict:
-    """The CPU autocast settings at a checkpointed forward (torch's _get_autocast_kwargs), which its
-    rerun restores so the recomputed tensors are the saved ones (bfloat16 inside a region)."""
+def _autocast_state(device_type: str = "cpu") -> dict:
+    """The autocast settings of ``device_type`` at a checkpointed forward (torch's _get_autocast_kwargs),
+    which its rerun restores so the recomputed tensors are the saved ones (bfloat16 inside a region)."""
     from .. import amp
 
-    return {"enabled": amp.is_autocast_enabled("cpu"), "dtype": amp.get_autocast_dtype("cpu"),
+    return {"enabled": amp.is_autocast_enabled(device_type), "dtype": amp.get_autocast_dtype(device_type),
             "cache_enabled": amp.is_autocast_cache_enabled()}
+
+
+def _infer_device_type(*args) -> str:
+    """torch's _infer_device_type: the device type of the first tensor argument not on the CPU, else 'cpu'
+    where a tensor is on it, else the default device type ('cuda')."""
+    types = [a.device.type for a in args if isinstance(a, Tensor)]
+    return next((kind for kind in types if kind != "cpu"), "cpu" if types else "cuda")
+
+
+def _autocast_states(*args) -> tuple:
+    """(the inputs' device type, its autocast settings or None where it has no autocast, the CPU's): what
+    a rerun restores, as torch's CheckpointFunction and non-reentrant checkpoint keep them."""
+    from .. import amp
+
+    device_type = _infer_device_type(*args)
+    device_state = _autocast_state(device_type) if amp.is_autocast_available(device_type) else None
+    return device_type, device_state, _autocast_state()
+
+
+@contextlib.contextmanager
+def _autocast_restored(states: tuple):
+    """The autocast settings a checkpointed forward ran under, the inputs' device's then the CPU's."""
+    from .. import amp
+
+    device_type, device_state, cpu_state = states
+    device_context = amp.autocast(device_type, **device_state) if device_state is not None else contextlib.nullcontext()
+    with device_context, amp.autocast("cpu", **cpu_state):
+        yield
 
 
 def _metadata(tensor) -> dict:
@@ -134,7 +168,7 @@ class _RecomputeFrame:
         # the generators of the inputs' GPUs too, as torch's (a dropout on 'cuda' draws from them)
         self.devices, self.device_states = get_device_states(*args) if preserve_rng_state else ([], [])
         self.recompute_context = recompute_context
-        self.autocast_state = _autocast_state()
+        self.autocast_states = _autocast_states(*args)
         self.holders: list = []  # weak: a holder whose node was freed needs no refill
 
     def pack(self, tensor) -> _Holder:
@@ -183,7 +217,6 @@ class _RecomputeFrame:
         saves into the next holder; the count it saved. Unpacked, each takes the place in the
         forward's graph of the tensor it stands for (as any saved tensor through hooks does), so a
         backward with create_graph=True differentiates through the forward's nodes, as torch's."""
-        from .. import amp
         from ..ops import random as random_ops
 
         early_stop = self.early_stop
@@ -210,7 +243,7 @@ class _RecomputeFrame:
                 random_ops.set_rng_state(self.rng_state)
                 set_device_states(self.devices, self.device_states)
             try:
-                with enable_grad(), amp.autocast("cpu", **self.autocast_state), self.recompute_context, \
+                with enable_grad(), _autocast_restored(self.autocast_states), self.recompute_context, \
                         saved_tensors_hooks(fill, lambda packed: packed):
                     self.function(*self.args, **self.kwargs)
             except _StopRecomputation:
@@ -268,7 +301,7 @@ class CheckpointFunction(Function):
         check_backward_validity(args)
         ctx.run_function = run_function
         ctx.preserve_rng_state = preserve_rng_state
-        ctx.autocast_state = _autocast_state()
+        ctx.autocast_states = _autocast_states(*args)
         if preserve_rng_state:
             ctx.forward_rng_state = random_ops.get_rng_state()
             ctx.forward_devices, ctx.forward_device_states = get_device_states(*args)
@@ -280,7 +313,6 @@ class CheckpointFunction(Function):
 
     @staticmethod
     def backward(ctx, *grad_outputs):
-        from .. import amp
         from ..autograd.engine import is_checkpoint_valid
         from ..ops import random as random_ops
 
@@ -297,7 +329,7 @@ class CheckpointFunction(Function):
             if ctx.preserve_rng_state:
                 random_ops.set_rng_state(ctx.forward_rng_state)
                 set_device_states(devices, ctx.forward_device_states)
-            with enable_grad(), amp.autocast("cpu", **ctx.autocast_state):
+            with enable_grad(), _autocast_restored(ctx.autocast_states):
                 outputs = ctx.run_function(*detached)
         if isinstance(outputs, Tensor):
             outputs = (outputs,)
@@ -349,11 +381,6 @@ def set_device_states(devices, states, *, device_type=None) -> None:
 
     for index, state in zip(devices, states):
         random_ops.cuda_default_generator(index).set_state(state)
-
-
-def noop_context_fn():
-    """The default ``context_fn`` of ``checkpoint``: two null context managers (forward, recompute)."""
-    return contextlib.nullcontext(), contextlib.nullcontext()
 
 
 @contextlib.contextmanager
