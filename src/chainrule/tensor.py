@@ -190,6 +190,8 @@ _COMPLEX_TO_REAL = ("Casting complex values to real discards the imaginary part 
 # set by ops/index.py: views_follow_root(root) gives the live views of ``root`` made while it did not
 # require grad its new flag (torch's view reads requires_grad from its base)
 views_follow_root = None
+
+
 def warn_discarding_imaginary(source: _dtype.dtype, target: _dtype.dtype) -> None:
     """torch's copy kernel's once-a-process warning where a complex ``source`` is written into a real
     ``target`` (to(), copy_, ``x[i] = z``); a bool target takes ``z != 0`` and says nothing."""
