@@ -45,6 +45,7 @@ from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad
 from .ops import random as _random
 from .ops.compat import class_repr
 from .ops.creation import eye as _eye
+from .ops.shape import cat as _cat
 from .ops.shape import stack as _stack
 from .tensor import Tensor
 from .utils._pytree import tree_flatten, tree_map_, tree_structure, tree_unflatten
@@ -1041,7 +1042,19 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
         results[1:1] = middle
         return _stack_results(func, results, out_dims, frame)
 
-    return _counted(wrapper, batching=True)
+    if chunk_size is None:
+        return _counted(wrapper, batching=True)
+
+    def chunked(*args, **kwargs):
+        # torch's chunked vmap joins each output's chunks with torch.cat along its out_dim, one chunk
+        # or many (the same values as the whole batch's): a fresh tensor, CatBackward0, and cat's
+        # TypeError for a non-Tensor output or an out_dim of None
+        result = wrapper(*args, **kwargs)
+        leaves, spec = tree_flatten(result)
+        dims = _flat_out_dims(func, out_dims, result)
+        return tree_unflatten([_cat([leaf], dim=dim) for leaf, dim in zip(leaves, dims)], spec)
+
+    return _counted(chunked, batching=True)
 
 
 def _replayed(func, trace, flat_args, flat_dims, first, out_dims, size: int):

@@ -58,3 +58,34 @@ def test_norm_without_affine_second_order_and_jacobian():
         else:
             for a, b in zip(ours, (g.detach().numpy(), gg.numpy(), jac.numpy())):
                 np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def _vmap_outcome(lib, f, out_dims, chunk_size):
+    x = lib.arange(6, dtype=lib.float32).reshape(3, 2)
+    try:
+        return lib.func.vmap(f, out_dims=out_dims, chunk_size=chunk_size)(x)
+    except Exception as error:  # noqa: BLE001 - the exception is what is compared
+        return type(error), str(error)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 5])
+@pytest.mark.parametrize("case", ["float", "none", "unbatched_tensor", "tuple_with_number"])
+def test_chunked_vmap_joins_outputs_with_cat_as_torch(case, chunk_size):
+    cases = {"float": (lambda lib: lambda x: 1.5, None),
+             "none": (lambda lib: lambda x: None, None),
+             "unbatched_tensor": (lambda lib: lambda x: lib.ones(2), None),
+             "tuple_with_number": (lambda lib: lambda x: (x * 2, 1.0), (0, None))}
+    make, out_dims = cases[case]
+    ours = _vmap_outcome(chainrule, make(chainrule), out_dims, chunk_size)
+    theirs = _vmap_outcome(torch, make(torch), out_dims, chunk_size)
+    assert isinstance(theirs, tuple) and theirs[0] is TypeError
+    assert ours == theirs
+
+
+def test_chunked_vmap_output_is_a_fresh_cat():
+    results = []
+    for lib in (chainrule, torch):
+        x = lib.arange(6, dtype=lib.float32).reshape(3, 2).requires_grad_()
+        out = lib.func.vmap(lambda a: a * 2, out_dims=1, chunk_size=2)(x)
+        results.append((out.grad_fn.name(), out.stride(), out.detach().numpy().tolist()))
+    assert results[0] == results[1]
