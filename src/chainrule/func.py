@@ -989,7 +989,19 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
             return _flat_vmap(func, size, flat_dims, flat_args, spec, kwargs, out_dims, randomness)
         return _chunked_vmap(func, size, chunk_size, flat_dims, flat_args, spec, kwargs, out_dims, randomness)
 
-    return _counted(wrapper, batching=True)
+    if chunk_size is None:
+        return _counted(wrapper, batching=True)
+
+    def chunked(*args, **kwargs):
+        # torch's chunked vmap joins each output's chunks with torch.cat along its out_dim, one chunk
+        # or many (the same values as the whole batch's): a fresh tensor, CatBackward0, and cat's
+        # TypeError for a non-Tensor output or an out_dim of None
+        result = wrapper(*args, **kwargs)
+        leaves, spec = tree_flatten(result)
+        dims = _flat_out_dims(func, out_dims, result)
+        return tree_unflatten([_cat([leaf], dim=dim) for leaf, dim in zip(leaves, dims)], spec)
+
+    return _counted(chunked, batching=True)
 
 
 def _chunked_vmap(func, size: int, chunk_size: int, flat_dims, flat_args, spec, kwargs, out_dims, randomness: str):

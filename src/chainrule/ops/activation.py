@@ -1234,7 +1234,9 @@ def _softplus_grad_array(x: np.ndarray, grad: np.ndarray, beta: float, threshold
     t = wide.dtype.type
     z = wide * t(beta)
     e = _softplus_exp_array(z)
-    with np.errstate(invalid="ignore"):  # inf / inf: torch's NaN
+    # inf / inf: torch's NaN; g·e past the float range: inf, of which torch's kernel says nothing
+    # (a call outside a walk or an op's forward, grad_fn(g) under no_grad, is not otherwise quiet)
+    with np.errstate(invalid="ignore", over="ignore"):
         result = wide_grad * e / (e + 1)
     return xp.where(z > threshold, grad, result.astype(grad.dtype, copy=False))
 

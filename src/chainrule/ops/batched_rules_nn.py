@@ -277,7 +277,8 @@ def _normalize(node, grad):
     else:
         xhat = Tensor._make(normalization._xhat_unless_written(node, x._data))
         invstd = Tensor._make(node.invstd)
-    return _normalized_grad(grad, xhat, invstd, tuple(_batch_dim(d, x.ndim) for d in node.dims))
+    return normalization._absent_affine_grads(
+        node, _normalized_grad(grad, xhat, invstd, tuple(_batch_dim(d, x.ndim) for d in node.dims)))
 
 
 @register_batched_rule(normalization.GroupNormalize)
@@ -291,7 +292,8 @@ def _group_norm(node, grad):
         xhat = Tensor._make(normalization._xhat_unless_written(node, x._data.reshape(node.xhat.shape)))
         invstd = Tensor._make(node.invstd)
     batch = grad.shape[0]
-    return _normalized_grad(grad.reshape((batch,) + grouped), xhat, invstd, (-1,)).reshape((batch,) + tuple(x.shape))
+    return normalization._absent_affine_grads(
+        node, _normalized_grad(grad.reshape((batch,) + grouped), xhat, invstd, (-1,)).reshape((batch,) + tuple(x.shape)))
 
 
 @register_batched_rule(normalization.GroupNorm)

@@ -97,6 +97,23 @@ def _watch_output(out: Tensor) -> Tensor:
     return out
 
 
+def _with_absent_affine(out: Tensor) -> Tensor:
+    """Give the node of a norm without affine map ``out`` torch's three edges: its native node takes
+    input, weight and bias, and lists a missing weight and bias as ``(None, 0)`` in ``next_functions``.
+    The node's backward answers those two with None (``_absent_affine_grads``)."""
+    node = out.grad_fn
+    if node is not None:
+        node.next_functions += (_function._NO_EDGE, _function._NO_EDGE)
+        node.needs_input_grad += (False, False)
+        node._input_meta += (None, None)
+    return out
+
+
+def _absent_affine_grads(ctx, grad_x):
+    """``grad_x``, with None for the missing weight and bias where ``_with_absent_affine`` gave them edges."""
+    return (grad_x,) + (None,) * (len(ctx.next_functions) - 1)
+
+
 def _xhat_unless_written(ctx, x):
     """The forward's x̂, or (x - mean)·(1/σ) again if the output it shares a buffer with was
     written in place since (the same operations, so the same values)."""
@@ -266,7 +283,8 @@ class LayerNormalize(Normalize):
         as_torch = _statistics_as_torch_saves(x, invstd, ctx.dims) if mean is None else None
         if as_torch is not None:
             xhat, invstd = as_torch
-        return LayerNormalizeBackward.apply(grad, x, xhat=xhat, invstd=invstd, dims=ctx.dims, eps=ctx.eps, mean=mean)
+        return _absent_affine_grads(ctx, LayerNormalizeBackward.apply(grad, x, xhat=xhat, invstd=invstd, dims=ctx.dims,
+                                                                      eps=ctx.eps, mean=mean))
 
 
 def _group_statistics(x, groups: int, eps: float) -> tuple:
@@ -301,7 +319,7 @@ class GroupNormalize(Function):
     def backward(ctx, grad):
         (x,) = ctx.saved_values
         xhat = _xhat_unless_written(ctx, x._data.reshape(ctx.xhat.shape))
-        return GroupNormalizeBackward.apply(grad, x, xhat=xhat, invstd=ctx.invstd, eps=ctx.eps)
+        return _absent_affine_grads(ctx, GroupNormalizeBackward.apply(grad, x, xhat=xhat, invstd=ctx.invstd, eps=ctx.eps))
 
 
 class GroupNormalizeBackward(Function):
@@ -1561,8 +1579,15 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
             return LayerNorm.apply(x, weight, Tensor._make(array_module(x._data).zeros(weight.shape, x._data.dtype)),
                                    dims=dims, eps=eps, half_on_cpu=half_on_cpu, unit_bias=True)
         return LayerNorm.apply(x, weight, bias, dims=dims, eps=eps, half_on_cpu=half_on_cpu)
-    return _affine(_watch_output(LayerNormalize.apply(x, dims=dims, eps=eps, half_on_cpu=half_on_cpu)), weight,
-                   gradient_against(bias, x, weight, node="NativeLayerNormBackwardBackward0"), normalized_shape)
+    if weight is None and bias is not None and bias.dtype is x.dtype:
+        # torch's one node, its edge to the missing weight (None, 0): here a constant 1 (x̂·1 is x̂)
+        return LayerNorm.apply(x, Tensor._make(array_module(x._data).ones(bias.shape, x._data.dtype)), bias,
+                               dims=dims, eps=eps, half_on_cpu=half_on_cpu)
+    out = _watch_output(LayerNormalize.apply(x, dims=dims, eps=eps, half_on_cpu=half_on_cpu))
+    if weight is None and bias is None:
+        return _with_absent_affine(out)
+    return _affine(out, weight, gradient_against(bias, x, weight, node="NativeLayerNormBackwardBackward0"),
+                   normalized_shape)
 
 
 def _check_group_norm_affine(input: Tensor, weight: Tensor | None, bias: Tensor | None) -> None:
@@ -1654,7 +1679,7 @@ def _group_norm_computed(input: Tensor, num_groups: int, weight: Tensor | None, 
         return GroupNorm.apply(x, *unit, groups=num_groups, eps=eps)
     out = _watch_output(GroupNormalize.apply(x, groups=num_groups, eps=eps))
     if weight is None and bias is None:
-        return out
+        return _with_absent_affine(out)
     # torch's one NativeGroupNormBackward0 takes the affine too: the composed node named so
     return name_node(_affine(out, weight, bias, (1, c) + (1,) * (input.ndim - 2)), "NativeGroupNormBackward0",
                      label="group_norm")
