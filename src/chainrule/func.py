@@ -989,19 +989,7 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
             return _flat_vmap(func, size, flat_dims, flat_args, spec, kwargs, out_dims, randomness)
         return _chunked_vmap(func, size, chunk_size, flat_dims, flat_args, spec, kwargs, out_dims, randomness)
 
-    if chunk_size is None:
-        return _counted(wrapper, batching=True)
-
-    def chunked(*args, **kwargs):
-        # torch's chunked vmap joins each output's chunks with torch.cat along its out_dim, one chunk
-        # or many (the same values as the whole batch's): a fresh tensor, CatBackward0, and cat's
-        # TypeError for a non-Tensor output or an out_dim of None
-        result = wrapper(*args, **kwargs)
-        leaves, spec = tree_flatten(result)
-        dims = _flat_out_dims(func, out_dims, result)
-        return tree_unflatten([_cat([leaf], dim=dim) for leaf, dim in zip(leaves, dims)], spec)
-
-    return _counted(chunked, batching=True)
+    return _counted(wrapper, batching=True)
 
 
 def _chunked_vmap(func, size: int, chunk_size: int, flat_dims, flat_args, spec, kwargs, out_dims, randomness: str):
@@ -1023,9 +1011,8 @@ def _chunked_vmap(func, size: int, chunk_size: int, flat_dims, flat_args, spec, 
     leaves, out_spec = tree_flatten(chunks[0])
     dims = _flat_out_dims(func, out_dims, chunks[0])
     flat_chunks = [tree_flatten(chunk)[0] for chunk in chunks]
-    joined = [_cat([chunk[i] for chunk in flat_chunks], dim=dim) if isinstance(leaf, Tensor) and dim is not None
-              else leaf  # (torch's cat refuses these; an unmapped result is the first chunk's)
-              for i, (leaf, dim) in enumerate(zip(leaves, dims))]
+    # (torch cats every output, one chunk or many: cat's TypeError for a non-Tensor output or an out_dim of None)
+    joined = [_cat([chunk[i] for chunk in flat_chunks], dim=dim) for i, dim in enumerate(dims)]
     return tree_unflatten(joined, out_spec)
 
 
