@@ -89,3 +89,43 @@ def test_grouped_token_learner_repeat_through_grouped_1x1_conv(groups):
 
     _assert_same(_run_both(learner, _randn(B, C, H, W), _randn(2 * C * groups, C, 1, 1, seed=1),
                            _randn(groups, 2 * C, 1, 1, seed=2)))
+
+
+# --- TD3+BC's idioms: the twin-critic target, the replay buffer's tensors, the Polyak update
+def test_twin_critic_min_target_with_ties_and_nan_against_torch_where():
+    q1 = np.array([[1.0], [2.0], [np.nan], [-1.0]], dtype=np.float32)
+    q2 = np.array([[1.0], [3.0], [0.5], [np.nan]], dtype=np.float32)
+    results = []
+    for lib in LIBS:
+        a, b = lib.tensor(q1, requires_grad=True), lib.tensor(q2, requires_grad=True)
+        target = lib.min(a, b)
+        via_where = lib.where(a < b, a, b)
+        grads = lib.autograd.grad(target.nan_to_num().sum(), (a, b))
+        results.append((target.detach().numpy(), via_where.detach().numpy(), [g.numpy() for g in grads],
+                        target.grad_fn.name()))
+    (ours, our_where, our_grads, our_node), (theirs, their_where, their_grads, their_node) = results
+    assert our_node == their_node
+    np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_array_equal(our_where, their_where)
+    for a, b in zip(our_grads, their_grads):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_replay_buffer_float_tensor_of_float64_rows_and_polyak_copy():
+    rng = np.random.default_rng(0)
+    rows = rng.standard_normal((7, 3))[rng.integers(0, 7, size=5)]
+    results = []
+    for lib in LIBS:
+        batch = lib.FloatTensor(rows).to(lib.device("cpu"))
+        target = lib.nn.Parameter(lib.tensor(_randn(3, 2)))
+        param = lib.nn.Parameter(lib.tensor(_randn(3, 2, seed=1)))
+        before = target.detach().clone()
+        target.data.copy_(0.005 * param.data + (1 - 0.005) * target.data)
+        results.append((batch.numpy(), str(batch.dtype).split(".")[-1], batch.stride(), target.detach().numpy(),
+                        lib.lerp(before, param.detach(), 0.005).numpy(), target.requires_grad))
+    ours, theirs = results
+    assert ours[1:3] == theirs[1:3] and ours[5] == theirs[5]
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    np.testing.assert_array_equal(ours[3], theirs[3])
+    np.testing.assert_allclose(ours[4], theirs[4], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(ours[3], ours[4], rtol=1e-6, atol=1e-7)
