@@ -19,6 +19,7 @@ noise and a share of uniformly random actions). Reported: the dataset's return, 
 ``torch.where(q1 < q2, q1, q2)``; the Polyak ``copy_`` equals ``torch.lerp``.
 """
 
+# ruff: noqa: UP004, UP008  (the repository's spelling: class ReplayBuffer(object), super(Actor, self))
 import copy
 import os
 
