@@ -789,6 +789,7 @@ def _note_kept(result, exposed) -> None:
 
 
 def _call_rule(node, grads, retain_graph, exposed=None):
+    received = grads  # (a post-hook sees these: torch's None for an undefined gradient, not the zeros the rule gets)
     for g in grads:
         if g is None:
             if not node._forward_cls._written_by_user and all(g is None for g in grads):
@@ -835,7 +836,7 @@ def _call_rule(node, grads, retain_graph, exposed=None):
         for hook in list(node._post_hooks):
             if exposed is not None:
                 exposed.update(id(g) for g in fixed)
-            result = hook(fixed, tuple(grads))
+            result = hook(fixed, tuple(received))
             if result is not None:  # the hook's gradients replace the ones the node passes on
                 fixed = _checked_hook_result(hook, result, fixed)
     return fixed
