@@ -61,3 +61,29 @@ def test_node_hook_sees_none_for_an_undefined_gradient(case):
     mine, theirs = _hook_run(chainrule, case), _hook_run(real_torch, case)
     assert mine == theirs
     assert any(g is None for g in mine[0][0][1])  # (the case does leave an output without a gradient)
+
+
+def _version_error(lib, make, write):
+    a = lib.tensor(_X, requires_grad=True)
+    x = make(a)
+    loss = write(x)
+    with pytest.raises(RuntimeError) as caught:
+        loss.backward()
+    return str(caught.value).split(" Hint:")[0]
+
+
+_MAKERS = {"exp": lambda a: a.exp(), "sigmoid": lambda a: a.sigmoid(), "double": lambda a: a * 2}
+_WRITES = {
+    "copy_of_maximum": lambda x: x.copy_(x.maximum(x)).sum(),
+    "copy_then_exp_": lambda x: x.copy_(x.pow(3)).exp_().sum(),
+    "add_then_use": lambda x: (x.sin().sin() * x.add_(1)).sum(),
+}
+
+
+@pytest.mark.parametrize("write", list(_WRITES))
+@pytest.mark.parametrize("make", list(_MAKERS))
+def test_version_error_names_the_node_the_walk_meets_first(make, write):
+    # several nodes saved a tensor that changed: torch's error is the first one its walk runs, whose
+    # saved input is named by its grad_fn now (CopyBackwards), not exp's own saved output
+    mine = _version_error(chainrule, _MAKERS[make], _WRITES[write])
+    assert mine == _version_error(real_torch, _MAKERS[make], _WRITES[write])
