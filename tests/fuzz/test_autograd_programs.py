@@ -118,9 +118,6 @@ OPEN_KINDS = [
     ("the strides of autograd.grad's results (and of a gradient a node hook sees): torch's kernels' layouts "
      "(an expand's zero strides, a transposed leaf's), chainrule's own",
      lambda program, problem: ".stride" in problem and any(s.op == "grad" for s in program.steps)),
-    ("the gradients a Node hook sees for an input that gets none (an unused or non-differentiable input): "
-     "None in torch, zeros (or the reverse) in chainrule",
-     lambda program, problem: problem.split(": ", 1)[-1].startswith("hooks[") and "None" in problem),
     ("a retained .grad of a tensor that is the output of its own backward (inputs= naming it, then a plain "
      "backward of it): torch adds the new seed into the retained grad, chainrule keeps the first",
      lambda program, problem: ".grad: [" in problem and "vs torch [" in problem

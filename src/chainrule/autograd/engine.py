@@ -294,6 +294,33 @@ def _dependencies(roots):
     return dependencies
 
 
+def _raise_first_failing(failing, roots, dependencies, running) -> None:
+    """Raises torch's error of the node, among those that will run and whose saved tensors are freed
+    or changed in place (``failing`` is one), that the walk would run first (the walk's own order,
+    below): torch meets the error there, and its message names that node's saved tensor
+    (x.copy_(x.maximum(x)) after x = a.exp(): maximum's input, whose grad_fn is CopyBackwards now, not
+    exp's saved output)."""
+    left = dict(dependencies)
+    ready = []
+    following = None
+    for root in roots:
+        following = _release(root, left, ready, following)
+    while following is not None or ready:
+        if following is not None:
+            node, following = following, None
+        else:
+            node = heappop(ready)[-1]
+        if running is not None and id(node) not in running:
+            continue  # (it does not run, and releases nothing)
+        versions = node._saved_versions
+        if node._freed or versions is not None and not _versions_match(node._saved, versions):
+            node.saved_values  # noqa: B018 - the property raises torch's error
+        for child, _ in node.next_functions:
+            if child is not None:
+                following = _release(child, left, ready, following)
+    failing.saved_values  # noqa: B018 - (not met on the way: raised all the same)
+
+
 def _release(node, dependencies, ready, following):
     """One more edge into ``node`` has been followed: when it was the last, ``node`` is ready — the
     next to run if nothing else waits (returned as ``following``), else queued. Returns the new
@@ -489,7 +516,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
             else:
                 continue
         if needed is None or id(node) in running:
-            node.saved_values  # noqa: B018 - the property raises torch's error
+            _raise_first_failing(node, roots, dependencies, running)
 
     # torch's order: among the nodes whose consumers have all run, the newest (highest sequence
     # number) runs first. A node that becomes ready while none waits runs next without the
@@ -789,6 +816,7 @@ def _note_kept(result, exposed) -> None:
 
 
 def _call_rule(node, grads, retain_graph, exposed=None):
+    received = grads  # (a post-hook sees these: torch's None for an undefined gradient, not the zeros the rule gets)
     for g in grads:
         if g is None:
             if not node._forward_cls._written_by_user and all(g is None for g in grads):
@@ -835,7 +863,7 @@ def _call_rule(node, grads, retain_graph, exposed=None):
         for hook in list(node._post_hooks):
             if exposed is not None:
                 exposed.update(id(g) for g in fixed)
-            result = hook(fixed, tuple(grads))
+            result = hook(fixed, tuple(received))
             if result is not None:  # the hook's gradients replace the ones the node passes on
                 fixed = _checked_hook_result(hook, result, fixed)
     return fixed
