@@ -62,3 +62,28 @@ def test_conv_without_bias_gradients_second_order_jacrev_vmap(transposed):
         results.append([t.detach().numpy() for t in (gx, gw, ggx, ggw, jac, hess, batched)])
     for ours, theirs in zip(*results):
         np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-9)
+
+
+def _saved_affine(fn):
+    return [(name, getattr(fn, name) is None, getattr(fn, "_raw" + name).unpack() is None)
+            for name in ("_saved_weight", "_saved_bias")]
+
+
+def test_layer_norm_missing_affine_saved_as_none_as_torch():
+    for weight, bias in ((False, True), (True, False), (False, False), (True, True)):
+        found = []
+        for lib in (chainrule, torch):
+            x = lib.tensor(np.random.default_rng(3).standard_normal((3, 5)), dtype=lib.float32, requires_grad=True)
+            w = lib.linspace(0.5, 1.5, 5, requires_grad=True) if weight else None
+            b = lib.linspace(-1.0, 1.0, 5, requires_grad=True) if bias else None
+            y = lib.nn.functional.layer_norm(x, (5,), w, b)
+            fn = y.grad_fn
+            before = _saved_affine(fn)
+            grads = lib.autograd.grad((y * y.detach().cos()).sum(), [t for t in (x, w, b) if t is not None])
+            # an undefined saved tensor still reads None once the graph is freed; a defined one raises
+            after = [name for name in ("_saved_weight", "_saved_bias") if not (weight if "weight" in name else bias)
+                     and getattr(fn, name) is None]
+            found.append((before, after, [g.numpy() for g in grads]))
+        assert found[0][:2] == found[1][:2], (weight, bias)
+        for ours, theirs in zip(found[0][2], found[1][2]):
+            np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
