@@ -419,6 +419,8 @@ class _SavedName:
                 if type(value) is not SavedValue:
                     return value
                 if value.tensor and node._freed:  # torch's error for every saved tensor, computed ones too
+                    if value.undefined is not None and value.undefined(node):
+                        return None
                     node.saved_values  # noqa: B018 - the property raises it
                 return _operand_of(value.read(node))
         else:
@@ -468,28 +470,40 @@ class SavedValue:
     ctx_value("dim"), "_saved_alpha": 1, ...}``: torch's names, each a SavedValue or a constant.
     Nothing runs when the op is recorded; the value is made when someone reads the attribute."""
 
-    __slots__ = ("read", "slot", "tensor")
+    __slots__ = ("read", "slot", "tensor", "undefined")
 
-    def __init__(self, read, slot=None, tensor: bool = False) -> None:
+    def __init__(self, read, slot=None, tensor: bool = False, undefined=None) -> None:
         self.read = read  # read(node) -> the value
         # the position in ctx.save_for_backward of the saved tensor read as is (its reads can be
         # hooked through _raw_saved_<name>), else None
         self.slot = slot
         self.tensor = tensor or slot is not None  # a tensor (or None): torch lists _raw_saved_<name>
+        # undefined(node): True where torch's node keeps an undefined tensor there, which reads
+        # None even once the graph is freed (its saved tensors' error is for defined ones)
+        self.undefined = undefined
 
 
-def saved(position: int, then=None, needed: int | None = None) -> SavedValue:
+def absent_tensor() -> SavedValue:
+    """A tensor torch's node keeps undefined (a norm's missing weight): None, also once the
+    graph is freed, with its ``_raw_saved_<name>`` listed."""
+    return SavedValue(lambda node: None, tensor=True, undefined=lambda node: True)
+
+
+def saved(position: int, then=None, needed: int | None = None, undefined=None) -> SavedValue:
     """The tensor the forward passed to ``save_for_backward`` at ``position`` (None where it
     saved None, or where the input ``needed`` needs no gradient: torch keeps a tensor only for
     the gradients it serves), through ``then`` (e.g. ``Tensor.t``) when given; raises torch's
-    error once the graph is freed or the tensor was modified in place."""
+    error once the graph is freed or the tensor was modified in place. ``undefined(node)``:
+    True where torch keeps no tensor there (None, also once freed) though the backward reads one."""
     def read(node):
         if needed is not None and not node.needs_input_grad[needed]:
+            return None
+        if undefined is not None and undefined(node):
             return None
         value = node.saved_values[position]
         return value if then is None or value is None else then(value)
 
-    return SavedValue(read, position if then is None else None, tensor=True)
+    return SavedValue(read, position if then is None else None, tensor=True, undefined=undefined)
 
 
 def ctx_value(name: str, convert=None, tensor: bool = False) -> SavedValue:

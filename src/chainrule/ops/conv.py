@@ -45,7 +45,7 @@ import numpy as np
 from .. import _config, _dtype
 from .._backend import array_module, autocast_unifies, strided_view
 from .._parallel import over_rows
-from ..autograd.function import Function, SavedValue, _type_text, ctx_value, name_node, saved
+from ..autograd.function import _NO_EDGE, Function, SavedValue, _type_text, ctx_value, name_node, saved
 from ..autograd.profiler import composite_range
 from ..tensor import Tensor, _check_tensor
 from . import _cuda_conv, cpu_features
@@ -1017,7 +1017,7 @@ class Convolution(Function):
     # torch's grad_fn._saved_* names, read from the geometry the node keeps
     saved_attributes = {
         "_saved_bias_sym_sizes_opt": SavedValue(
-            lambda node: tuple(node._input_meta[2][0]) if len(node._input_meta) == 3 else (0,)),
+            lambda node: tuple(node._input_meta[2][0]) if node._input_meta[2:] != (None,) else (0,)),
         "_saved_dilation": ctx_value("geo", lambda geo: geo.dilation),
         "_saved_groups": ctx_value("geo", lambda geo: geo.groups),
         "_saved_input": saved(0),
@@ -1144,6 +1144,18 @@ class ConvWeight(Function):
         grad_x = ConvInput.apply(g, v, geo=geo, c=ctx._input_meta[0][0][1]) if needs[0] else None
         grad_g = Convolution.apply(x, v, geo=geo) if needs[1] else None
         return grad_x, grad_g
+
+
+def _with_absent_bias(out: Tensor) -> Tensor:
+    """Give the node of a convolution without bias torch's three edges: ConvolutionBackward0 takes
+    input, weight and bias, and lists a missing bias as ``(None, 0)`` in ``next_functions``. The
+    backward (and its batched rule) answer None for an edge whose input needs no gradient."""
+    node = out.grad_fn
+    if node is not None:
+        node.next_functions += (_NO_EDGE,)
+        node.needs_input_grad += (False,)
+        node._input_meta += (None,)
+    return out
 
 
 # Convolution.backward needs the input's channel count and the weight's shape even when the
@@ -1448,8 +1460,10 @@ def _convnd(input, weight, bias, stride, padding, dilation, groups, d: int, opna
         _check_kernel_size(weight, d)
         _check_integer_kernel(input, d, False, dilation)
     geo = _Geometry(kernel, stride, pad_lo, pad_hi, dilation, groups, in_shape)
-    args = (input, weight) if bias is None else (input, weight, bias)
-    out = Convolution.apply(*args, geo=geo)
+    if bias is None:
+        out = _with_absent_bias(Convolution.apply(input, weight, geo=geo))
+    else:
+        out = Convolution.apply(input, weight, bias, geo=geo)
     return out.squeeze(0) if unbatched else out
 
 
@@ -1555,8 +1569,10 @@ def _conv_transposend(input, weight, bias, stride, padding, output_padding, grou
     # conv_transpose is Cᵀ of the conv whose input has the transpose's output shape; the
     # output_padding extra positions are simply not reached by that conv
     geo = _Geometry(kernel, stride, padding, padding, dilation, groups, in_shape, out_shape)
-    args = (input, weight) if bias is None else (input, weight, bias)
-    out = ConvInput.apply(*args, geo=geo, c=c_out)
+    if bias is None:
+        out = _with_absent_bias(ConvInput.apply(input, weight, geo=geo, c=c_out))
+    else:
+        out = ConvInput.apply(input, weight, bias, geo=geo, c=c_out)
     if out.dtype is _dtype.float16 and type(out._data) is np.ndarray and out.numel():
         from .conv_transpose_half import conv_transpose_values
 

@@ -21,6 +21,7 @@ from ..autograd.function import (
     QUIET,
     Function,
     SavedValue,
+    absent_tensor,
     ctx_value,
     name_node,
     numpy_errstate,
@@ -249,12 +250,12 @@ class LayerNormalize(Normalize):
     gradient = LayerNormalizeBackward
     # torch's grad_fn._saved_* of a layer norm without affine: each row's mean and 1/σ, kept dims
     saved_attributes = {
-        "_saved_bias": None,
+        "_saved_bias": absent_tensor(),
         "_saved_input": saved(0),
         "_saved_normalized_shape": SavedValue(lambda node: tuple(node._input_meta[0][0][d] for d in node.dims)),
         "_saved_result1": SavedValue(lambda node: node.saved_values[0].mean(dim=node.dims, keepdim=True), tensor=True),
         "_saved_result2": ctx_value("invstd", Tensor._make, tensor=True),
-        "_saved_weight": None,
+        "_saved_weight": absent_tensor(),
     }
     forward_state = ("xhat", "mean", "invstd", "kernel_mean")
 
@@ -812,18 +813,24 @@ class LayerNorm(Function):
     forward_state = ("xhat", "invstd", "mean")
     # torch's grad_fn._saved_* names: result1 and result2 are the rows' mean and 1/σ
     saved_attributes = {
-        "_saved_bias": saved(2),
+        "_saved_bias": saved(2, undefined=lambda node: node.unit_bias),
         "_saved_input": saved(0),
         "_saved_normalized_shape": SavedValue(lambda node: tuple(node._input_meta[0][0][d] for d in node.dims)),
         "_saved_result1": SavedValue(lambda node: node.saved_values[0].mean(dim=node.dims, keepdim=True), tensor=True),
         "_saved_result2": SavedValue(lambda node: Tensor._make(node.invstd.reshape(
             node._input_meta[0][0][:-len(node.dims)] + (1,) * len(node.dims))), tensor=True),
-        "_saved_weight": saved(1),
+        # (None for the unit weight and zero bias that stand for layer_norm's missing ones, as torch's node keeps them)
+        "_saved_weight": saved(1, undefined=lambda node: node.unit_weight),
     }
 
     @staticmethod
-    def forward(ctx, x, w, b, dims, eps, half_on_cpu=False, unit_bias=False):
-        # (unit_bias: b is layer_norm's constant 0 for no bias, which torch's node keeps as None)
+    def forward(ctx, x, w, b, dims, eps, half_on_cpu=False, unit_bias=False, unit_weight=False):
+        # (unit_bias: b is layer_norm's constant 0 for no bias, which torch's node keeps as None;
+        # unit_weight: w is its constant 1 for no weight, which the backward reads, reported as None)
+        if unit_weight:
+            ctx.unit_weight = True
+        if unit_bias:
+            ctx.unit_bias = True
         xp = array_module(x)
         if xp is not np and _cuda_kernels.available(x):
             # CuPy: y, the row means and 1/σ in one fused launch; the backward kernel takes x, mean, 1/σ
@@ -861,6 +868,10 @@ class LayerNorm(Function):
         grads = LayerNormBackward.apply(grad, x, w, xhat=xhat, invstd=invstd, dims=ctx.dims,
                                         eps=ctx.eps, needs=tuple(needs), mean=mean)
         return _spread(grads, needs)
+
+
+# (set on the node where the forward's w or b is that unit weight or zero bias)
+LayerNorm._node_cls.unit_weight = LayerNorm._node_cls.unit_bias = False
 
 
 class LayerNormBackward(Function):
@@ -1582,7 +1593,7 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
     if weight is None and bias is not None and bias.dtype is x.dtype:
         # torch's one node, its edge to the missing weight (None, 0): here a constant 1 (x̂·1 is x̂)
         return LayerNorm.apply(x, Tensor._make(array_module(x._data).ones(bias.shape, x._data.dtype)), bias,
-                               dims=dims, eps=eps, half_on_cpu=half_on_cpu)
+                               dims=dims, eps=eps, half_on_cpu=half_on_cpu, unit_weight=True)
     out = _watch_output(LayerNormalize.apply(x, dims=dims, eps=eps, half_on_cpu=half_on_cpu))
     if weight is None and bias is None:
         return _with_absent_affine(out)
