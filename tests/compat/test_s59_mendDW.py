@@ -52,3 +52,46 @@ def test_vmap_unbatched_output_with_grad_is_an_expand():
         out.sum().backward()
         outcomes.append((tuple(out.shape), out.stride(), out.grad_fn.name(), w.grad.tolist()))
     assert outcomes[0] == outcomes[1]
+
+
+def _empty_arrays():
+    import numpy as np
+
+    for shape in [(0,), (3, 0), (0, 3), (2, 0, 4), (1, 0), (0, 1, 2)]:
+        for dtype in (np.float32, np.float64, np.int64, np.bool_):
+            base = np.zeros(shape, dtype)
+            yield base
+            yield base.T
+            yield np.broadcast_to(np.zeros(shape[-1:], dtype), shape)
+            yield np.zeros(tuple(size + 2 for size in shape), dtype)[tuple(slice(1, 1 + size) for size in shape)]
+
+
+_CONSTRUCTORS = {
+    "tensor": lambda lib, a: lib.tensor(a),
+    "tensor_float64": lambda lib, a: lib.tensor(a, dtype=lib.float64),
+    "as_tensor": lambda lib, a: lib.as_tensor(a),
+    "as_tensor_float64": lambda lib, a: lib.as_tensor(a, dtype=lib.float64),
+    "from_numpy": lambda lib, a: lib.from_numpy(a),
+    "asarray_copy": lambda lib, a: lib.asarray(a, copy=True),
+    "Tensor": lambda lib, a: lib.Tensor(a),
+}
+
+
+@pytest.mark.filterwarnings("ignore:The given NumPy array is not writable")  # (the broadcast arrays)
+@pytest.mark.parametrize("constructor", sorted(_CONSTRUCTORS))
+def test_empty_ndarray_keeps_numpys_strides(constructor):
+    make = _CONSTRUCTORS[constructor]
+
+    def outcome(lib, a):
+        made = make(lib, a)
+        return tuple(made.shape), made.stride(), made.is_contiguous()
+
+    mismatches = [(a.shape, a.strides, outcome(torch, a), outcome(chainrule, a)) for a in _empty_arrays()
+                  if outcome(torch, a) != outcome(chainrule, a)]
+    assert mismatches == []
+
+
+def test_fresh_empty_tensors_keep_contiguous_strides():
+    for lib in (torch, chainrule):
+        assert lib.zeros(2, 0, 3).stride() == (3, 3, 1)
+        assert (lib.from_numpy(__import__("numpy").zeros((3, 0))) + 1).stride() == (1, 1)
