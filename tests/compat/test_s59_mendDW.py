@@ -95,3 +95,32 @@ def test_fresh_empty_tensors_keep_contiguous_strides():
     for lib in (torch, chainrule):
         assert lib.zeros(2, 0, 3).stride() == (3, 3, 1)
         assert (lib.from_numpy(__import__("numpy").zeros((3, 0))) + 1).stride() == (1, 1)
+
+
+_TEXT_KEYS = ["a", "ab", "", "x" * 40, ("a",), ("a", 5), (5, "a"), (0, "a"), ["a"], [0, "a"], [None, "a"],
+              ["a"] * 40, b"ab", (..., "ab"), ([0], "a")]
+
+
+def _text_index_outcome(lib, shape, key, write: bool):
+    import warnings
+
+    t = lib.zeros(shape)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            if write:
+                t[key] = 1.0
+            else:
+                t[key]
+            outcome = ("no error",)
+        except Exception as error:  # noqa: BLE001 -- the outcome compared is the exception itself
+            outcome = (type(error).__name__, str(error))
+    return outcome, [(w.category.__name__, str(w.message), w.filename) for w in caught]
+
+
+@pytest.mark.parametrize("shape", [(3,), (3, 4), (2, 3, 4), ()])
+@pytest.mark.parametrize("write", [False, True])
+def test_string_index_errors_and_warnings(shape, write):
+    mismatches = [(key, _text_index_outcome(torch, shape, key, write), _text_index_outcome(chainrule, shape, key, write))
+                  for key in _TEXT_KEYS]
+    assert [m for m in mismatches if m[1] != m[2]] == []
