@@ -1540,6 +1540,7 @@ def bind_all(modules) -> None:
     # what tensor.py's own methods need from the ops: Tensor(data), to(), views sharing a version
     Tensor._to_array = staticmethod(creation._to_array)
     Tensor._legacy_data_array = staticmethod(creation._legacy_data_array)
+    Tensor._keep_numpy_empty_strides = staticmethod(creation._keep_numpy_empty_strides)
     Tensor._cast = ew._cast
     Tensor._copy_in_memory_format = ew._copy_in_memory_format
     Tensor._copy_as_to = ew._copy_as_to

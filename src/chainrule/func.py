@@ -1105,13 +1105,15 @@ def _replayed(func, trace, flat_args, flat_dims, first, out_dims, size: int):
         value = next(found)
         if dim is None:
             if value.batched:
-                return None
+                raise _batched_with_no_out_dim(func)
             stacked.append(leaf)
             continue
         rank = leaf.dim() + 1
         if not -rank <= dim < rank:
             return None
-        if not value.batched:
+        if not value.batched and dim == 0:  # torch's _remove_batch_dim: an expanded view, ExpandBackward0
+            stacked.append(leaf.expand(size, *leaf.shape))
+        elif not value.batched:  # (torch's expand there mistakes the sizes or crashes: the stacked slices)
             stacked.append(_with_slices_conj_bit(_stack([leaf] * size, dim=dim), [leaf]))
         else:
             stacked.append(_with_slices_conj_bit(value.data.movedim(0, dim) if dim % rank else value.data, [leaf]))
@@ -1234,15 +1236,22 @@ def _empty_batch(func, flat_args, flat_dims, spec, kwargs, out_dims):
                           stacked_spec)
 
 
+def _batched_with_no_out_dim(func) -> ValueError:
+    name = _func_name(func)
+    return ValueError(f"vmap({name}, ...): `{name}` can not return a BatchedTensor when out_dim is None")
+
+
 def _stack_results(func, results, out_dims, frame=None):
     leaves_per_slice = [tree_flatten(result)[0] for result in results]
     spec = tree_structure(results[0])
     dims = _flat_out_dims(func, out_dims, results[0])
-    name = getattr(func, "__name__", repr(func))
+    name = _func_name(func)
     stacked = []
     for position, dim in enumerate(dims):
         column = [leaves[position] for leaves in leaves_per_slice]
         if dim is None:
+            if frame is not None and any(isinstance(x, Tensor) and frame.holds_batched(x) for x in column):
+                raise _batched_with_no_out_dim(func)
             stacked.append(column[0])
             continue
         if not all(isinstance(x, Tensor) for x in column):

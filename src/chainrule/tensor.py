@@ -222,6 +222,9 @@ class Tensor:
     _grad_dtype = False  # torch's grad_dtype: False = the tensor's dtype, None = any, else that dtype
     # a wrapper subclass's strides as its constructor gave them (its array is a zero-strided placeholder)
     _wrapper_strides = None
+    # (shape, strides in elements) of the empty ndarray a constructor made this tensor of: torch keeps
+    # the array's strides there (NumPy's zeroed ones too) where a fresh empty tensor's are contiguous
+    _numpy_empty_strides = None
     _name = None
     _live_views = None  # weak references to the views made from this tensor while recording
     _nondifferentiable_view = False  # a view(dtype): shares memory, never the graph (ops/shape.py _share)
@@ -284,6 +287,8 @@ class Tensor:
         else:
             array = self._legacy_data_array(data, dt)
         self._init(array)
+        if type(data) is np.ndarray and not data.size:
+            self._keep_numpy_empty_strides(self, data)
 
     def _init_subclass_instance(self, args: tuple, requires_grad: bool = False, dtype=None,
                                 **subclass_arguments) -> None:
@@ -385,7 +390,9 @@ class Tensor:
             # NumPy zeroes a fresh empty array's strides (a view keeps its own, as torch's does: x[:, 4:]
             # of a (3, 4) is (4, 1)); torch gives a fresh one the contiguous strides of its shape,
             # counting a 0-length dim as 1 ((2, 0, 3) → (3, 3, 1))
-            strides = contiguous_strides(self._data.shape)
+            kept = self._numpy_empty_strides
+            strides = kept[1] if kept is not None and kept[0] == self._data.shape else \
+                contiguous_strides(self._data.shape)
         else:
             strides = tuple(s // self._data.itemsize for s in self._data.strides)
         return strides if dim is None else strides[_wrap_dim(dim, self._data.ndim, "stride")]

@@ -24,6 +24,7 @@ class Tensor:
     _wrapped_number: builtins.bool
     _grad_dtype: builtins.bool
     _wrapper_strides: Any
+    _numpy_empty_strides: Any
     _name: Any
     _live_views: Any
     _nondifferentiable_view: builtins.bool
@@ -471,6 +472,8 @@ class Tensor:
     def resolve_neg(self) -> Tensor: ...
 
     # bound by chainrule._methods from chainrule.ops.creation
+    @staticmethod
+    def _keep_numpy_empty_strides(made: Tensor, data: np.ndarray) -> Tensor: ...
     @staticmethod
     def _legacy_data_array(data, dtype: _dtype.dtype): ...
     @staticmethod

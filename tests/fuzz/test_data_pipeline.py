@@ -40,14 +40,7 @@ CASES_OF = {"workers": (1, 40)}
 OPEN: dict[str, str] = {}
 
 # (reason, test of (case, problem)): whole kinds of open defect, found and not fixed yet
-OPEN_KINDS: list = [
-    ("a tensor indexed by a string (default_collate of a batch whose first sample is a mapping and a later one "
-     "a tensor): torch's indexing raises \"new(): invalid data type 'str'\" (after warning, for a string of more "
-     "than one letter, 'Using a non-tuple sequence for multidimensional indexing'), chainrule's Tensor.__getitem__ "
-     "its own TypeError ('a tensor index must be an integer, ...') and no warning; Tensor indexing, not the pipeline",
-     lambda case, problem: ("a tensor index must be an integer" in problem and "invalid data type 'str'" in problem)
-     or "non-tuple sequence for multidimensional indexing" in problem),
-]
+OPEN_KINDS: list = []
 
 
 def known(case, problem: str) -> bool:

@@ -423,6 +423,8 @@ def tensor(data, *, dtype=None, device=None, requires_grad: builtins.bool = Fals
     if isinstance(data, np.ndarray) and data.ndim > 1 and not (data.flags.c_contiguous and 1 not in data.shape):
         array = _numpy_layout_kept(array, data)
     made = _finish(array, requires_grad)
+    if isinstance(data, np.ndarray) and not data.size:
+        _keep_numpy_empty_strides(made, data)
     if _function.active_dispatch is not None:  # a mode sees the new tensor lifted in (aten.lift_fresh)
         made._requires_grad = False  # (below autograd; the flag is set again above it)
         lifted = _function.factory_dispatch("lift_fresh", _lift_fresh, (made,), {})
@@ -447,6 +449,16 @@ def _numpy_layout_kept(array, data: np.ndarray):
     laid_out = strided_view(np.empty(array.size, dtype=array.dtype), array.shape, wanted)
     laid_out[...] = array
     return laid_out
+
+
+def _keep_numpy_empty_strides(made: Tensor, data: np.ndarray) -> Tensor:
+    """``made`` (of the empty ndarray ``data``, shared or copied) with the array's strides in
+    elements, as torch's tensor, as_tensor and from_numpy give it (zeros where NumPy zeroes them:
+    (3, 0) → (0, 0), not the contiguous (1, 1) of a fresh empty tensor)."""
+    if made._data.shape == data.shape and min(data.strides, default=0) >= 0 and \
+            not any(stride % data.itemsize for stride in data.strides):
+        made._numpy_empty_strides = (data.shape, tuple(stride // data.itemsize for stride in data.strides))
+    return made
 
 
 def _lift_fresh(made: Tensor) -> Tensor:
@@ -485,10 +497,12 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
             return Tensor._make(_to_array(data, None, copy=False))
         _warn_if_read_only(data)
         _storage.mark_not_resizable(data)
-        return Tensor._make(data)
+        return Tensor._make(data) if data.size else _keep_numpy_empty_strides(Tensor._make(data), data)
     result = Tensor._make(_to_array(data, dtype, copy=False, device=device))
     if isinstance(data, np.ndarray) and type(result._data) is np.ndarray and np.may_share_memory(result._data, data):
         _storage.mark_not_resizable(data)  # shared, as without a dtype: the array's memory
+    if isinstance(data, np.ndarray) and not data.size:
+        _keep_numpy_empty_strides(result, data)
     return result
 
 
@@ -506,6 +520,8 @@ def asarray(obj, *, dtype=None, device=None, copy: builtins.bool | None = None,
         device = default_device.device
     if not isinstance(obj, Tensor):
         result = Tensor._make(_to_array(obj, dtype, copy=True, device=device)) if copy else as_tensor(obj, dtype, device)
+        if copy and isinstance(obj, np.ndarray) and not obj.size:
+            _keep_numpy_empty_strides(result, obj)
         if copy is False and isinstance(obj, np.ndarray) and not np.shares_memory(result._data, obj):
             raise ValueError(f"can't alias tensor with dtype '{_dtype.scalar_name(as_tensor(obj).dtype)}' into "
                              f"dtype '{_dtype.scalar_name(result.dtype)}'.")
@@ -546,7 +562,7 @@ def from_numpy(ndarray: np.ndarray, /) -> Tensor:
     _check_numpy_array(array)
     _warn_if_read_only(array)
     _storage.mark_not_resizable(array)
-    return Tensor._make(array)
+    return Tensor._make(array) if array.size else _keep_numpy_empty_strides(Tensor._make(array), array)
 
 
 def _legacy_data_array(data, dtype: _dtype.dtype):

@@ -68,14 +68,16 @@ def _convert_key(key, xp=np, shape: tuple | None = None):
     for a CUDA tensor, and copies them over, as CuPy does with a list. With the indexed tensor's
     ``shape``, the key is first checked in torch's order (see _check_key_in_torch_order).
     """
-    if type(key) is list and len(key) < 32 and any(
-            isinstance(k, (Tensor, list, tuple, np.ndarray, slice)) or k is None or k is Ellipsis for k in key):
+    if (type(key) is list or isinstance(key, str)) and len(key) < 32:
         # torch (after NumPy's old rule) reads a short list holding tensors, sequences, slices, None
-        # or Ellipsis as a tuple of indices: x[[rows, cols]] is x[rows, cols]
-        warnings.warn("Using a non-tuple sequence for multidimensional indexing is deprecated; use "
-                      "x[tuple(seq)] instead of x[seq] (torch will read it as x[torch.tensor(seq)])",
-                      UserWarning, stacklevel=3)
-        key = tuple(key)
+        # or Ellipsis as a tuple of indices: x[[rows, cols]] is x[rows, cols]; a string too, its
+        # letters being sequences (x["ab"] is x["a", "b"], refused below as strings)
+        for k in key:
+            if isinstance(k, (Tensor, list, tuple, np.ndarray, slice, str, bytes)) or k is None or k is Ellipsis:
+                line = 359 if k is None or k is Ellipsis else 349  # (where torch's check warns)
+                warnings.warn(_NON_TUPLE_SEQUENCE.format(line=line), UserWarning, stacklevel=3)
+                key = tuple(key)
+                break
     if isinstance(key, tuple) and shape is not None and sum(k is Ellipsis for k in key) > 1:
         key = _with_one_ellipsis(key, shape)
     if isinstance(key, tuple) and shape or shape == () and not isinstance(key, (int, np.integer, slice)):
@@ -91,6 +93,19 @@ def _convert_key(key, xp=np, shape: tuple | None = None):
         return key
     key = _convert_key_item(key)
     return xp.asarray(key) if xp is not np and type(key) is np.ndarray else key
+
+
+_NON_TUPLE_SEQUENCE = (
+    "Using a non-tuple sequence for multidimensional indexing is deprecated and will be changed in pytorch 2.9; use "
+    "x[tuple(seq)] instead of x[seq]. In pytorch 2.9 this will be interpreted as tensor index, x[torch.tensor(seq)], "
+    "which will result either in an error or a different result (Triggered internally at "
+    "/__w/pytorch/pytorch/torch/csrc/autograd/python_variable_indexing.cpp:{line}.)")
+
+
+def _refuse_text_index(k) -> None:
+    """torch reads a string (or bytes) index item as a sequence for torch.tensor, which refuses it."""
+    if isinstance(k, (str, bytes)):
+        raise TypeError(f"new(): invalid data type '{'str' if isinstance(k, str) else 'bytes'}'")
 
 
 def _refuse_device_indices(key) -> None:
@@ -192,6 +207,7 @@ def _check_key_in_torch_order(items: tuple, shape: tuple) -> None:
         elif k is Ellipsis:
             dim += len(shape) - specified
         else:
+            _refuse_text_index(k)  # (in its turn: an integer before it is checked first)
             dim += _dims_indexed(k)
 
 
@@ -249,6 +265,8 @@ def _convert_key_item(k):
         return _convert_list(k)
     if type(k) is int:
         _check_int64(k)
+    else:
+        _refuse_text_index(k)
     return k
 
 
@@ -266,6 +284,8 @@ def _convert_list(k: list):
             if isinstance(x, Tensor) and x._data.ndim == 0 and x._data.dtype.kind in "iu":
                 _vmap_frames.refuse_index_read(x)
     array = np.asarray([x.item() if isinstance(x, Tensor) else x for x in k])
+    if array.dtype.kind in "US":  # (NumPy's strings: torch.tensor refuses the list's)
+        _refuse_text_index("" if array.dtype.kind == "U" else b"")
     if array.dtype.kind in "uO":  # (NumPy's type for integers beyond int64)
         for x in k:
             if type(x) is int:
@@ -1160,9 +1180,6 @@ def _read(input: Tensor, key, given, read: type[Index], mode: str) -> Tensor:
     except IndexError as e:
         if input.ndim == 0:
             _raise_0d_index_error(given)
-        if isinstance(given, str):  # torch refuses a string key as no index at all, with a TypeError
-            raise TypeError(f"a tensor index must be an integer, slice, None, Ellipsis or tensor, not str "
-                            f"({given!r})") from None
         raise in_torch_words(e, key, input._data.shape) from None
     if read is not Index:
         if out.grad_fn is not None and input._base is None:
