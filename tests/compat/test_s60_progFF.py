@@ -1,7 +1,8 @@
 """The idioms of the SPADE, lookup-free quantization and SAC-Discrete programs, each against torch:
 the ``scatter_`` one-hot of a label map and its range errors (the first out-of-range index in index
 order, as torch's loops meet it), LFQ's bit codebook (``int & 2 ** arange``) and index sums, its
-``einsum('... i d, j d -> ... i j')`` distances, SPADE's parameter-free norms, and SAC-Discrete's guarded
+``einsum('... i d, j d -> ... i j')`` distances and the equation errors torch words (indices into the
+equation as written, spaces included), SPADE's parameter-free norms, and SAC-Discrete's guarded
 log-probabilities against ``Categorical.entropy``."""
 
 import numpy as np
@@ -80,7 +81,19 @@ def test_label_map_one_hot_by_scatter_equals_one_hot_permuted():
     assert (our_dtype, our_strides) == (their_dtype, their_strides)
 
 
-# ---------------------------------------------------------------- LFQ's einsum distances
+# ---------------------------------------------------------------- einsum equation errors
+EQUATIONS = [
+    "id,jd->->ij", "i d, j d -> i #", " i d , j% d->ij", "id,jd- >ij", "id,j d->i!j", "i-d,jd->ij",
+    "id,jd->....", "id,jd->ij......", "id,jd->i..j", "...id,jd->. ..ij", "i......d,jd->ij",
+    "... ...,jd->ij", ". ..id,jd->ij", "i..d,jd->ij",
+]
+
+
+@pytest.mark.parametrize("equation", EQUATIONS)
+def test_einsum_equation_errors_worded_as_torch(equation):
+    _same_error(lambda lib: lib.einsum(equation, lib.ones(3, 4), lib.ones(5, 4)))
+
+
 @pytest.mark.parametrize("equation", ["... i d, j d -> ... i j", " ...id , jd->...ij ", "b n d,j d->b n j"])
 def test_lfq_einsum_distances_as_torch(equation):
     rng = np.random.default_rng(2)
