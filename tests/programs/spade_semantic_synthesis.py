@@ -17,6 +17,7 @@ Reports the reconstruction error before and after, and the discriminator's hinge
 Checks: the scatter_ one-hot equals `F.one_hot(...).permute(0, 3, 1, 2)`, and SPADE with zeroed
 gamma/beta convs equals the plain parameter-free norm (instance and batch variants).
 """
+# ruff: noqa: UP031  (the repository's spelling: "%s is not a recognized ..." % param_free_norm_type)
 
 import os
 
