@@ -2169,13 +2169,20 @@ def _scatter_gather_index(index, op: str) -> np.ndarray:
     return array
 
 
+def _first_out_of_range(index: np.ndarray, low: int, high: int) -> int:
+    """The first index outside ``[low, high)`` in row-major order: the one torch's kernels name
+    (gather, the scatters and take meet the index's elements in that order)."""
+    return int(index[(index >= high) | (index < low)][0])
+
+
 def _check_range(index: np.ndarray, size: int, dim: int, op: str, negative: bool = False) -> None:
     if index.size == 0:
         return
     on_its_gpu(index)
     low, high = int(index.min()), int(index.max())
-    if high >= size or low < (-size if negative else 0):
-        bad = high if high >= size else low
+    floor = -size if negative else 0
+    if high >= size or low < floor:
+        bad = _first_out_of_range(index, floor, size)
         if op in ("index_select", "index_add", "index_copy", "index_fill"):
             raise IndexError(f"{op}(): index {bad} is out of bounds for dimension {dim} with size {size}")
         raise RuntimeError(f"index {bad} is out of bounds for dimension {dim} with size {size}")
@@ -3277,7 +3284,7 @@ def take(input: Tensor, index: Tensor) -> Tensor:
     if n == 0 and array.size:
         raise IndexError("take(): tried to take from an empty tensor")
     if array.size and (int(array.max()) >= n or int(array.min()) < -n):
-        bad = int(array.max()) if int(array.max()) >= n else int(array.min())
+        bad = _first_out_of_range(array, -n, n)
         raise IndexError(f"out of range: tried to access index {bad} on a tensor of {n} elements.")
     _dtype.refuse_wide_unsigned("index.take", input._data)
     return name_node(getitem(input.reshape(-1), array), "TakeBackward0", label="take")

@@ -1296,32 +1296,42 @@ def _parse_einsum(equation: str, shapes: list) -> tuple:
 def _parsed_einsum(equation: str, shapes: tuple) -> tuple:
     """_parse_einsum's work, kept per (equation, shapes) as tuples: its checks cost more than the rest
     of a small einsum call. A refusal is raised again on each call (lru_cache keeps no exception)."""
-    eq = equation.replace(" ", "")
-    lhs, arrow, out = eq.partition("->")
-    terms = lhs.split(",")
-    if len(terms) > len(shapes):
+    # torch finds the arrow and words an invalid subscript's index in the equation as written, spaces included
+    lhs, arrow, out_written = equation.partition("->")
+    written_terms = lhs.split(",")
+    starts = [sum(len(term) + 1 for term in written_terms[:i]) for i in range(len(written_terms))]
+    if len(written_terms) > len(shapes):
         raise RuntimeError("einsum(): fewer operands were provided than specified in the equation")
-    if len(terms) < len(shapes):
+    if len(written_terms) < len(shapes):
         raise RuntimeError("einsum(): more operands were provided than specified in the equation")
 
-    def tokens(term: str, where: str) -> list:
-        if term.count("...") > 1 or term.replace("...", "").count(".") > 0:
-            raise RuntimeError(f"einsum(): found '.' for {where} that is not part of any ellipsis")
+    def tokens(written: str, start: int, where: str) -> list:
+        """The subscripts of one operand (or the output), read character by character as torch does."""
         result = []
-        rest = term
-        while rest:
-            if rest.startswith("..."):
+        k = 0
+        while k < len(written):
+            char = written[k]
+            if char == " ":
+                k += 1
+            elif char == ".":
+                if "..." in result:
+                    raise RuntimeError(f"einsum(): found '.' for {where} for which an ellipsis was already found"
+                                       if where != "output" else
+                                       "einsum(): found '.' for output but an ellipsis (...) was already found")
+                if written[k:k + 3] != "...":
+                    words = " (...)" if where == "output" else ""
+                    raise RuntimeError(f"einsum(): found '.' for {where} that is not part of any ellipsis{words}")
                 result.append("...")
-                rest = rest[3:]
-                continue
-            if rest[0] not in _LETTERS:
-                raise RuntimeError(f"einsum(): invalid subscript given at index {eq.index(rest[0])} in the "
+                k += 3
+            elif char not in _LETTERS:
+                raise RuntimeError(f"einsum(): invalid subscript given at index {start + k} in the "
                                    f"equation string, subscripts must be in [a-zA-Z]")
-            result.append(rest[0])
-            rest = rest[1:]
+            else:
+                result.append(char)
+                k += 1
         return result
 
-    subs = [tokens(term, f"operand {i}") for i, term in enumerate(terms)]
+    subs = [tokens(term, start, f"operand {i}") for i, (term, start) in enumerate(zip(written_terms, starts))]
     # torch checks every operand's count of subscripts, then the output, then the sizes: a size
     # error found here waits for the output's checks
     size_error = None
@@ -1380,7 +1390,7 @@ def _parsed_einsum(equation: str, shapes: tuple) -> tuple:
             sizes[c] = size if seen is None or seen == 1 else seen
     has_ellipsis = any("..." in sub for sub in subs)
     if arrow:
-        output = tokens(out, "output")
+        output = tokens(out_written, len(lhs) + 2, "output")
         for c in output:
             # (once a size error stopped the loop, ``sizes`` may lack a later operand's subscripts)
             if c != "..." and c not in sizes and (size_error is None or not any(c in sub for sub in subs)):
