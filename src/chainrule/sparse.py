@@ -60,6 +60,7 @@ from .ops.elementwise import sub as dense_sub
 from .ops.index import getitem
 from .ops.linalg import _check_sparse_product, _scaled_sum
 from .ops.linalg import matmul as _matmul
+from .ops.reduce import _unstable_order
 from .ops.reduce import log_softmax as dense_log_softmax
 from .ops.reduce import softmax as dense_softmax
 from .ops.shape import clone
@@ -443,6 +444,36 @@ def _compressed_entries(tensor: _CompressedTensor):
     return to_entries
 
 
+# the most entries whose order coalesce replays from torch's unstable sort (about 1 microsecond an entry);
+# beyond it the stable order stands, which is torch's own from 32768 entries (its radix sort)
+_COALESCE_REPLAY_LIMIT = 4096
+
+
+def _order_sums(values, starts, count: int) -> bool:
+    """Whether the order in which coalesce adds an index's values can change their sum: floating values
+    (two add up the same either way) on the host, where some index holds three or more, and few enough
+    entries to replay torch's sort (see _COALESCE_REPLAY_LIMIT)."""
+    if (values.dtype.kind not in "fcV" or type(values) is not np.ndarray or count - starts.shape[0] < 2
+            or count > _COALESCE_REPLAY_LIMIT):
+        return False
+    return bool((np.diff(starts, append=count) >= 3).any())
+
+
+def _summed_in_order(xp, values, count: int, starts):
+    """The ``count`` values, sorted by index, summed over each run of one index (runs beginning at
+    ``starts``) as torch's coalesce sums them: the run's first value copied (a -0.0 kept), then each later
+    one added to it in turn, in the values' dtype (bool ORed, narrow ints wrapping), not in NumPy's pairwise
+    order."""
+    summed = values[starts]
+    if starts.shape[0] == count:  # no index repeats: nothing to add
+        return summed
+    later = xp.ones(count, dtype=bool)
+    later[starts] = False
+    run = xp.cumsum(~later) - 1
+    ufunc_at(xp, "add", summed, run[later], values[later])  # (applied one by one, in order)
+    return summed
+
+
 class SparseCOOTensor(Tensor):
     """A tensor in the sparse COO layout: ``sparse_dim`` index rows, one column per stored
     entry, and the entries' values (which may have dense trailing dims)."""
@@ -451,8 +482,12 @@ class SparseCOOTensor(Tensor):
     _sparse_layout = True
 
     @classmethod
-    def _from_parts(cls, indices, values, size: tuple, coalesced: bool) -> SparseCOOTensor:
-        # repeated indices add up, as coalescing does
+    def _from_parts(cls, indices, values, size: tuple, coalesced: bool, strides_kept: bool = False) -> SparseCOOTensor:
+        # repeated indices add up, as coalescing does. torch's kernels write their results' indices into
+        # fresh contiguous tensors; only the constructor (the indices given) and the kernels that narrow a
+        # larger buffer (coalesce, add) keep other strides, and say so by ``strides_kept``
+        if not (strides_kept or indices.flags.c_contiguous):
+            indices = array_module(indices).ascontiguousarray(indices)
         tensor = _densely_stored(cls, "sparse_coo_tensor", size, tuple(indices), values)
         tensor._coo = (indices, values, coalesced)
         return tensor
@@ -504,7 +539,7 @@ class SparseCOOTensor(Tensor):
 
             def to_entries(grad):
                 values = array_module(grad._data).ascontiguousarray(grad._data)
-                return SparseCOOTensor._from_parts(indices, values, size, True)
+                return SparseCOOTensor._from_parts(indices, values, size, True, strides_kept=True)
 
             return _read_entries(self, self._data[tuple(indices)], to_entries, "ValuesBackward0")
         return self._values()
@@ -520,12 +555,17 @@ class SparseCOOTensor(Tensor):
         else:
             flat = xp.ravel_multi_index(tuple(indices), tuple(self.shape[:indices.shape[0]]))
             order = xp.argsort(flat, kind="stable")
-            flat = flat[order]
-            starts = xp.concatenate([xp.asarray([0]), xp.nonzero(xp.diff(flat))[0] + 1])
-            # NumPy sums bool and narrow ints in its default int (int64, uint64): cast back, as torch
-            # sums in the values' dtype (bool ORed, int8/uint8 wrapping, which the modular cast keeps)
-            summed = xp.add.reduceat(values[order], starts, axis=0).astype(values.dtype, copy=False)
-            coalesced = SparseCOOTensor._from_parts(indices[:, order][:, starts], summed, tuple(self.shape), True)
+            starts = xp.concatenate([xp.asarray([0]), xp.nonzero(xp.diff(flat[order]))[0] + 1])
+            if _order_sums(values, starts, flat.shape[0]):
+                # torch sums each index's values in the order its unstable sort left them in
+                order = _unstable_order(flat, 0, False)
+            summed = _summed_in_order(xp, values[order], flat.shape[0], starts)
+            # torch writes the unique indices into a buffer as long as the input's and narrows it: strides
+            # (nnz before, 1), not contiguous where duplicates merged
+            room = xp.empty(indices.shape, dtype=indices.dtype)
+            room[:, :starts.shape[0]] = indices[:, order[starts]]
+            coalesced = SparseCOOTensor._from_parts(room[:, :starts.shape[0]], summed, tuple(self.shape), True,
+                                                    strides_kept=True)
         if self._requires_grad and is_grad_enabled():  # the same dense values: the same gradient
             _joined_graph(coalesced, _recorded_copy(self, "CoalesceBackward0", coalesced_grad=True))
         return coalesced
@@ -914,9 +954,15 @@ class SparseCOOTensor(Tensor):
         if dim is not None and keepdim:
             _checked_sum_dims(dim, self.dim())
             total = sum(self.detach(), dim, dtype)
-        if dim is None or keepdim and not isinstance(total, SparseCOOTensor):
+        if dim is None:
             with DisableTorchFunctionSubclass():
-                return super().sum(dim, keepdim, dtype=dtype) if dim is not None else super().sum(dtype=dtype)
+                result = super().sum(dtype=dtype)
+            # torch's sum_coo sums the stored values as they stand (uncoalesced: duplicates apart, in their order)
+            result._data = Tensor._make(self._coo[1]).sum(dtype=dtype)._data
+            return result
+        if keepdim and not isinstance(total, SparseCOOTensor):
+            with DisableTorchFunctionSubclass():
+                return super().sum(dim, keepdim, dtype=dtype)
         if not keepdim:
             return _summed_over_dims(self, dim, dtype)
         for d in sorted(d % self.dim() for d in ((dim,) if isinstance(dim, int) else dim)):
@@ -2970,7 +3016,7 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
                            f"{list(value_array.shape)}")
     if is_coalesced is None:  # torch's factory: no two entries can share an index
         is_coalesced = index.shape[1] < 2
-    tensor = SparseCOOTensor._from_parts(index, value_array, size, bool(is_coalesced))
+    tensor = SparseCOOTensor._from_parts(index, value_array, size, bool(is_coalesced), strides_kept=True)
     if value._requires_grad and is_grad_enabled():
         _joined_graph(tensor, _ScatterValues.apply(value, positions=tuple(index), dense=tensor._data))
     elif requires_grad:
@@ -3438,7 +3484,7 @@ def sum(input: Tensor, dim=None, dtype=None) -> Tensor:  # noqa: A001 (torch.spa
 
         def to_entries(grad):
             values = array_module(grad._data).ascontiguousarray(grad._data)
-            return SparseCOOTensor._from_parts(indices, values, size, flag)
+            return SparseCOOTensor._from_parts(indices, values, size, flag, strides_kept=True)
 
         values = _read_entries(coalesced, coalesced._data[tuple(indices)], to_entries, "ValuesBackward0")
         return values.sum(dtype=dtype)
@@ -3596,7 +3642,7 @@ def _intersection_product(self: SparseCOOTensor, other: SparseCOOTensor) -> Spar
     indices = room[:, :common.size]
     if common.size:
         xp.copyto(indices, xp.stack(xp.unravel_index(common, shape)))
-    return SparseCOOTensor._from_parts(indices, values, tuple(self.shape), True)
+    return SparseCOOTensor._from_parts(indices, values, tuple(self.shape), True, strides_kept=True)
 
 
 def _dtype_category(dtype) -> int:
@@ -3654,8 +3700,13 @@ def _add_sparse(self: SparseCOOTensor, other: SparseCOOTensor, alpha) -> SparseC
     if take_other:
         keys[xp.asarray(take_other)] = xp.asarray(other_keys)
         values[xp.asarray(take_other)] += other_values
-    indices = xp.stack(xp.unravel_index(keys, shape)).astype(np.int64) if out else self._coo[0][:, :0]
-    return SparseCOOTensor._from_parts(indices, values, tuple(self.shape), self.is_coalesced() and other.is_coalesced())
+    # torch merges into index room for both operands' entries and narrows it to those written: strides
+    # (nnz + other's nnz, 1)
+    room = xp.zeros((len(shape), len(self_keys) + len(other_keys)), dtype=np.int64)
+    if out:
+        room[:, :out] = xp.stack(xp.unravel_index(keys, shape))
+    return SparseCOOTensor._from_parts(room[:, :out], values, tuple(self.shape),
+                                       self.is_coalesced() and other.is_coalesced(), strides_kept=True)
 
 
 def _softmax_over_entries(input: Tensor, dim: int, dtype, name: str) -> SparseCOOTensor:

@@ -1,0 +1,145 @@
+"""Session 60, lane mendEA: sparse COO results' index strides, coalesce's summation order, and float
+index dtypes, each against torch 2.13."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+warnings.filterwarnings("ignore", message="Sparse invariant checks")
+
+
+def _effective_strides(tensor) -> tuple:
+    # (a size-1 dim's stride is whatever the kernel left: only the others say how the memory is laid out)
+    return tuple(stride for size, stride in zip(tensor.shape, tensor.stride()) if size != 1)
+
+
+def _layout_of(result) -> tuple:
+    indices, values = result._indices(), result._values()
+    return (tuple(indices.shape), _effective_strides(indices), indices.is_contiguous(),
+            _effective_strides(values), result.is_coalesced())
+
+
+_STRIDE_OPS = {
+    "coalesce": lambda lib, s: s.coalesce(),
+    "coalesce of transpose": lambda lib, s: s.transpose(0, 1).coalesce(),
+    "abs": lambda lib, s: s.abs(),
+    "sin": lambda lib, s: s.sin(),
+    "pow": lambda lib, s: s.pow(2),
+    "times 2": lambda lib, s: s * 2,
+    "neg": lambda lib, s: -s,
+    "transpose": lambda lib, s: s.transpose(0, 1),
+    "s + s": lambda lib, s: s + s,
+    "s - s": lambda lib, s: s - s,
+    "coalesced + coalesced": lambda lib, s: s.coalesce() + s.coalesce(),
+    "coalesced + s": lambda lib, s: s.coalesce() + s,
+    "add_": lambda lib, s: s.clone().add_(s),
+    "coalesced abs": lambda lib, s: s.coalesce().abs(),
+    "coalesced double": lambda lib, s: s.coalesce().double(),
+    "coalesced detach": lambda lib, s: s.coalesce().detach(),
+    "softmax": lambda lib, s: lib.sparse.softmax(s, 0),
+    "sparse_mask": lambda lib, s: s.to_dense().sparse_mask(s.coalesce()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_STRIDE_OPS))
+@pytest.mark.parametrize("hybrid", [False, True])
+def test_coo_results_index_strides_are_torchs(name, hybrid):
+    # torch's coalesce and add narrow a buffer as long as their input(s): (2, 3) indices with strides (5, 1)
+    index = [[0, 1, 0, 2, 1], [2, 0, 2, 1, 0]]
+    layouts = []
+    for lib in (torch, chainrule):
+        values = lib.arange(10.0).reshape(5, 2) if hybrid else lib.arange(5.0)
+        sparse = lib.sparse_coo_tensor(lib.tensor(index), values, (3, 3, 2) if hybrid else (3, 3),
+                                       check_invariants=True)
+        layouts.append(_layout_of(_STRIDE_OPS[name](lib, sparse)))
+    assert layouts[1] == layouts[0]
+
+
+def test_constructor_keeps_the_given_indices_strides():
+    layouts = []
+    for lib in (torch, chainrule):
+        index = lib.tensor([[0, 2], [1, 0], [2, 2]]).t()  # strides (1, 2)
+        layouts.append(tuple(lib.sparse_coo_tensor(index, lib.ones(3), (3, 3))._indices().stride()))
+    assert layouts[1] == layouts[0] == (1, 2)
+
+
+def test_sum_gradient_keeps_the_coalesced_flag_through_narrowed_indices():
+    # ValuesBackward0's gradient shares the coalesced input's (narrowed) indices: AccumulateGrad clones it, flag kept
+    flags = []
+    for lib in (torch, chainrule):
+        leaf = lib.sparse_coo_tensor(lib.tensor([[0, 0, 1], [0, 0, 2]]), lib.tensor([1.0, 2.0, 3.0]), (2, 3),
+                                     check_invariants=True).requires_grad_()
+        lib.sparse.sum(leaf).backward()
+        flags.append((leaf.grad.is_coalesced(), leaf.grad._nnz()))
+    assert flags[1] == flags[0]
+
+
+def _bits(tensor) -> bytes:
+    if tensor.dtype in (torch.bfloat16, chainrule.bfloat16):
+        tensor = tensor.view(torch.int16 if isinstance(tensor, torch.Tensor) else chainrule.int16)
+    return tensor.numpy().tobytes()
+
+
+def test_coalesce_sums_as_torch_small_case():
+    # 0.35 + 0.9 + 0.09: NumPy's reduceat gave 1.3399999999999999, torch adds in turn: 1.34
+    results = []
+    for lib in (torch, chainrule):
+        sparse = lib.sparse_coo_tensor(lib.tensor([[0, 0, 0]]), lib.tensor([0.35, 0.9, 0.09], dtype=lib.float64),
+                                       (2,), check_invariants=True)
+        results.append(sparse.coalesce()._values().item())
+    assert results[1] == results[0] == 1.34
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16", "complex128"])
+@pytest.mark.parametrize("seed", range(4))
+def test_coalesce_sums_duplicates_in_torchs_order_bit_for_bit(dtype, seed):
+    # beyond 16 entries torch's unstable sort (libstdc++'s introsort) decides each index's order of addition
+    rng = np.random.default_rng(seed)
+    count, keys = int(rng.integers(17, 300)), int(rng.integers(1, 8))
+    index = rng.integers(0, keys, size=(2, count)).tolist()
+    hybrid = seed % 2 == 1
+    shape = (count, 2) if hybrid else (count,)
+    values = rng.standard_normal(shape) * 10 ** rng.uniform(-3, 3, size=shape)
+    values[0] = -0.0  # (the first value of a run is copied, its sign kept)
+    results = []
+    for lib in (torch, chainrule):
+        data = lib.tensor(values.tolist(), dtype=lib.float64)
+        data = data * (1 + 0.5j) if dtype == "complex128" else data.to(getattr(lib, dtype))
+        sparse = lib.sparse_coo_tensor(lib.tensor(index), data, (keys, keys) + ((2,) if hybrid else ()),
+                                       check_invariants=True)
+        coalesced = sparse.coalesce()
+        results.append((coalesced._indices().numpy().tobytes(), _bits(coalesced._values())))
+    assert results[1] == results[0]
+
+
+@pytest.mark.parametrize("index_dtype", ["float32", "float64", "float16", "bool"])
+def test_float_indices_truncated_then_coalesced_as_torch(index_dtype):
+    index = [[0.7, 1.2, 0.1, 2.9, 1.5], [2.2, 0.0, 2.8, 1.1, 0.4]]
+    values = [0.35, 0.2, 0.9, -1.5, 0.09]
+    results = []
+    for lib in (torch, chainrule):
+        sparse = lib.sparse_coo_tensor(lib.tensor(index, dtype=getattr(lib, index_dtype)), lib.tensor(values),
+                                       check_invariants=True)
+        coalesced = sparse.coalesce()
+        results.append((sparse._indices().dtype is lib.int64, tuple(sparse.shape), _bits(coalesced._values()),
+                        coalesced._indices().tolist(), _bits(sparse.to_dense())))
+    assert results[1] == results[0]
+
+
+def test_tensor_sum_of_coo_sums_the_stored_values_in_their_order():
+    # torch's sum_coo: the uncoalesced values summed as they stand, not index by index (-0.02000000000000035,
+    # where the dense backing's sum gave -0.02000000000000024)
+    values = [-0.22, -2.02, -0.23, -0.87, 3.32]
+    results = []
+    for lib in (torch, chainrule):
+        sparse = lib.sparse_coo_tensor(lib.tensor([[1, 0, 1, 1, 0]]), lib.tensor(values, dtype=lib.float64), (2,),
+                                       check_invariants=True).requires_grad_()
+        total = sparse.sum()
+        total.backward()
+        results.append((total.item(), total.grad_fn.name(), sparse.grad.tolist()))
+    assert results[1] == results[0]
