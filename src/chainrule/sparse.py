@@ -259,7 +259,7 @@ class _SparseTimesSparse(Function):
 
     node_name = "MulBackward0"
     label = "mul"
-    rule = "d(a*b) = b da + a db, each a sparse product"
+    rule = "d(a*b) = conj(b) da + conj(a) db, each a sparse product"
     _array_forward = True
 
     @staticmethod
@@ -272,6 +272,7 @@ class _SparseTimesSparse(Function):
         first, second = ctx.factors
 
         def times(factor):
+            factor = _conjugated(factor)  # (torch's grad * other.conj())
             if grad.is_sparse:
                 return _intersection_product(grad, factor)
             return factor._product(grad, reflected=True)  # (dense * sparse: sparse at the factor's entries)
@@ -292,6 +293,15 @@ class _LinearInEntriesByNumber(_LinearInEntries):
     @staticmethod
     def backward(ctx, grad):
         return ctx.adjoint(grad), None
+
+
+def _conjugated(tensor):
+    """A sparse (COO or compressed) tensor's complex conjugate, of the same pattern, out of the graph; a real one
+    as it is: the factor a product's gradient takes, as torch's formulas conjugate it."""
+    values = tensor._coo[1] if isinstance(tensor, SparseCOOTensor) else tensor._parts[2]
+    if values.dtype.kind != "c":
+        return tensor
+    return tensor._with_values(array_module(values).conj(values))
 
 
 def _linear_in_entries(result: SparseCOOTensor, input: SparseCOOTensor, adjoint, node: str,
@@ -2828,7 +2838,7 @@ class _CompressedMatmul(Function):
 
     node_name = "MmBackward0"
     label = "compressed matmul"
-    rule = "d(a @ b) = grad @ b^T da + a^T @ grad db, each a compressed product"
+    rule = "d(a @ b) = grad @ b^H da + a^H @ grad db, each a compressed product"
     _array_forward = True
 
     @staticmethod
@@ -2843,8 +2853,8 @@ class _CompressedMatmul(Function):
         if first and ctx.needs_input_grad[0]:
             raise RuntimeError(f"sparse_addmm_sparse_backward: unsupported combination of layouts, grad: "
                                f"{_LAYOUT_NAMES[grad.layout]}, mat1: {left._layout_name}, mat2: {right._layout_name}")
-        grads = (grad @ right.t() if ctx.needs_input_grad[0] else None,
-                 left.t() @ grad if ctx.needs_input_grad[1] else None)
+        grads = (grad @ _conjugated(right).t() if ctx.needs_input_grad[0] else None,
+                 _conjugated(left).t() @ grad if ctx.needs_input_grad[1] else None)
         for index, (gradient, operand) in enumerate(zip(grads, (left, right))):
             if isinstance(gradient, _CompressedTensor) and gradient.layout is not operand.layout:
                 raise RuntimeError(f"Function {ctx.node} returned an invalid gradient at index {first + index} - "
@@ -2854,6 +2864,12 @@ class _CompressedMatmul(Function):
 
 # (a compressed tensor is a torch.Tensor in torch: its parser's and Python's messages name it so, as a COO one)
 SparseCSRTensor.__name__ = SparseCSCTensor.__name__ = "Tensor"
+
+
+def _refuse_complex_grad(self: Tensor, kernel: str) -> None:
+    """torch's layout conversions have no complex derivative: its autograd refuses their complex result."""
+    if self.dtype.is_complex:
+        raise RuntimeError(f"{kernel} does not support automatic differentiation for outputs with complex dtype.")
 
 
 def to_sparse_csr(self, dense_dim=None) -> SparseCSRTensor:
@@ -2867,6 +2883,7 @@ def to_sparse_csr(self, dense_dim=None) -> SparseCSRTensor:
     else:
         result = _csr_at(self._data != 0, self._data)
     if is_recording(self):
+        _refuse_complex_grad(self, "_to_sparse_csr")
         _joined_graph(result, name_node(_ToCompressed.apply(self, mask=_pattern(result)), "ToSparseCsrBackward0"))
     return result
 
@@ -2882,6 +2899,7 @@ def to_sparse_csc(self, dense_dim=None) -> SparseCSCTensor:
     else:
         result = _csc_at(self._data != 0, self._data)
     if is_recording(self):
+        _refuse_complex_grad(self, "_to_sparse_csc")
         _joined_graph(result, name_node(_ToCompressed.apply(self, mask=_pattern(result)), "ToSparseCscBackward0"))
     return result
 
@@ -3035,6 +3053,7 @@ def _compressed_to_coo(self: _CompressedTensor, sparse_dim: int | None) -> Spars
     result = SparseCOOTensor._from_parts(indices, self._parts[2].copy(), tuple(self.shape),
                                          isinstance(self, SparseCSRTensor))
     if is_recording(self):
+        _refuse_complex_grad(self, "_to_sparse")
         _joined_graph(result, name_node(_ToSparse.apply(_in_graph(self)),
                                         "ToSparseBackward1" if sparse_dim is None else "ToSparseBackward0"))
     return result
@@ -3044,6 +3063,8 @@ def to_sparse(self, sparse_dim: int | None = None, *, layout=None, blocksize=Non
     """Tensor.to_sparse: the COO form of a dense tensor (coalesced: sorted unique indices)."""
     if isinstance(self, _CompressedTensor) and layout in (None, sparse_coo):
         return _compressed_to_coo(self, sparse_dim)
+    if layout in (sparse_csr, sparse_csc) and is_recording(self):
+        _refuse_complex_grad(self, "_to_sparse")
     if layout is sparse_csr:
         return to_sparse_csr(self)
     if layout is sparse_csc:
@@ -3064,6 +3085,7 @@ def to_sparse(self, sparse_dim: int | None = None, *, layout=None, blocksize=Non
     values = data[tuple(index)]
     result = SparseCOOTensor._from_parts(index, xp.ascontiguousarray(values), tuple(self.shape), True)
     if is_recording(self):
+        _refuse_complex_grad(self, "_to_sparse")
         _joined_graph(result, name_node(_ToSparse.apply(self), node))
     return result
 

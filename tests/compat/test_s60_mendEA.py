@@ -143,3 +143,60 @@ def test_tensor_sum_of_coo_sums_the_stored_values_in_their_order():
         total.backward()
         results.append((total.item(), total.grad_fn.name(), sparse.grad.tolist()))
     assert results[1] == results[0]
+
+
+_COMPLEX_A = np.array([[1 + 2j, 0, -0.5j], [0, 2 - 1j, 0], [0.25 + 1j, 0, 3]])
+_COMPLEX_B = np.array([[1 - 1j, 2j], [0.5, -1 + 0.5j], [2 + 1j, 1]])
+
+
+def _gradients(lib, layout: str, product):
+    make = {"csr": lambda t: t.to_sparse_csr(), "csc": lambda t: t.to_sparse_csc(), "coo": lambda t: t.to_sparse()}
+    sparse = make[layout](lib.tensor(_COMPLEX_A, dtype=lib.complex128)).requires_grad_()
+    dense = lib.tensor(_COMPLEX_B, dtype=lib.complex128, requires_grad=True)
+    out = product(lib, sparse, dense)
+    out = out.to_dense() if out.layout is not lib.strided else out
+    try:
+        out.backward(lib.arange(out.numel(), dtype=lib.float64).reshape(out.shape) * (0.5 - 0.25j) + 1j)
+    except RuntimeError as refused:  # (torch's CSC @ CSC gradient comes back CSR, which its engine refuses)
+        return str(refused)
+    return [None if t.grad is None else np.round(t.grad.to_dense().numpy(), 10).tolist() for t in (sparse, dense)]
+
+
+_PRODUCTS = {
+    "csr @ csr": ("csr", lambda lib, s, d: s @ s),
+    "csc @ csc": ("csc", lambda lib, s, d: s @ s),
+    "csr @ dense": ("csr", lambda lib, s, d: s @ d),
+    "csc @ dense": ("csc", lambda lib, s, d: s @ d),
+    "coo * coo": ("coo", lambda lib, s, d: s * s),
+}
+
+
+@pytest.mark.parametrize("product", sorted(_PRODUCTS))
+def test_complex_sparse_products_backward_conjugates_the_other_factor(product):
+    # d(a @ b) = grad @ b^H da + a^H @ grad db; d(a * b) = conj(b) grad da: the compressed product and sparse * sparse
+    # used b^T and b
+    layout, compute = _PRODUCTS[product]
+    assert _gradients(chainrule, layout, compute) == _gradients(torch, layout, compute)
+
+
+@pytest.mark.parametrize("conversion", ["to_sparse", "to_sparse(1)", "to_sparse_csr", "to_sparse_csc",
+                                        "to_sparse(layout=csc)", "csr.to_sparse", "coo.to_sparse_csr"])
+def test_layout_conversions_refuse_a_complex_result_requiring_grad(conversion):
+    conversions = {
+        "to_sparse": lambda lib, t: t.to_sparse(),
+        "to_sparse(1)": lambda lib, t: t.to_sparse(1),
+        "to_sparse_csr": lambda lib, t: t.to_sparse_csr(),
+        "to_sparse_csc": lambda lib, t: t.to_sparse_csc(),
+        "to_sparse(layout=csc)": lambda lib, t: t.to_sparse(layout=lib.sparse_csc),
+        "csr.to_sparse": lambda lib, t: t.detach().to_sparse_csr().requires_grad_().to_sparse(),
+        "coo.to_sparse_csr": lambda lib, t: t.detach().to_sparse().requires_grad_().to_sparse_csr(),
+    }
+    messages = []
+    for lib in (torch, chainrule):
+        leaf = lib.tensor(_COMPLEX_A, dtype=lib.complex64, requires_grad=True)
+        with pytest.raises(RuntimeError) as refused:
+            conversions[conversion](lib, leaf)
+        messages.append(str(refused.value))
+        with lib.no_grad():  # (nothing records: converted as any other tensor)
+            assert not conversions[conversion](lib, leaf).requires_grad or conversion.startswith(("csr", "coo"))
+    assert messages[1] == messages[0]
