@@ -200,3 +200,61 @@ def test_layout_conversions_refuse_a_complex_result_requiring_grad(conversion):
         with lib.no_grad():  # (nothing records: converted as any other tensor)
             assert not conversions[conversion](lib, leaf).requires_grad or conversion.startswith(("csr", "coo"))
     assert messages[1] == messages[0]
+
+
+def _dispatch_log(lib, run) -> list:
+    from importlib import import_module
+
+    base = import_module(lib.__name__ + ".utils._python_dispatch").TorchDispatchMode
+    log = []
+
+    class Logging(base):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            shown = [tuple(a.shape) if isinstance(a, lib.Tensor) else a for a in args]
+            log.append((str(func), shown if "sum" in str(func) else None))
+            return func(*args, **(kwargs or {}))
+
+    with Logging():
+        run()
+    return log
+
+
+_NAN_REDUCTIONS = {
+    "nanmean()": lambda lib, x: x.nanmean(),
+    "nanmean(0)": lambda lib, x: x.nanmean(0),
+    "nansum()": lambda lib, x: x.nansum(),
+    "nansum(1, keepdim)": lambda lib, x: lib.nansum(x, 1, keepdim=True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_NAN_REDUCTIONS))
+def test_nan_reductions_show_a_dispatch_mode_torchs_ops(name):
+    # nanmean() counts by sum.dim_IntList(kept, None); NansumBackward0 is one node: isnan, logical_not, expand, mul
+    logs = []
+    for lib in (torch, chainrule):
+        x = lib.tensor([[1.0, float("nan"), 3.0], [4.0, 5.0, -1.0]], requires_grad=True)
+        forward = _dispatch_log(lib, lambda lib=lib, x=x: _NAN_REDUCTIONS[name](lib, x))
+        out = _NAN_REDUCTIONS[name](lib, x)
+        backward = _dispatch_log(lib, lambda out=out: out.sum().backward())
+        logs.append((forward, backward, out.grad_fn.name(), x.grad.tolist()))
+    assert logs[1] == logs[0]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_nansum_gradient_and_low_precision_values_as_torch(seed):
+    # the gradient is grad * ¬isnan(x) (an infinite gradient gives NaN at NaN positions, -0.0 kept), and a bfloat16
+    # nansum accumulates in float32 as torch's kernel
+    rng = np.random.default_rng(seed)
+    values = rng.standard_normal((4, 40))
+    values[rng.random(values.shape) < 0.25] = np.nan
+    upstream = rng.standard_normal(40)
+    upstream[:3] = (np.inf, -np.inf, -1.0)
+    results = []
+    for lib in (torch, chainrule):
+        x = lib.tensor(values, dtype=lib.float32, requires_grad=True)
+        out = lib.nansum(x, 0)
+        out.backward(lib.tensor(upstream, dtype=lib.float32))
+        low = lib.tensor(values, dtype=lib.bfloat16)
+        results.append((out.detach().numpy().tobytes(), x.grad.numpy().tobytes(), out.grad_fn.name(),
+                        _bits(lib.nansum(low)), _bits(lib.nansum(low, 1)), _bits(low.nanmean())))
+    assert results[1] == results[0]
