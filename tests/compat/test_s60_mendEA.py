@@ -1,7 +1,5 @@
-"""Session 60, lane mendEA: sparse COO results' index strides, coalesce's summation order, and float
-index dtypes, each against torch 2.13."""
-
-import warnings
+"""Session 60, lane mendEA, against torch 2.13: sparse COO results' index strides, coalesce's summation order,
+float index dtypes, complex sparse products' gradients and conversions, nansum/nanmean under a dispatch mode."""
 
 import numpy as np
 import pytest
@@ -10,7 +8,7 @@ import chainrule
 
 torch = pytest.importorskip("torch")
 
-warnings.filterwarnings("ignore", message="Sparse invariant checks")
+pytestmark = pytest.mark.filterwarnings("ignore:Sparse invariant checks", "ignore:Sparse CS[RC] tensor support")
 
 
 def _effective_strides(tensor) -> tuple:
