@@ -256,3 +256,18 @@ def test_nansum_gradient_and_low_precision_values_as_torch(seed):
         results.append((out.detach().numpy().tobytes(), x.grad.numpy().tobytes(), out.grad_fn.name(),
                         _bits(lib.nansum(low)), _bits(lib.nansum(low, 1)), _bits(low.nanmean())))
     assert results[1] == results[0]
+
+
+@pytest.mark.parametrize("dim", [None, 1])
+@pytest.mark.parametrize("dtypes", [("bfloat16", "float32"), ("float32", "float64")])
+def test_nanmean_into_a_wider_out_is_computed_in_the_outs_dtype(dtypes, dim):
+    # torch's nanmean.out sums into the out (nansum.out) and divides there: not the bfloat16 mean cast
+    values = np.random.default_rng(5).standard_normal((3, 50))
+    values[::4, ::3] = np.nan
+    results = []
+    for lib in (torch, chainrule):
+        source = lib.tensor(values, dtype=getattr(lib, dtypes[0]))
+        out = lib.zeros(() if dim is None else (3,), dtype=getattr(lib, dtypes[1]))
+        lib.nanmean(source, out=out) if dim is None else lib.nanmean(source, dim, out=out)
+        results.append(out.numpy().tobytes())
+    assert results[1] == results[0]
