@@ -28,7 +28,7 @@ from ._backend import autocast_hook
 # backward: ops.reduce._running_total keeps a half-precision total in float32 itself and must see the
 # input's own dtype (widened here, a float16 input's gradient was summed as float32 and rounded once)
 ACCUMULATE_IN_FLOAT32 = frozenset({
-    "sum", "mean", "prod", "prod_of_others", "var", "std", "norm", "cumprod",
+    "sum", "nansum", "mean", "prod", "prod_of_others", "var", "std", "norm", "cumprod",
     "logsumexp", "logcumsumexp", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
     "matmul", "bmm", "dot", "einsum", "trace", "linear", "linear_backward",
     "conv", "conv_transpose", "conv_weight", "unfold", "fold",
@@ -69,7 +69,7 @@ _FLOAT16 = np.dtype(np.float16)
 # in tests/test_float8_ops.py). Keyed by the op's Function class, as labels are shared (min, max).
 _NO_FLOAT8_KERNEL = {
     "Add": "add_stub", "Sub": "add_stub", "Div": "div_cpu", "Neg": "neg_cpu",
-    "Sum": "sum_cpu", "SumDim": "sum_cpu", "Mean": "sum_cpu", "MeanDim": "sum_cpu", "Prod": "prod_out_cpu",
+    "Sum": "sum_cpu", "SumDim": "sum_cpu", "Nansum": "nansum_cpu", "Mean": "sum_cpu", "MeanDim": "sum_cpu", "Prod": "prod_out_cpu",
     "AmaxAll": "max_all", "AminAll": "min_all", "Amax": "max_values_cpu", "Amin": "min_values_cpu",
     "MaxDim": "max_cpu", "MinDim": "min_cpu", "Maximum": "maximum_cpu", "Minimum": "minimum_cpu",
     "Exp": "exp_vml_cpu", "Log": "log_vml_cpu", "Sqrt": "sqrt_vml_cpu", "Rsqrt": "rsqrt_cpu",

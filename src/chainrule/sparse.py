@@ -60,6 +60,7 @@ from .ops.elementwise import sub as dense_sub
 from .ops.index import getitem
 from .ops.linalg import _check_sparse_product, _scaled_sum
 from .ops.linalg import matmul as _matmul
+from .ops.reduce import _unstable_order
 from .ops.reduce import log_softmax as dense_log_softmax
 from .ops.reduce import softmax as dense_softmax
 from .ops.shape import clone
@@ -258,7 +259,7 @@ class _SparseTimesSparse(Function):
 
     node_name = "MulBackward0"
     label = "mul"
-    rule = "d(a*b) = b da + a db, each a sparse product"
+    rule = "d(a*b) = conj(b) da + conj(a) db, each a sparse product"
     _array_forward = True
 
     @staticmethod
@@ -271,6 +272,7 @@ class _SparseTimesSparse(Function):
         first, second = ctx.factors
 
         def times(factor):
+            factor = _conjugated(factor)  # (torch's grad * other.conj())
             if grad.is_sparse:
                 return _intersection_product(grad, factor)
             return factor._product(grad, reflected=True)  # (dense * sparse: sparse at the factor's entries)
@@ -291,6 +293,15 @@ class _LinearInEntriesByNumber(_LinearInEntries):
     @staticmethod
     def backward(ctx, grad):
         return ctx.adjoint(grad), None
+
+
+def _conjugated(tensor):
+    """A sparse (COO or compressed) tensor's complex conjugate, of the same pattern, out of the graph; a real one
+    as it is: the factor a product's gradient takes, as torch's formulas conjugate it."""
+    values = tensor._coo[1] if isinstance(tensor, SparseCOOTensor) else tensor._parts[2]
+    if values.dtype.kind != "c":
+        return tensor
+    return tensor._with_values(array_module(values).conj(values))
 
 
 def _linear_in_entries(result: SparseCOOTensor, input: SparseCOOTensor, adjoint, node: str,
@@ -443,6 +454,36 @@ def _compressed_entries(tensor: _CompressedTensor):
     return to_entries
 
 
+# the most entries whose order coalesce replays from torch's unstable sort (about 1 microsecond an entry);
+# beyond it the stable order stands, which is torch's own from 32768 entries (its radix sort)
+_COALESCE_REPLAY_LIMIT = 4096
+
+
+def _order_sums(values, starts, count: int) -> bool:
+    """Whether the order in which coalesce adds an index's values can change their sum: floating values
+    (two add up the same either way) on the host, where some index holds three or more, and few enough
+    entries to replay torch's sort (see _COALESCE_REPLAY_LIMIT)."""
+    if (values.dtype.kind not in "fcV" or type(values) is not np.ndarray or count - starts.shape[0] < 2
+            or count > _COALESCE_REPLAY_LIMIT):
+        return False
+    return bool((np.diff(starts, append=count) >= 3).any())
+
+
+def _summed_in_order(xp, values, count: int, starts):
+    """The ``count`` values, sorted by index, summed over each run of one index (runs beginning at
+    ``starts``) as torch's coalesce sums them: the run's first value copied (a -0.0 kept), then each later
+    one added to it in turn, in the values' dtype (bool ORed, narrow ints wrapping), not in NumPy's pairwise
+    order."""
+    summed = values[starts]
+    if starts.shape[0] == count:  # no index repeats: nothing to add
+        return summed
+    later = xp.ones(count, dtype=bool)
+    later[starts] = False
+    run = xp.cumsum(~later) - 1
+    ufunc_at(xp, "add", summed, run[later], values[later])  # (applied one by one, in order)
+    return summed
+
+
 class SparseCOOTensor(Tensor):
     """A tensor in the sparse COO layout: ``sparse_dim`` index rows, one column per stored
     entry, and the entries' values (which may have dense trailing dims)."""
@@ -451,8 +492,12 @@ class SparseCOOTensor(Tensor):
     _sparse_layout = True
 
     @classmethod
-    def _from_parts(cls, indices, values, size: tuple, coalesced: bool) -> SparseCOOTensor:
-        # repeated indices add up, as coalescing does
+    def _from_parts(cls, indices, values, size: tuple, coalesced: bool, strides_kept: bool = False) -> SparseCOOTensor:
+        # repeated indices add up, as coalescing does. torch's kernels write their results' indices into
+        # fresh contiguous tensors; only the constructor (the indices given) and the kernels that narrow a
+        # larger buffer (coalesce, add) keep other strides, and say so by ``strides_kept``
+        if not (strides_kept or indices.flags.c_contiguous):
+            indices = array_module(indices).ascontiguousarray(indices)
         tensor = _densely_stored(cls, "sparse_coo_tensor", size, tuple(indices), values)
         tensor._coo = (indices, values, coalesced)
         return tensor
@@ -504,7 +549,7 @@ class SparseCOOTensor(Tensor):
 
             def to_entries(grad):
                 values = array_module(grad._data).ascontiguousarray(grad._data)
-                return SparseCOOTensor._from_parts(indices, values, size, True)
+                return SparseCOOTensor._from_parts(indices, values, size, True, strides_kept=True)
 
             return _read_entries(self, self._data[tuple(indices)], to_entries, "ValuesBackward0")
         return self._values()
@@ -520,12 +565,17 @@ class SparseCOOTensor(Tensor):
         else:
             flat = xp.ravel_multi_index(tuple(indices), tuple(self.shape[:indices.shape[0]]))
             order = xp.argsort(flat, kind="stable")
-            flat = flat[order]
-            starts = xp.concatenate([xp.asarray([0]), xp.nonzero(xp.diff(flat))[0] + 1])
-            # NumPy sums bool and narrow ints in its default int (int64, uint64): cast back, as torch
-            # sums in the values' dtype (bool ORed, int8/uint8 wrapping, which the modular cast keeps)
-            summed = xp.add.reduceat(values[order], starts, axis=0).astype(values.dtype, copy=False)
-            coalesced = SparseCOOTensor._from_parts(indices[:, order][:, starts], summed, tuple(self.shape), True)
+            starts = xp.concatenate([xp.asarray([0]), xp.nonzero(xp.diff(flat[order]))[0] + 1])
+            if _order_sums(values, starts, flat.shape[0]):
+                # torch sums each index's values in the order its unstable sort left them in
+                order = _unstable_order(flat, 0, False)
+            summed = _summed_in_order(xp, values[order], flat.shape[0], starts)
+            # torch writes the unique indices into a buffer as long as the input's and narrows it: strides
+            # (nnz before, 1), not contiguous where duplicates merged
+            room = xp.empty(indices.shape, dtype=indices.dtype)
+            room[:, :starts.shape[0]] = indices[:, order[starts]]
+            coalesced = SparseCOOTensor._from_parts(room[:, :starts.shape[0]], summed, tuple(self.shape), True,
+                                                    strides_kept=True)
         if self._requires_grad and is_grad_enabled():  # the same dense values: the same gradient
             _joined_graph(coalesced, _recorded_copy(self, "CoalesceBackward0", coalesced_grad=True))
         return coalesced
@@ -914,9 +964,15 @@ class SparseCOOTensor(Tensor):
         if dim is not None and keepdim:
             _checked_sum_dims(dim, self.dim())
             total = sum(self.detach(), dim, dtype)
-        if dim is None or keepdim and not isinstance(total, SparseCOOTensor):
+        if dim is None:
             with DisableTorchFunctionSubclass():
-                return super().sum(dim, keepdim, dtype=dtype) if dim is not None else super().sum(dtype=dtype)
+                result = super().sum(dtype=dtype)
+            # torch's sum_coo sums the stored values as they stand (uncoalesced: duplicates apart, in their order)
+            result._data = Tensor._make(self._coo[1]).sum(dtype=dtype)._data
+            return result
+        if keepdim and not isinstance(total, SparseCOOTensor):
+            with DisableTorchFunctionSubclass():
+                return super().sum(dim, keepdim, dtype=dtype)
         if not keepdim:
             return _summed_over_dims(self, dim, dtype)
         for d in sorted(d % self.dim() for d in ((dim,) if isinstance(dim, int) else dim)):
@@ -2782,7 +2838,7 @@ class _CompressedMatmul(Function):
 
     node_name = "MmBackward0"
     label = "compressed matmul"
-    rule = "d(a @ b) = grad @ b^T da + a^T @ grad db, each a compressed product"
+    rule = "d(a @ b) = grad @ b^H da + a^H @ grad db, each a compressed product"
     _array_forward = True
 
     @staticmethod
@@ -2797,8 +2853,8 @@ class _CompressedMatmul(Function):
         if first and ctx.needs_input_grad[0]:
             raise RuntimeError(f"sparse_addmm_sparse_backward: unsupported combination of layouts, grad: "
                                f"{_LAYOUT_NAMES[grad.layout]}, mat1: {left._layout_name}, mat2: {right._layout_name}")
-        grads = (grad @ right.t() if ctx.needs_input_grad[0] else None,
-                 left.t() @ grad if ctx.needs_input_grad[1] else None)
+        grads = (grad @ _conjugated(right).t() if ctx.needs_input_grad[0] else None,
+                 _conjugated(left).t() @ grad if ctx.needs_input_grad[1] else None)
         for index, (gradient, operand) in enumerate(zip(grads, (left, right))):
             if isinstance(gradient, _CompressedTensor) and gradient.layout is not operand.layout:
                 raise RuntimeError(f"Function {ctx.node} returned an invalid gradient at index {first + index} - "
@@ -2808,6 +2864,12 @@ class _CompressedMatmul(Function):
 
 # (a compressed tensor is a torch.Tensor in torch: its parser's and Python's messages name it so, as a COO one)
 SparseCSRTensor.__name__ = SparseCSCTensor.__name__ = "Tensor"
+
+
+def _refuse_complex_grad(self: Tensor, kernel: str) -> None:
+    """torch's layout conversions have no complex derivative: its autograd refuses their complex result."""
+    if self.dtype.is_complex:
+        raise RuntimeError(f"{kernel} does not support automatic differentiation for outputs with complex dtype.")
 
 
 def to_sparse_csr(self, dense_dim=None) -> SparseCSRTensor:
@@ -2821,6 +2883,7 @@ def to_sparse_csr(self, dense_dim=None) -> SparseCSRTensor:
     else:
         result = _csr_at(self._data != 0, self._data)
     if is_recording(self):
+        _refuse_complex_grad(self, "_to_sparse_csr")
         _joined_graph(result, name_node(_ToCompressed.apply(self, mask=_pattern(result)), "ToSparseCsrBackward0"))
     return result
 
@@ -2836,6 +2899,7 @@ def to_sparse_csc(self, dense_dim=None) -> SparseCSCTensor:
     else:
         result = _csc_at(self._data != 0, self._data)
     if is_recording(self):
+        _refuse_complex_grad(self, "_to_sparse_csc")
         _joined_graph(result, name_node(_ToCompressed.apply(self, mask=_pattern(result)), "ToSparseCscBackward0"))
     return result
 
@@ -2970,7 +3034,7 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
                            f"{list(value_array.shape)}")
     if is_coalesced is None:  # torch's factory: no two entries can share an index
         is_coalesced = index.shape[1] < 2
-    tensor = SparseCOOTensor._from_parts(index, value_array, size, bool(is_coalesced))
+    tensor = SparseCOOTensor._from_parts(index, value_array, size, bool(is_coalesced), strides_kept=True)
     if value._requires_grad and is_grad_enabled():
         _joined_graph(tensor, _ScatterValues.apply(value, positions=tuple(index), dense=tensor._data))
     elif requires_grad:
@@ -2989,6 +3053,7 @@ def _compressed_to_coo(self: _CompressedTensor, sparse_dim: int | None) -> Spars
     result = SparseCOOTensor._from_parts(indices, self._parts[2].copy(), tuple(self.shape),
                                          isinstance(self, SparseCSRTensor))
     if is_recording(self):
+        _refuse_complex_grad(self, "_to_sparse")
         _joined_graph(result, name_node(_ToSparse.apply(_in_graph(self)),
                                         "ToSparseBackward1" if sparse_dim is None else "ToSparseBackward0"))
     return result
@@ -2998,6 +3063,8 @@ def to_sparse(self, sparse_dim: int | None = None, *, layout=None, blocksize=Non
     """Tensor.to_sparse: the COO form of a dense tensor (coalesced: sorted unique indices)."""
     if isinstance(self, _CompressedTensor) and layout in (None, sparse_coo):
         return _compressed_to_coo(self, sparse_dim)
+    if layout in (sparse_csr, sparse_csc) and is_recording(self):
+        _refuse_complex_grad(self, "_to_sparse")
     if layout is sparse_csr:
         return to_sparse_csr(self)
     if layout is sparse_csc:
@@ -3018,6 +3085,7 @@ def to_sparse(self, sparse_dim: int | None = None, *, layout=None, blocksize=Non
     values = data[tuple(index)]
     result = SparseCOOTensor._from_parts(index, xp.ascontiguousarray(values), tuple(self.shape), True)
     if is_recording(self):
+        _refuse_complex_grad(self, "_to_sparse")
         _joined_graph(result, name_node(_ToSparse.apply(self), node))
     return result
 
@@ -3438,7 +3506,7 @@ def sum(input: Tensor, dim=None, dtype=None) -> Tensor:  # noqa: A001 (torch.spa
 
         def to_entries(grad):
             values = array_module(grad._data).ascontiguousarray(grad._data)
-            return SparseCOOTensor._from_parts(indices, values, size, flag)
+            return SparseCOOTensor._from_parts(indices, values, size, flag, strides_kept=True)
 
         values = _read_entries(coalesced, coalesced._data[tuple(indices)], to_entries, "ValuesBackward0")
         return values.sum(dtype=dtype)
@@ -3596,7 +3664,7 @@ def _intersection_product(self: SparseCOOTensor, other: SparseCOOTensor) -> Spar
     indices = room[:, :common.size]
     if common.size:
         xp.copyto(indices, xp.stack(xp.unravel_index(common, shape)))
-    return SparseCOOTensor._from_parts(indices, values, tuple(self.shape), True)
+    return SparseCOOTensor._from_parts(indices, values, tuple(self.shape), True, strides_kept=True)
 
 
 def _dtype_category(dtype) -> int:
@@ -3654,8 +3722,13 @@ def _add_sparse(self: SparseCOOTensor, other: SparseCOOTensor, alpha) -> SparseC
     if take_other:
         keys[xp.asarray(take_other)] = xp.asarray(other_keys)
         values[xp.asarray(take_other)] += other_values
-    indices = xp.stack(xp.unravel_index(keys, shape)).astype(np.int64) if out else self._coo[0][:, :0]
-    return SparseCOOTensor._from_parts(indices, values, tuple(self.shape), self.is_coalesced() and other.is_coalesced())
+    # torch merges into index room for both operands' entries and narrows it to those written: strides
+    # (nnz + other's nnz, 1)
+    room = xp.zeros((len(shape), len(self_keys) + len(other_keys)), dtype=np.int64)
+    if out:
+        room[:, :out] = xp.stack(xp.unravel_index(keys, shape))
+    return SparseCOOTensor._from_parts(room[:, :out], values, tuple(self.shape),
+                                       self.is_coalesced() and other.is_coalesced(), strides_kept=True)
 
 
 def _softmax_over_entries(input: Tensor, dim: int, dtype, name: str) -> SparseCOOTensor:

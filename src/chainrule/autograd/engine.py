@@ -1469,7 +1469,7 @@ def _sum_with_sparse(first, second):
                                        xp.concatenate([values, more_values]), tuple(first.shape), False)
     merged_indices, merged_values = _merged_entries(indices, values, more_indices, more_values)
     return type(first)._from_parts(merged_indices, merged_values, tuple(first.shape),
-                                   coalesced and more_coalesced)
+                                   coalesced and more_coalesced, strides_kept=True)
 
 
 def _merged_entries(indices, values, more_indices, more_values):

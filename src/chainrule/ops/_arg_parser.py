@@ -232,6 +232,8 @@ def _with_out_rule(function, name: str, rule: str, composite=None):
                 kwargs["dtype"] = out.dtype
         if rule == "mean" and isinstance(out, Tensor):
             kwargs = _mean_out_arguments(args, kwargs, out, Tensor)
+        if name == "nanmean" and isinstance(out, Tensor) and not dtype_given and _function.active_dispatch is None:
+            kwargs = _nanmean_out_arguments(args, kwargs, out, Tensor)
         if rule == "scan_same_scalar_type" and isinstance(out, Tensor):
             # torch's logcumsumexp_out: autograd's refusal, then its kernel's dtype check, before the
             # dim or the input's dtype is looked at
@@ -296,6 +298,17 @@ def _write_clamp_out(name: str, args: tuple, kwargs: dict, result, out):
     if refusal is not None:
         raise refusal
     return write_out(result, out, name)
+
+
+def _nanmean_out_arguments(args: tuple, kwargs: dict, out, tensor_type) -> dict:
+    """nanmean's keywords for a floating ``out`` wider than its floating input (bfloat16 into float32): torch's
+    nanmean.out sums into the out (nansum.out, accumulating in the out's dtype) and divides it there, so the mean
+    is the one computed in the out's dtype, not the input's mean cast (1.3574, not 1.3594)."""
+    source = args[0] if args else kwargs.get("input")
+    if (isinstance(source, tensor_type) and source.dtype.is_floating_point and out.dtype.is_floating_point
+            and out.dtype.itemsize > source.dtype.itemsize):
+        return {**kwargs, "dtype": out.dtype}
+    return kwargs
 
 
 def _mean_out_arguments(args: tuple, kwargs: dict, out, tensor_type) -> dict:

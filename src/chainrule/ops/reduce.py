@@ -2586,10 +2586,38 @@ def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Ten
             made = _function_module.argument_dispatch("nansum", nansum, (input, dim, keepdim), {"dtype": dtype})
         if made is not _function_module.RUN_UNDISPATCHED:
             return made
+    if input._data.dtype.kind in "fV" and input.__class__ not in SPARSE_COO_TYPES:
+        np_dtype = _dtype.to_dtype(dtype).np if dtype is not None else None
+        if dtype is not None:
+            _dtype.refuse_wide_unsigned("reduce.sum", np.dtype(np_dtype))
+        return Nansum.apply(input, dims=_dims(dim, input._data.ndim, "nansum"), keepdim=keepdim, dtype=np_dtype)
     if input._data.dtype.kind in "fV":
         input = where(Tensor._make(xp.isnan(input._data)), 0.0, input)
     return name_node(sum(input, dim, keepdim, dtype=dtype), "NansumBackward0", label="nansum",
                      rule="copies the gradient to every element; the NaNs, zeroed by the step below, get 0 there")
+
+
+class Nansum(Sum):
+    """nansum of a floating input: the sum with its NaNs as 0, one node as torch's NansumBackward0."""
+
+    node_name = "NansumBackward0"
+    label = "nansum"
+    rule = "copies the gradient to every element but the NaNs, which get 0"
+    formula = "nansum({0})"
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim, dtype):
+        ctx.input = x
+        xp = array_module(x)
+        return Sum.forward(ctx, xp.where(xp.isnan(x), x.dtype.type(0), x), dims, keepdim, dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        from .elementwise import isnan, mul
+
+        # torch's nansum_backward: grad expanded, times ¬isnan(x) (the mask made first)
+        kept = isnan(Tensor._make(ctx.input)).logical_not()
+        return mul(_expand_back(grad, ctx.shape, ctx.dims, ctx.keepdim, node=ctx), kept)
 
 
 def nanmean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
@@ -2622,7 +2650,12 @@ def _nanmean_as_torch(input: Tensor, dim, keepdim: bool, dtype) -> Tensor:
     note = _function_module.pending_out
     into_out = note is not None and note[1] == "nanmean"
     plain = input if into_out else input.detach()
-    count = ne(plain, plain).logical_not_().sum(dim, keepdim)
+    kept = ne(plain, plain).logical_not_()
+    if dim is None:  # torch sums the count by sum.dim_IntList(kept, None)
+        _function_module.note_given(Sum, kept, given_dims=None, shown_dtype=None)
+        count = Sum.apply(kept, dims=tuple(range(kept.ndim)), keepdim=keepdim, dtype=np.int64)
+    else:
+        count = kept.sum(dim, keepdim)
     total = nansum(input, dim, keepdim, dtype=dtype)
     return total.div_(count) if into_out else total.div(count)
 

@@ -334,8 +334,9 @@ def overload_of(op_class) -> DispatchedOverload:
 _INT64_MAX = 9223372036854775807
 
 
-def _dims(params) -> list:
-    return list(params.get("given_dims", params["dims"]))  # (as the call gave them: note_given)
+def _dims(params) -> list | None:
+    given = params.get("given_dims", params["dims"])  # (as the call gave them: note_given; None as torch's nanmean)
+    return None if given is None else list(given)
 
 
 def _all_dims(inputs, params) -> bool:
