@@ -988,7 +988,8 @@ def _rows_matmul(cls, operands, params, outs, size, rows_at: int, weights_from: 
 def _addmm(cls, operands, params, outs, size):
     """bias + x Wᵀ as torch's batching rule of addmm records it. With x batched alone: bias * 1
     (MulBackward1; a batched bias then viewed to meet the rows) added to the one GEMM of the batch's
-    rows viewed back (UnsafeViewBackward0 over MmBackward0). With the weight batched (an ensemble's
+    rows viewed back (UnsafeViewBackward0 over MmBackward0); with the bias batched alone, to the
+    one unbatched product (MmBackward0). With the weight batched (an ensemble's
     stacked Linears, torch.func.stack_module_state): ``bias * 1`` viewed with a rows dim, plus one
     batched matmul."""
     from .ops.elementwise import MulNumber
@@ -1006,14 +1007,17 @@ def _addmm(cls, operands, params, outs, size):
         if bias.batched:
             scaled = scaled.view(size, *(1,) * (2 - bias_rank), *scaled.shape[1:])
         return scaled + matmul(rows.data, weight.data)
-    if not rows.batched or bias_rank > 1:
+    if bias_rank > 1 or _logical_rank(rows) != 2:
         return None
-    product = _rows_matmul(Mm, [rows, weight], {}, outs, size, 0, 1)
+    if rows.batched:
+        product = _rows_matmul(Mm, [rows, weight], {}, outs, size, 0, 1)
+    else:  # (the bias batched alone: the one unbatched product, every slice's)
+        product = Mm.apply(rows.data, weight.data)
     if product is None:
         return None
     scaled = MulNumber.apply(bias.data, number=1)
     if bias.batched:
-        scaled = scaled.view(size, *(1,) * (product.dim() - scaled.dim()), *scaled.shape[1:])
+        scaled = scaled.view(size, *(1,) * (2 - bias_rank), *scaled.shape[1:])
     return scaled + product
 
 
