@@ -1141,9 +1141,15 @@ def _reduced(cls, operands, params, outs, size):
     if not isinstance(dims, tuple) or not all(isinstance(d, int) for d in dims):
         return None
     rank = _logical_rank(x)
-    if not rank and cls.__name__ in ("Amax", "Amin"):  # (its dims () would be every dim, the batch's too)
-        return None
-    if rank and cls.__name__ in ("Sum", "Mean"):
+    if not rank:
+        # torch's rule for a 0-d slice: the batch made a column (UnsqueezeBackward0), reduced along it
+        # by the dim overload (SumBackward1), a kept dim squeezed away (SqueezeBackward1)
+        from .ops.reduce import MeanDim, SumDim
+
+        cls = {"Sum": SumDim, "Mean": MeanDim}.get(cls.__name__, cls)
+        out = _function._apply_array_op(cls, x.data.unsqueeze(-1), **dict(params, dims=(1,)))
+        return out.squeeze(-1) if params.get("keepdim") else out
+    if cls.__name__ in ("Sum", "Mean"):
         # a slice's whole sum or mean is the batch's over its dims: torch's dim overload (SumBackward1)
         from .ops.reduce import MeanDim, SumDim
 
@@ -1153,9 +1159,15 @@ def _reduced(cls, operands, params, outs, size):
 
 
 def _expanded(cls, operands, params, outs, size):
-    """expand to slice 0's result shape: behind the batch dim, the operand's dims padded in front."""
+    """expand to slice 0's result shape: behind the batch dim, the operand's dims padded in front. As
+    torch's rule, the batch is viewed with those dims (ViewBackward0, none added too) before expand."""
     (x,) = operands
-    return _function._apply_array_op(cls, _padded(x, outs[0].dim()), **dict(params, shape=(size, *outs[0].shape)))
+    data = x.data
+    if data._base.__class__ is _function._Promoted:  # (a promoted operand has no view of its own)
+        return _function._apply_array_op(cls, _padded(x, outs[0].dim()), **dict(params, shape=(size, *outs[0].shape)))
+    missing = outs[0].dim() - _logical_rank(x)
+    viewed = data.view(data.shape[0], *(1,) * missing, *data.shape[1:])
+    return _function._apply_array_op(cls, viewed, **dict(params, shape=(size, *outs[0].shape)))
 
 
 def _summed_to(cls, operands, params, outs, size):
@@ -1669,7 +1681,8 @@ _ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Neg", "Exp", "Log", "Tanh", "Sigmoi
                 "Rsqrt", "Abs", "Maximum", "Minimum", "Square", "Reciprocal", "Log1p", "Expm1", "Softplus",
                 "PowScalar", "TanhBackward", "SigmoidBackward", "Threshold", "ReluBackward", "Pow", "RSub", "Gelu",
                 "ScaledBy", "ToCopy", "Real", "Imag", "Conj", "InternalConj", "Clamp", "ClampByTensors",
-                "ClampMinByTensor", "ClampMaxByTensor", "Round", "RoundDecimals", "Sign", "Mish")
+                "ClampMinByTensor", "ClampMaxByTensor", "Round", "RoundDecimals", "Sign", "Mish", "MulNumber",
+                "AddScaled", "SubScaled")
 _RULES = {name: _elementwise for name in _ELEMENTWISE}
 _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped, "SqueezeView": _reshaped,
                "UnsafeView": _reshaped, "Select": _indexed, "Slice": _indexed, "Index": _advanced_indexed,
