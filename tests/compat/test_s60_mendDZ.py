@@ -1,7 +1,8 @@
 """Session 60, lane mendDZ: torch.func.vmap's batching rules against torch — a linear of a 1-d or 4-d
 per-sample input under vmap recorded as torch's matmul and add, a linear whose bias alone is mapped as
 torch's addmm rule; addmm, addmv, addbmm, baddbmm and addr as torch's vmap decompositions; a 0-d slice's
-reduction, mm's column-major gradients and the empty batch as torch's."""
+reduction, mm's column-major gradients and the empty batch as torch's; hardsigmoid's half gradient rounded once
+from float32."""
 
 from __future__ import annotations
 
@@ -173,3 +174,16 @@ def test_vmapped_added_products_are_torchs_decompositions(op, dims, beta, alpha)
         if mine is not None:
             np.testing.assert_allclose(mine, expected, rtol=1e-5, atol=1e-5)
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_hardsigmoid_half_gradient_rounds_once_from_float32(dtype):
+    """torch's hardsigmoid_backward multiplies a half gradient by its float32 1/6 in float32 and
+    rounds the product once (IEEE float32 products: the same bits on any CPU)."""
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal(4096) * 4).astype(np.float32)
+    g = rng.standard_normal(4096).astype(np.float32)
+    grads = []
+    for lib in (chainrule, torch):
+        t = lib.tensor(x).to(getattr(lib, dtype)).requires_grad_()
+        lib.nn.functional.hardsigmoid(t).backward(lib.tensor(g).to(getattr(lib, dtype)))
+        grads.append(t.grad.float().numpy())
+    np.testing.assert_array_equal(grads[0], grads[1])
