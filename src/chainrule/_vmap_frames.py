@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import weakref
 
-__all__ = ["VmapFrame", "batched_value", "current", "entered", "forget_made", "mapped", "note_alias", "note_made",
+__all__ = ["VmapFrame", "batched_anywhere", "batched_value", "current", "entered", "forget_made", "mapped", "note_alias", "note_made",
            "slice_draw",
            "note_drawn", "note_results", "note_value_read", "physical_strides", "refuse_batched_into_unbatched", "capturing", "closed_over", "in_place_op_name",
            "refuse_captured_write", "refuse_control_flow", "refuse_data_access", "refuse_index_read", "inner_transform", "refuse_different_inplace_randomness",
