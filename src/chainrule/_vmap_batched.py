@@ -988,7 +988,8 @@ def _rows_matmul(cls, operands, params, outs, size, rows_at: int, weights_from: 
 def _addmm(cls, operands, params, outs, size):
     """bias + x Wᵀ as torch's batching rule of addmm records it. With x batched alone: bias * 1
     (MulBackward1; a batched bias then viewed to meet the rows) added to the one GEMM of the batch's
-    rows viewed back (UnsafeViewBackward0 over MmBackward0). With the weight batched (an ensemble's
+    rows viewed back (UnsafeViewBackward0 over MmBackward0); with the bias batched alone, to the
+    one unbatched product (MmBackward0). With the weight batched (an ensemble's
     stacked Linears, torch.func.stack_module_state): ``bias * 1`` viewed with a rows dim, plus one
     batched matmul."""
     from .ops.elementwise import MulNumber
@@ -1006,14 +1007,17 @@ def _addmm(cls, operands, params, outs, size):
         if bias.batched:
             scaled = scaled.view(size, *(1,) * (2 - bias_rank), *scaled.shape[1:])
         return scaled + matmul(rows.data, weight.data)
-    if not rows.batched or bias_rank > 1:
+    if bias_rank > 1 or _logical_rank(rows) != 2:
         return None
-    product = _rows_matmul(Mm, [rows, weight], {}, outs, size, 0, 1)
+    if rows.batched:
+        product = _rows_matmul(Mm, [rows, weight], {}, outs, size, 0, 1)
+    else:  # (the bias batched alone: the one unbatched product, every slice's)
+        product = Mm.apply(rows.data, weight.data)
     if product is None:
         return None
     scaled = MulNumber.apply(bias.data, number=1)
     if bias.batched:
-        scaled = scaled.view(size, *(1,) * (product.dim() - scaled.dim()), *scaled.shape[1:])
+        scaled = scaled.view(size, *(1,) * (2 - bias_rank), *scaled.shape[1:])
     return scaled + product
 
 
@@ -1137,9 +1141,15 @@ def _reduced(cls, operands, params, outs, size):
     if not isinstance(dims, tuple) or not all(isinstance(d, int) for d in dims):
         return None
     rank = _logical_rank(x)
-    if not rank and cls.__name__ in ("Amax", "Amin"):  # (its dims () would be every dim, the batch's too)
-        return None
-    if rank and cls.__name__ in ("Sum", "Mean"):
+    if not rank:
+        # torch's rule for a 0-d slice: the batch made a column (UnsqueezeBackward0), reduced along it
+        # by the dim overload (SumBackward1), a kept dim squeezed away (SqueezeBackward1)
+        from .ops.reduce import MeanDim, SumDim
+
+        cls = {"Sum": SumDim, "Mean": MeanDim}.get(cls.__name__, cls)
+        out = _function._apply_array_op(cls, x.data.unsqueeze(-1), **dict(params, dims=(1,)))
+        return out.squeeze(-1) if params.get("keepdim") else out
+    if cls.__name__ in ("Sum", "Mean"):
         # a slice's whole sum or mean is the batch's over its dims: torch's dim overload (SumBackward1)
         from .ops.reduce import MeanDim, SumDim
 
@@ -1149,9 +1159,15 @@ def _reduced(cls, operands, params, outs, size):
 
 
 def _expanded(cls, operands, params, outs, size):
-    """expand to slice 0's result shape: behind the batch dim, the operand's dims padded in front."""
+    """expand to slice 0's result shape: behind the batch dim, the operand's dims padded in front. As
+    torch's rule, the batch is viewed with those dims (ViewBackward0, none added too) before expand."""
     (x,) = operands
-    return _function._apply_array_op(cls, _padded(x, outs[0].dim()), **dict(params, shape=(size, *outs[0].shape)))
+    data = x.data
+    if data._base.__class__ is _function._Promoted:  # (a promoted operand has no view of its own)
+        return _function._apply_array_op(cls, _padded(x, outs[0].dim()), **dict(params, shape=(size, *outs[0].shape)))
+    missing = outs[0].dim() - _logical_rank(x)
+    viewed = data.view(data.shape[0], *(1,) * missing, *data.shape[1:])
+    return _function._apply_array_op(cls, viewed, **dict(params, shape=(size, *outs[0].shape)))
 
 
 def _summed_to(cls, operands, params, outs, size):
@@ -1665,7 +1681,8 @@ _ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Neg", "Exp", "Log", "Tanh", "Sigmoi
                 "Rsqrt", "Abs", "Maximum", "Minimum", "Square", "Reciprocal", "Log1p", "Expm1", "Softplus",
                 "PowScalar", "TanhBackward", "SigmoidBackward", "Threshold", "ReluBackward", "Pow", "RSub", "Gelu",
                 "ScaledBy", "ToCopy", "Real", "Imag", "Conj", "InternalConj", "Clamp", "ClampByTensors",
-                "ClampMinByTensor", "ClampMaxByTensor", "Round", "RoundDecimals", "Sign", "Mish")
+                "ClampMinByTensor", "ClampMaxByTensor", "Round", "RoundDecimals", "Sign", "Mish", "MulNumber",
+                "AddScaled", "SubScaled")
 _RULES = {name: _elementwise for name in _ELEMENTWISE}
 _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped, "SqueezeView": _reshaped,
                "UnsafeView": _reshaped, "Select": _indexed, "Slice": _indexed, "Index": _advanced_indexed,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import weakref
 
-__all__ = ["VmapFrame", "batched_value", "current", "entered", "forget_made", "mapped", "note_alias", "note_made",
+__all__ = ["VmapFrame", "batched_anywhere", "batched_value", "current", "entered", "forget_made", "mapped", "note_alias", "note_made",
            "slice_draw",
            "note_drawn", "note_results", "note_value_read", "physical_strides", "refuse_batched_into_unbatched", "capturing", "closed_over", "in_place_op_name",
            "refuse_captured_write", "refuse_control_flow", "refuse_data_access", "refuse_index_read", "inner_transform", "refuse_different_inplace_randomness",
@@ -488,7 +488,9 @@ def reads_allowed():
         _reads_allowed -= 1
 
 
-def _batched_anywhere(tensor) -> bool:
+def batched_anywhere(tensor) -> bool:
+    """Whether ``tensor`` is batched at any running vmap's level (torch's view: a functorch wrapper,
+    so "tensor-subclass-like"), outside a kernel or vmap rule that runs below vmap."""
     return not _reads_allowed and any(frame.holds_batched(tensor) for frame in _frames)
 
 
@@ -524,14 +526,14 @@ def refuse_index_read(tensor) -> None:
     """A 0-d integer tensor in an index key, which torch's indexing reads as a Python integer
     (``.item()``) unless it is batched at the current level: refused in torch's words where it is
     batched and a grad-like transform runs inside the innermost vmap (``vmap(grad(lambda x: x[x.argmax()]))``)."""
-    if _batched_anywhere(tensor) and inner_transform():
+    if batched_anywhere(tensor) and inner_transform():
         raise RuntimeError(_READ_UNDER_TRANSFORM)
 
 
 def refuse_item(tensor) -> None:
     """torch's vmap error for reading a batched tensor's value as a Python number (``.item()``,
     ``float(t)``, ``int(t)``): each slice has its own."""
-    if _batched_anywhere(tensor):
+    if batched_anywhere(tensor):
         if inner_transform():
             raise RuntimeError(_READ_UNDER_TRANSFORM)
         raise RuntimeError("vmap: It looks like you're calling .item() on a Tensor. We don't support vmap over calling "
@@ -542,7 +544,7 @@ def refuse_item(tensor) -> None:
 def refuse_control_flow(tensor) -> None:
     """torch's vmap error for ``bool(t)`` of a batched tensor (``if t.sum() > 0:``, ``while``):
     the slices may take different branches."""
-    if _batched_anywhere(tensor):
+    if batched_anywhere(tensor):
         if inner_transform():
             raise RuntimeError(_READ_UNDER_TRANSFORM)
         raise RuntimeError("vmap: It looks like you're attempting to use a Tensor in some data-dependent control flow. "
@@ -562,7 +564,7 @@ def refuse_out(op: str, operands, result=None) -> None:
     """torch's vmap refusal of an op's ``out=`` variant (``torch.sin(x, out=y)``) where an operand or
     ``out`` is batched (or the ``result`` computed from them): its fallback cannot write into ``out``.
     Named by torch's overload."""
-    if not any(_batched_anywhere(t) for t in _tensors_in((*operands, result), [])):
+    if not any(batched_anywhere(t) for t in _tensors_in((*operands, result), [])):
         return
     if op == "pow":  # (called with the operands: self or exponent a number)
         overload = "Scalar_out" if not hasattr(operands[0], "_base") else "Tensor_Scalar_out" if len(operands) > 1 \
@@ -586,7 +588,7 @@ _ATEN_NAMES = {"vector_norm": "linalg_vector_norm", "matrix_norm": "linalg_matri
 def refuse_unbatchable(message: str, *tensors) -> None:
     """torch's refusal (``message``) of an op with no batching rule that answers a Python value
     (``torch.equal``, ``torch.allclose``) when an operand is batched."""
-    if any(hasattr(t, "_base") and _batched_anywhere(t) for t in tensors):
+    if any(hasattr(t, "_base") and batched_anywhere(t) for t in tensors):
         raise RuntimeError(message)
 
 
@@ -612,7 +614,7 @@ def refuse_different_inplace_randomness(target) -> None:
 def refuse_data_access(tensor) -> None:
     """torch's error for ``.tolist()`` or ``.numpy()`` of a batched tensor, which has no storage of
     its own."""
-    if _batched_anywhere(tensor):
+    if batched_anywhere(tensor):
         raise RuntimeError("Cannot access data pointer of Tensor that doesn't have storage")
 
 

@@ -984,7 +984,7 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
                              f"sizes {sizes} for the mapped dimension")
         size = sizes[0]
         if size == 0:
-            return _empty_batch(func, flat_args, flat_dims, spec, kwargs, out_dims)
+            return _empty_batch(func, flat_args, flat_dims, spec, kwargs, out_dims, randomness)
         if chunk_size is None:
             return _flat_vmap(func, size, flat_dims, flat_args, spec, kwargs, out_dims, randomness)
         return _chunked_vmap(func, size, chunk_size, flat_dims, flat_args, spec, kwargs, out_dims, randomness)
@@ -1215,21 +1215,25 @@ def _watching_batches():
         watcher.previous = None  # (a profiler started inside and left running carries on by itself)
 
 
-def _empty_batch(func, flat_args, flat_dims, spec, kwargs, out_dims):
-    """vmap over a batch of size 0: ``func`` runs once on zero-filled slices, for the structure,
-    dtypes and shapes of its results (torch runs it once on the empty batch); each mapped result
-    is then empty along its out_dim."""
-    def unbatched(leaf, dim):
+def _empty_batch(func, flat_args, flat_dims, spec, kwargs, out_dims, randomness: str):
+    """vmap over a batch of size 0: ``func`` runs once, inside the vmap's frame, on zero-filled slices
+    for the structure, dtypes and shapes of its results (torch runs it once on the empty batch, so
+    a batched result at out_dim None is refused as there); each mapped result is then empty along
+    its out_dim."""
+    def zero_slice(leaf, dim):
         if leaf.requires_grad:  # zeros on leaf's graph: a sum over the empty batch
-            return leaf.sum(dim)
+            return leaf.sum(dim, keepdim=True)
         shape = list(leaf.shape)
-        del shape[dim]
+        shape[dim] = 1
         return leaf.new_zeros(shape)
 
-    sliced = tree_unflatten([leaf if dim is None else unbatched(leaf, dim) for leaf, dim in zip(flat_args, flat_dims)],
-                            spec)
-    probe = func(*sliced, **kwargs)
-    stacked = _stack_results(func, [probe], out_dims)
+    frame = _vmap_frames.VmapFrame(0, randomness)
+    with _vmap_frames.entered(frame), _watching_batches():
+        frame.note_closed_over(func)
+        sliced = tree_unflatten([frame.keep(leaf) if dim is None else frame.cut(zero_slice(leaf, dim), dim, 0)
+                                 for leaf, dim in zip(flat_args, flat_dims)], spec)
+        probe = func(*sliced, **kwargs)
+    stacked = _stack_results(func, [probe], out_dims, frame)
     leaves, stacked_spec = tree_flatten(stacked)
     dims = _flat_out_dims(func, out_dims, stacked)
     return tree_unflatten([leaf if dim is None else leaf.narrow(dim, 0, 0) for leaf, dim in zip(leaves, dims)],

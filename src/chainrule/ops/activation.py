@@ -1381,6 +1381,11 @@ class Hardsigmoid(Function):
         (x,) = ctx.saved_values
         arr = x._data
         inside = (arr > -3) & (arr < 3)
+        if arr.dtype.itemsize == 2 and not grad._requires_grad:
+            # float16/bfloat16: torch's kernel multiplies in float32 and rounds the product once
+            factor = xp.where(inside, np.float32(_ONE_SIXTH_AS_TORCH), np.float32(0))
+            wide = _scaled_mask(Tensor._make(grad._data.astype(np.float32)), factor, arr, keep=inside)
+            return Tensor._make(wide._data.astype(arr.dtype))
         factor = xp.where(inside, arr.dtype.type(_ONE_SIXTH_AS_TORCH), arr.dtype.type(0))
         return _scaled_mask(grad, factor, arr, keep=inside)
 

@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from .. import _config, _dtype, _opmath, _sum_order, _torch_function, return_types
+from .. import _config, _dtype, _opmath, _sum_order, _torch_function, _vmap_frames, return_types
 from .._backend import (
     array_module,
     autocast_unifies,
@@ -191,8 +191,9 @@ class Matmul(Function):
         # d(A B) = dA B + A dB: grad_A = G B^T, grad_B = A^T G (1-D operands as a row / a column)
         b, a = ctx.saved_values
         a_ndim, b_ndim = ctx.ndims
+        orders = _mm_orders(ctx, grad, a, b) if a_ndim == b_ndim == 2 else (False, False)
         if a_ndim >= 2 and b_ndim >= 2 and not (b_ndim == 2 and a_ndim > 2) and _products_on_arrays(grad, a, b):
-            return _matrix_grads_on_arrays(grad._data, a, b)
+            return _matrix_grads_on_arrays(grad._data, a, b, orders)
         grad_a = grad_b = None
         if a_ndim == 1 and b_ndim == 1:
             return (grad * b if b is not None else None), (grad * a if a is not None else None)
@@ -215,8 +216,10 @@ class Matmul(Function):
                 grad_b = _mat(a.unsqueeze(-1), g)
             return grad_a, grad_b
         if b is not None:
-            grad_a = _mat(grad, b.mT)
-        if a is not None:
+            grad_a = _mat(b, grad.mT).mT if orders[0] else _mat(grad, b.mT)
+        if a is not None and orders[1]:
+            grad_b = _mat(grad.mT, a).mT
+        elif a is not None:
             if b_ndim == 2 and a_ndim > 2:
                 # a weight shared over a batch: one big matmul instead of a batch summed afterwards
                 grad_b = _mat(_as_rows(a).mT, _as_rows(grad))
@@ -235,16 +238,42 @@ def _products_on_arrays(grad: Tensor, a, b) -> bool:
             and numpy_errstate.get() is QUIET)
 
 
-def _matrix_grads_on_arrays(g, a, b) -> tuple:
+def _mm_orders(ctx, grad, a, b) -> tuple:
+    """Whether mm's gradients are torch's transposed products, (B Gᵀ)ᵀ for a column-major A and
+    (Gᵀ A)ᵀ for a column-major B (strides (1, rows) exactly: its mm_mat1_backward and mm_mat2_backward
+    return a column-major operand's gradient column-major, so that the leaf's keeps its layout). A
+    matrix is kept only for the other's gradient; one not kept left its strides (``unsaved_strides``)."""
+    needs = ctx.needs_input_grad
+    # (A's gradient reads B, kept; B's reads A, kept, whose columns are B's rows)
+    return (bool(needs[0]) and _is_column_major(a if a is not None else ctx.unsaved_strides, grad._data.shape[0]),
+            bool(needs[1]) and _is_column_major(b if b is not None else ctx.unsaved_strides, a._data.shape[1]))
+
+
+def _is_column_major(matrix, rows: int) -> bool:
+    """Whether ``matrix`` (a Tensor, or its strides in elements) has strides (1, rows)."""
+    if isinstance(matrix, Tensor):
+        array = matrix._data
+        return array.strides == (array.itemsize, rows * array.itemsize)
+    return matrix == (1, rows)
+
+
+def _matrix_grads_on_arrays(g, a, b, orders=(False, False)) -> tuple:
     """(G Bᵀ, Aᵀ G) of matrices or batches of one rank, as the Tensor rule computes them, on the
     arrays: each transpose the view ``mT`` makes (Transpose's forward), each product the forward
-    of the node ``_mat`` would apply, unrecorded (one product node of the graph runs two)."""
+    of the node ``_mat`` would apply, unrecorded (one product node of the graph runs two); a
+    column-major matrix's (``orders``, mm's) as torch's transposed product."""
     grad_a = grad_b = None
     if b is not None:
-        grad_a = _product_of_arrays(g, _last_two_swapped(b._data))
+        grad_a = _transposed(_product_of_arrays(b._data, _last_two_swapped(g))) if orders[0] else \
+            _product_of_arrays(g, _last_two_swapped(b._data))
     if a is not None:
-        grad_b = _product_of_arrays(_last_two_swapped(a._data), g)
+        grad_b = _transposed(_product_of_arrays(_last_two_swapped(g), a._data)) if orders[1] else \
+            _product_of_arrays(_last_two_swapped(a._data), g)
     return grad_a, grad_b
+
+
+def _transposed(t: Tensor) -> Tensor:
+    return Tensor._make(_last_two_swapped(t._data))
 
 
 def _last_two_swapped(x):
@@ -1063,6 +1092,26 @@ def _bool_addmm_scales(input, mat1: Tensor, mat2: Tensor) -> bool:
             and mat1.shape[0] * mat2.shape[1] != 0)
 
 
+def _batched_by_vmap(*tensors) -> bool:
+    """Whether a running vmap holds any of ``tensors`` batched: torch's vmap then runs an add-a-product
+    op (addmm, addmv, baddbmm, addbmm) as its decomposition, whose nodes its graph shows."""
+    return bool(_vmap_frames._frames) and any(isinstance(t, Tensor) and _vmap_frames.batched_anywhere(t)
+                                              for t in tensors)
+
+
+def _vmap_scaled_add(input: Tensor, product: Tensor, beta, alpha, alpha_in_add: bool = False) -> Tensor:
+    """torch's vmap decomposition of ``beta * input + alpha * product``: beta·input (MulBackward1, at
+    any beta) plus the product, alpha given to the add (addmm's); or (addmv's, baddbmm's, addbmm's)
+    alpha·product (MulBackward1, none at alpha 1), the product alone at beta 0."""
+    from .elementwise import MulNumber, add
+
+    if alpha_in_add:
+        return add(MulNumber.apply(input, number=beta), product, alpha=alpha)
+    if alpha != 1:
+        product = MulNumber.apply(product, number=alpha)
+    return product if beta == 0 else add(MulNumber.apply(input, number=beta), product)
+
+
 def _one_gemm(input, mat1, mat2, beta, alpha) -> bool:
     """Whether addmm is F.linear's Addmm: unscaled, dense float32/float64 CPU matrices of one dtype
     and an added input of at most 2 dims (the same numbers and node as its composite)."""
@@ -1088,7 +1137,9 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, out_dtype=None, *, beta=1, 
     _check_addmm_shapes(input, mat1, mat2)
     if type(beta) is int and _bool_addmm_scales(input, mat1, mat2):
         raise RuntimeError("result type Long can't be cast to the desired output type Bool")
-    if _function_module.active_dispatch is not None and _one_gemm(input, mat1, mat2, beta, alpha):
+    if _batched_by_vmap(input, mat1, mat2):
+        result = _vmap_scaled_add(input, mm(mat1, mat2), beta, alpha, alpha_in_add=True)
+    elif _function_module.active_dispatch is not None and _one_gemm(input, mat1, mat2, beta, alpha):
         from .linear import Addmm
 
         # one op, as F.linear's: a dispatch mode sees torch's aten.addmm(input, mat1, mat2), not mm + add
@@ -1148,6 +1199,9 @@ def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1, out=None)
     if input.ndim == 1 and mat.ndim == 2 and vec.ndim == 1 and input.shape[0] not in (1, mat.shape[0]):
         raise RuntimeError(f"size mismatch, got input ({input.shape[0]}), mat ({mat.shape[0]}x{mat.shape[1]}), "
                            f"vec ({vec.shape[0]})")
+    if _batched_by_vmap(input, mat, vec):
+        result = _vmap_scaled_add(input, mv(mat, vec), beta, alpha)
+        return result if out is None else _exact_out(result, out, "addmv")
     torch_args = (beta, alpha, mat, vec)
     if beta != 0 and _opmath.fused_compute_dtype(dtype) is not None:
         # torch's low-precision gemv takes beta and alpha in the tensors' dtype and rounds
@@ -1172,6 +1226,9 @@ def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, out_dtype=None, *, be
     _check_added_product_dtypes("baddbmm", input, batch1, batch2)
     _dtype.refuse_wide_unsigned("linalg.baddbmm", input._data)
     product_of = _on_device_of(input, bmm) if _meta_mix(input, batch1, batch2) else bmm
+    if _batched_by_vmap(input, batch1, batch2):
+        result = _vmap_scaled_add(input, product_of(batch1, batch2), beta, alpha)
+        return result if out is None else _exact_out(result, out, "baddbmm")
     result = _scaled_add(input, product_of, (batch1, batch2), beta, alpha, "BaddbmmBackward0", "bmm(batch1, batch2)")
     return result if out is None else _exact_out(result, out, "baddbmm")
 
@@ -1200,6 +1257,8 @@ def _addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, beta, alpha) -> Tenso
     b, n, m = batch1._data.shape
     if batch2._data.ndim != 3 or batch2._data.shape[:2] != (b, m):
         bmm(batch1, batch2)  # raises torch's message
+    if _batched_by_vmap(input, batch1, batch2):  # (torch's decomposition: the batch's products summed)
+        return _vmap_scaled_add(input, bmm(batch1, batch2).sum(0), beta, alpha)
     if b and _opmath.fused_compute_dtype(_dtype.result_type(input, batch1, batch2)) is not None:
         # torch's kernel is one addmm per batch (beta on the first only), each rounding once
         out = input
@@ -1225,6 +1284,14 @@ def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1, out=None
     _product_on_one_device("addr", input, vec1, vec2)
     _dtype.refuse_wide_unsigned("linalg.addr", input._data)
     beta, alpha = _checked_addr_scalars(input, vec1, vec2, beta, alpha)
+    if input.dtype is not _dtype.bool and _batched_by_vmap(input, vec1, vec2):
+        # torch's vmap runs addr as its decomposition (torch._refs.addr): input expanded to the outer
+        # product's shape, beta·input + alpha·outer (numbers as wrapped tensors: MulBackward0), the outer
+        # product vec1 made a column times vec2; at beta 0 alpha·outer alone
+        expanded = input.expand(vec1.shape[0], vec2.shape[0])
+        product = alpha * (vec1.reshape(vec1.shape[0], 1) * vec2)
+        result = product if beta == 0 else beta * expanded + product
+        return result if out is None else write_out(result, out, "addr")
     kept = {"alpha": alpha, "beta": beta, "factors": (vec1, vec2), "needs": (vec1.requires_grad, vec2.requires_grad)}
     if alpha != 1 and vec1.is_floating_point():
         from .elementwise import mul, number_in_dtype

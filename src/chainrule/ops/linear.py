@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from .. import _dtype, _meta
+from .. import _dtype, _meta, _vmap_frames
 from .._backend import array_module, autocast_unifies, on_one_device
 from .._parallel import over_rows
 from ..autograd import function as _function
@@ -303,8 +303,14 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     # torch's linear is addmm(bias, input as rows, weight.t()) for a 2-d input with a bias, and for a
     # contiguous input with a 1-d bias; addmm refuses a 1-d weight (its t() is no matrix) and expands
     # the bias to the product's shape, refusing one that does not fit in expand's words
-    addmm_path = bias is not None and (x.ndim == 2 or (x.ndim > 0 and bias._data.ndim == 1 and input.is_contiguous()))
-    folded = bias is not None and (x.ndim <= 2 or input.is_contiguous())  # torch's addmm path
+    # (inside vmap, where any of them is batched, torch's linear folds only a 2-d or a contiguous 3-d
+    # input: its other fused path skips tensor-subclass-like operands, so a 1-d or 4-d input takes
+    # matmul and then adds the bias)
+    fused_any_rank = x.ndim in (2, 3) or not (_vmap_frames._frames and any(
+        _vmap_frames.batched_anywhere(t) for t in (input, weight, bias) if t is not None))
+    addmm_path = bias is not None and (x.ndim == 2 or (x.ndim > 0 and bias._data.ndim == 1 and input.is_contiguous()
+                                                        and fused_any_rank))
+    folded = bias is not None and (x.ndim <= 2 or input.is_contiguous()) and (x.ndim == 2 or fused_any_rank)  # addmm's
     if addmm_path and not autocast_unifies(x):
         _check_dtypes(input, weight, bias, folded)  # addmm checks the dtypes before any shape
     if addmm_path and w.ndim == 1:
@@ -339,7 +345,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         return Mm.apply(input, w_t) if bias is None else Addmm.apply(bias, input, w_t)
     rows = math.prod(x.shape[:-1])
     shape = x.shape[:-1] + (w.shape[0],)  # (plain tuples of ints, as view's parsing makes them)
-    if bias is not None and bias._data.ndim == 1 and input.is_contiguous() and bias.is_contiguous():
+    if bias is not None and bias._data.ndim == 1 and input.is_contiguous() and bias.is_contiguous() and fused_any_rank:
         # torch folds a contiguous input into one (rows, in) matrix for addmm, the result viewed back
         # (the input viewed before the weight's t(), in torch's order as a dispatch mode sees it)
         as_rows = viewed(input, (rows, x.shape[-1]))
