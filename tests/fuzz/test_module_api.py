@@ -34,9 +34,6 @@ OPEN: dict[str, str] = {}
 
 # (reason, test of (case, problem)): whole kinds of open defect, found and not fixed yet
 OPEN_KINDS: list = [
-    ("calling a ParameterList/ParameterDict: torch's __call__ raises RuntimeError 'ParameterList should not be "
-     "called.', chainrule's reaches Module's missing-forward NotImplementedError",
-     lambda case, problem: "is missing the required \"forward\" function" in problem),
     ("named_modules(memo) with a module in the memo: torch's memo holds modules, chainrule's ids (a module the "
      "caller put in the memo is walked again)",
      lambda case, problem: problem.startswith("named_modules_memo(")),

@@ -350,6 +350,9 @@ class ParameterList(Module):
     def __iadd__(self, parameters) -> ParameterList:
         return self.extend(parameters)
 
+    def __call__(self, *args, **kwargs):
+        raise RuntimeError("ParameterList should not be called.")
+
     def append(self, value) -> ParameterList:
         new_idx = len(self)
         self._size += 1
@@ -412,6 +415,9 @@ class ParameterDict(Module):
 
     def __contains__(self, key: str) -> bool:
         return key in self._keys
+
+    def __call__(self, input):
+        raise RuntimeError("ParameterDict should not be called.")
 
     def keys(self):
         return self._keys.keys()

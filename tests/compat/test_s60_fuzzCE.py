@@ -1,0 +1,31 @@
+"""Session 60, lane fuzzCE: the nn.Module API mismatches the module-API fuzzer (tests/fuzz/test_module_api.py)
+found, each pinned against torch."""
+
+from __future__ import annotations
+
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+LIBS = [chainrule, torch]
+
+
+def _error(thunk):
+    try:
+        thunk()
+    except Exception as error:  # noqa: BLE001 - the error is what we compare
+        return type(error).__name__, str(error).replace("torch", "LIB").replace("chainrule", "LIB")
+    return None
+
+
+def _both(make):
+    """``make(lib)`` on chainrule and on torch."""
+    return make(chainrule), make(torch)
+
+
+@pytest.mark.parametrize("kind", ["ParameterList", "ParameterDict"])
+def test_calling_a_parameter_container_raises_torchs_runtime_error(kind):
+    ours, torchs = _both(lambda lib: _error(lambda: getattr(lib.nn, kind)()(lib.ones(1))))
+    assert ours == torchs == ("RuntimeError", f"{kind} should not be called.")
