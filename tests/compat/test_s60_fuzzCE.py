@@ -29,3 +29,16 @@ def _both(make):
 def test_calling_a_parameter_container_raises_torchs_runtime_error(kind):
     ours, torchs = _both(lambda lib: _error(lambda: getattr(lib.nn, kind)()(lib.ones(1))))
     assert ours == torchs == ("RuntimeError", f"{kind} should not be called.")
+
+
+def test_named_modules_memo_holds_modules_as_torchs():
+    def walk(lib):
+        root = lib.nn.Module()
+        root.sub = lib.nn.Linear(2, 2)
+        root.seq = lib.nn.Sequential(lib.nn.ReLU())
+        memo = {root.sub}
+        names = [name for name, _ in root.named_modules(memo, "p")]
+        return names, sorted(type(m).__name__ for m in memo)
+
+    ours, torchs = _both(walk)
+    assert ours == torchs == (["p", "p.seq", "p.seq.0"], ["Linear", "Module", "ReLU", "Sequential"])

@@ -34,9 +34,6 @@ OPEN: dict[str, str] = {}
 
 # (reason, test of (case, problem)): whole kinds of open defect, found and not fixed yet
 OPEN_KINDS: list = [
-    ("named_modules(memo) with a module in the memo: torch's memo holds modules, chainrule's ids (a module the "
-     "caller put in the memo is walked again)",
-     lambda case, problem: problem.startswith("named_modules_memo(")),
     ("Module.type(an integer dtype) of a module whose parameters require grad: torch's _apply sets param.data "
      "and raises 'data set to a tensor that requires gradients must be floating point'; chainrule converts",
      lambda case, problem: problem.startswith("type(") and "'ok' vs torch 'raises'" in problem),

@@ -457,10 +457,10 @@ class Module:
     def named_modules(self, memo: set | None = None, prefix: str = "", remove_duplicate: bool = True):
         if memo is None:
             memo = set()
-        if id(self) in memo:
+        if self in memo:  # the modules themselves, as torch's: a caller's memo names modules
             return
         if remove_duplicate:
-            memo.add(id(self))
+            memo.add(self)
         yield prefix, self
         for name, module in self._modules.items():
             if module is None:
