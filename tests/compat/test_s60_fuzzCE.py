@@ -42,3 +42,18 @@ def test_named_modules_memo_holds_modules_as_torchs():
 
     ours, torchs = _both(walk)
     assert ours == torchs == (["p", "p.seq", "p.seq.0"], ["Linear", "Module", "ReLU", "Sequential"])
+
+
+@pytest.mark.parametrize("requires_grad", [True, False])
+def test_module_type_to_an_integer_dtype_refuses_parameters_that_require_grad(requires_grad):
+    def convert(lib):
+        model = lib.nn.Sequential(lib.nn.Linear(2, 2), lib.nn.Linear(2, 1))
+        model[0].requires_grad_(False)
+        model[1].requires_grad_(requires_grad)
+        error = _error(lambda: model.type(lib.int64))
+        # torch converts the parameters it reaches before the one it refuses (children first)
+        return error, [str(p.dtype).split(".")[-1] for p in model.parameters()]
+
+    ours, torchs = _both(convert)
+    assert ours == torchs
+    assert (ours[0] is not None) == requires_grad

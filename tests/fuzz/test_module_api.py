@@ -34,9 +34,6 @@ OPEN: dict[str, str] = {}
 
 # (reason, test of (case, problem)): whole kinds of open defect, found and not fixed yet
 OPEN_KINDS: list = [
-    ("Module.type(an integer dtype) of a module whose parameters require grad: torch's _apply sets param.data "
-     "and raises 'data set to a tensor that requires gradients must be floating point'; chainrule converts",
-     lambda case, problem: problem.startswith("type(") and "'ok' vs torch 'raises'" in problem),
     ("Sequential.insert: torch shifts the entries in place by their string keys (KeyError on a Sequential made "
      "of an OrderedDict or with a non-numeric key); chainrule renumbers them all",
      lambda case, problem: problem.startswith("list_insert(")),

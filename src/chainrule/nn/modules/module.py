@@ -688,6 +688,10 @@ class Module:
             with no_grad():
                 new = fn(param)
             if new._data is not param._data:
+                if param.requires_grad and not (new.dtype.is_floating_point or new.dtype.is_complex):
+                    # torch's _apply sets param.data, which refuses this (after converting the parameters before)
+                    raise RuntimeError("data set to a tensor that requires gradients must be floating point or "
+                                       "complex dtype")
                 param._data = new._data
                 param._version_box[0] += 1
             if param._grad is not None:
