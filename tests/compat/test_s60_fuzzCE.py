@@ -3,6 +3,8 @@ found, each pinned against torch."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import pytest
 
 import chainrule
@@ -57,3 +59,17 @@ def test_module_type_to_an_integer_dtype_refuses_parameters_that_require_grad(re
     ours, torchs = _both(convert)
     assert ours == torchs
     assert (ours[0] is not None) == requires_grad
+
+
+@pytest.mark.parametrize("named", [False, True])
+@pytest.mark.parametrize("index", [0, 1, -1, 2])
+def test_sequential_insert_shifts_entries_by_their_keys(named, index):
+    def insert(lib):
+        nn = lib.nn
+        layers = [nn.Linear(2, 2), nn.ReLU()]
+        model = nn.Sequential(OrderedDict(zip(["a", "b"], layers))) if named else nn.Sequential(*layers)
+        error = _error(lambda: model.insert(index, nn.Tanh()))
+        return error, [(name, type(m).__name__) for name, m in model._modules.items()]
+
+    ours, torchs = _both(insert)
+    assert ours == torchs

@@ -34,9 +34,6 @@ OPEN: dict[str, str] = {}
 
 # (reason, test of (case, problem)): whole kinds of open defect, found and not fixed yet
 OPEN_KINDS: list = [
-    ("Sequential.insert: torch shifts the entries in place by their string keys (KeyError on a Sequential made "
-     "of an OrderedDict or with a non-numeric key); chainrule renumbers them all",
-     lambda case, problem: problem.startswith("list_insert(")),
     ("assigning an nn.Buffer to a name a plain attribute holds (or 'training'): torch's register_buffer refuses "
      "it (KeyError: attribute already exists); chainrule drops the attribute first",
      lambda case, problem: problem.startswith("setattr(") and "buffer" in problem.split(":")[0]),

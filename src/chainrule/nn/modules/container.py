@@ -156,11 +156,11 @@ class Sequential(Module):
             raise IndexError(f"Index out of range: {index}")
         if index < 0:
             index += n
-        modules = list(self._modules.values())
-        modules.insert(index, module)
-        # a dict, as torch's insert (which shifts the entries in place) leaves it; deleting makes an
-        # OrderedDict in both
-        self._modules = {str(i): m for i, m in enumerate(modules)}
+        # torch's steps: the entries shift in place by their string keys, so a Sequential made of an
+        # OrderedDict or given a module by name raises KeyError (after shifting those above it)
+        for i in range(n, index, -1):
+            self._modules[str(i)] = self._modules[str(i - 1)]
+        self._modules[str(index)] = module
         return self
 
     def extend(self, sequential) -> Sequential:
