@@ -73,3 +73,16 @@ def test_sequential_insert_shifts_entries_by_their_keys(named, index):
 
     ours, torchs = _both(insert)
     assert ours == torchs
+
+
+@pytest.mark.parametrize("name", ["plain", "training"])
+def test_buffer_assigned_over_a_plain_attribute_is_refused(name):
+    def assign(lib):
+        module = lib.nn.Module()
+        module.plain = 3
+        error = _error(lambda: setattr(module, name, lib.nn.Buffer(lib.ones(2))))
+        return error, getattr(module, name), list(module._buffers)
+
+    ours, torchs = _both(assign)
+    assert ours == torchs
+    assert ours[0] == ("KeyError", f"\"attribute '{name}' already exists\"")

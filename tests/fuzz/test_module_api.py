@@ -34,9 +34,6 @@ OPEN: dict[str, str] = {}
 
 # (reason, test of (case, problem)): whole kinds of open defect, found and not fixed yet
 OPEN_KINDS: list = [
-    ("assigning an nn.Buffer to a name a plain attribute holds (or 'training'): torch's register_buffer refuses "
-     "it (KeyError: attribute already exists); chainrule drops the attribute first",
-     lambda case, problem: problem.startswith("setattr(") and "buffer" in problem.split(":")[0]),
     ("torch's typename of a BatchNorm module says nn.modules.batchnorm; chainrule's class lives in "
      "nn.modules.normalization",
      lambda case, problem: "modules.normalization.BatchNorm" in problem),

@@ -371,7 +371,7 @@ class Module:
                 persistent = value.persistent
             else:
                 persistent = name not in self._non_persistent_buffers_set
-            self.__dict__.pop(name, None)
+            # (a plain attribute of that name stays, and register_buffer refuses it, as torch's)
             self.register_buffer(name, value, persistent)
             return
         object.__setattr__(self, name, value)
