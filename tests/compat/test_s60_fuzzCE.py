@@ -86,3 +86,16 @@ def test_buffer_assigned_over_a_plain_attribute_is_refused(name):
     ours, torchs = _both(assign)
     assert ours == torchs
     assert ours[0] == ("KeyError", f"\"attribute '{name}' already exists\"")
+
+
+@pytest.mark.parametrize("requires_grad", [True, False])
+def test_load_state_dict_assign_gives_a_parameter_the_replaced_ones_requires_grad(requires_grad):
+    def load(lib):
+        model = lib.nn.Linear(2, 2)
+        model.weight.requires_grad_(False)
+        state = {"weight": lib.nn.Parameter(lib.ones(2, 2), requires_grad=requires_grad), "bias": lib.zeros(2)}
+        model.load_state_dict(state, assign=True)
+        return [(type(p).__name__, p.requires_grad, p is state[n]) for n, p in model.named_parameters()]
+
+    ours, torchs = _both(load)
+    assert ours == torchs == [("Parameter", False, True), ("Parameter", True, False)]

@@ -42,9 +42,6 @@ OPEN_KINDS: list = [
      "chainrule keeps no key for a refused value, deliberately",
      lambda case, problem: any(s[0].startswith("pdict_") for s in case.steps)
      and ("vs torch 'raises'" in problem or problem.startswith("pdict_"))),
-    ("load_state_dict(assign=True) of a Parameter onto a parameter: torch gives the assigned Parameter the old "
-     "one's requires_grad, chainrule keeps its own",
-     lambda case, problem: problem.startswith("load_state_dict(") and "snapshot[0]" in problem),
     ("del of a ModuleList slice when its keys are not 0..n-1 (a module set by a name): torch deletes by the "
      "positions' strings (AttributeError for a missing one), chainrule by the keys at those places",
      lambda case, problem: problem.startswith("list_del_slice(")),

@@ -559,8 +559,11 @@ class Module:
                 with no_grad():
                     if assign:
                         if isinstance(param, Parameter):
-                            new = input_param if isinstance(input_param, Parameter) else Parameter(
-                                input_param, requires_grad=param.requires_grad)
+                            if isinstance(input_param, Parameter):
+                                # torch's: the assigned Parameter takes the replaced one's requires_grad
+                                new = input_param.requires_grad_(param.requires_grad)
+                            else:
+                                new = Parameter(input_param, requires_grad=param.requires_grad)
                             setattr(self, name, new)
                         else:
                             setattr(self, name, input_param)
