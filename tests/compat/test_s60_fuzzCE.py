@@ -99,3 +99,29 @@ def test_load_state_dict_assign_gives_a_parameter_the_replaced_ones_requires_gra
 
     ours, torchs = _both(load)
     assert ours == torchs == [("Parameter", False, True), ("Parameter", True, False)]
+
+
+@pytest.mark.parametrize("cut", [slice(-2, None), slice(0, 1), slice(None, None, 2)])
+def test_module_list_del_slice_deletes_by_position_strings(cut):
+    def delete(lib):
+        nn = lib.nn
+        modules = nn.ModuleList([nn.ReLU(), nn.Tanh()])
+        modules.named = nn.Linear(2, 2)  # a key that is no position
+        error = _error(lambda: modules.__delitem__(cut))
+        return error, [(name, type(m).__name__) for name, m in modules._modules.items()]
+
+    ours, torchs = _both(delete)
+    assert ours == torchs
+
+
+@pytest.mark.parametrize("index", [-1, -2, 0, 5])
+@pytest.mark.parametrize("none", [False, True])
+def test_module_list_insert_shifts_as_torchs(index, none):
+    def insert(lib):
+        nn = lib.nn
+        modules = nn.ModuleList([nn.ReLU(), nn.Tanh()])
+        error = _error(lambda: modules.insert(index, None if none else nn.Linear(2, 2)))
+        return error, [(name, type(m).__name__) for name, m in modules._modules.items()]
+
+    ours, torchs = _both(insert)
+    assert ours == torchs

@@ -42,9 +42,6 @@ OPEN_KINDS: list = [
      "chainrule keeps no key for a refused value, deliberately",
      lambda case, problem: any(s[0].startswith("pdict_") for s in case.steps)
      and ("vs torch 'raises'" in problem or problem.startswith("pdict_"))),
-    ("del of a ModuleList slice when its keys are not 0..n-1 (a module set by a name): torch deletes by the "
-     "positions' strings (AttributeError for a missing one), chainrule by the keys at those places",
-     lambda case, problem: problem.startswith("list_del_slice(")),
 ]
 
 

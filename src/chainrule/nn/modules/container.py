@@ -202,8 +202,9 @@ class ModuleList(Module):
 
     def __delitem__(self, idx) -> None:
         if isinstance(idx, slice):
-            for key in list(self._modules.keys())[idx]:
-                delattr(self, key)
+            # torch's: by the positions' strings, not the keys at those places (a key set by name is missed)
+            for k in range(len(self._modules))[idx]:
+                delattr(self, str(k))
         else:
             delattr(self, str(_index(idx, len(self), "ModuleList")))
         modules = list(self._modules.values())
@@ -226,15 +227,12 @@ class ModuleList(Module):
 
     def insert(self, index: int, module: Module) -> None:
         shifts = range(len(self._modules), index, -1)  # (torch's TypeError for an index that is no int)
-        if index < 0:
-            # torch shifts the entries from the end down to index, reading str(i - 1) for each i
-            # down to index + 1: a negative index reaches key '-1' and raises (torch after shifting
-            # some; here before any change)
-            raise KeyError("-1")
-        if not isinstance(module, Module):  # torch stores anything; chainrule, as its append, modules only
+        if not isinstance(module, Module) and module is not None:
+            # torch stores anything; chainrule, as its append, modules (or None, as add_module) only
             raise TypeError(f"{typename(module)} is not a Module subclass")
         # torch's own steps: past the end, the module is keyed by ``index`` itself, leaving a gap in
-        # the keys that len(), iteration and state_dict() skip and that indexing by position meets
+        # the keys that len(), iteration and state_dict() skip and that indexing by position meets;
+        # a negative index reaches key '-1' and raises KeyError after shifting the entries above it
         for i in shifts:
             self._modules[str(i)] = self._modules[str(i - 1)]
         self._modules[str(index)] = module
