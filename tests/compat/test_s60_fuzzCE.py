@@ -125,3 +125,19 @@ def test_module_list_insert_shifts_as_torchs(index, none):
 
     ours, torchs = _both(insert)
     assert ours == torchs
+
+
+@pytest.mark.parametrize("name", ["BatchNorm1d", "SyncBatchNorm", "LazyBatchNorm2d", "InstanceNorm3d",
+                                  "LazyInstanceNorm1d"])
+def test_norm_layers_name_torchs_module(name):
+    ours, torchs = _both(lambda lib: getattr(lib.nn, name).__module__.replace(lib.__name__, "LIB"))
+    assert ours == torchs
+
+
+def test_a_refused_assignment_names_the_batch_norm_class_as_torch():
+    def assign(lib):
+        module = lib.nn.Linear(2, 2)
+        return _error(lambda: setattr(module, "weight", lib.nn.BatchNorm1d(2)))
+
+    ours, torchs = _both(assign)
+    assert ours == torchs

@@ -34,9 +34,6 @@ OPEN: dict[str, str] = {}
 
 # (reason, test of (case, problem)): whole kinds of open defect, found and not fixed yet
 OPEN_KINDS: list = [
-    ("torch's typename of a BatchNorm module says nn.modules.batchnorm; chainrule's class lives in "
-     "nn.modules.normalization",
-     lambda case, problem: "modules.normalization.BatchNorm" in problem),
     ("a ParameterDict entry whose value torch refuses (a key with '.', a tensor that cannot require grad): "
      "torch keeps the key though no parameter was stored (so later keys(), repr, del differ or raise); "
      "chainrule keeps no key for a refused value, deliberately",
