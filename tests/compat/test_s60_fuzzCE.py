@@ -141,3 +141,20 @@ def test_a_refused_assignment_names_the_batch_norm_class_as_torch():
 
     ours, torchs = _both(assign)
     assert ours == torchs
+
+
+def test_parameter_dict_merges_and_reverses_as_torchs():
+    def merge(lib):
+        nn = lib.nn
+        left = nn.ParameterDict({"a": nn.Parameter(lib.ones(1)), "b": nn.Parameter(lib.zeros(1))})
+        right = nn.ParameterDict({"b": nn.Parameter(lib.ones(2)), "c": nn.Parameter(lib.ones(3))})
+        merged, swapped = left | right, right | left
+        shapes = [tuple(p.shape) for p in merged.values()]
+        same = merged["a"] is left["a"]
+        left |= right
+        return (list(merged.keys()), list(swapped.keys()), shapes, same, list(reversed(left)),
+                type(merged).__name__)
+
+    ours, torchs = _both(merge)
+    assert ours == torchs == (["a", "b", "c"], ["b", "c", "a"], [(1,), (2,), (3,)], True, ["c", "b", "a"],
+                              "ParameterDict")

@@ -124,8 +124,10 @@ class _Drawer:
         if r < 0.8:
             j = self.later(i)
             return ("module", j) if j is not None else self.leaf()
-        if r < 0.9:
+        if r < 0.86:
             return ("none",)
+        if r < 0.93:
+            return ("shared", self.pick())
         return ("int", 3)
 
     def add(self, *step, makes=None):
@@ -149,10 +151,12 @@ class _Drawer:
             self.add("setattr", i, name, self.value(i))
         elif move == "register_buffer":
             value = self.tensor() if self.rng.random() < 0.8 else self.rng.choice([("none",), self.param(), ("int", 3)])
-            self.add("register_buffer", i, name, value, self.rng.choice([True, True, False, None]))
+            self.add("register_buffer", i, self.rng.choice([name] * 12 + [3]), value,
+                     self.rng.choice([True, True, False, None]))
         elif move == "register_parameter":
-            value = self.param() if self.rng.random() < 0.75 else self.rng.choice([("none",), self.tensor()])
-            self.add("register_parameter", i, name, value)
+            value = self.param() if self.rng.random() < 0.7 else self.rng.choice([("none",), self.tensor(),
+                                                                                  ("shared", self.pick())])
+            self.add("register_parameter", i, self.rng.choice([name] * 12 + [3, None]), value)
         elif move in ("add_module", "register_module"):
             j = self.later(i)
             value = ("module", j) if j is not None else self.rng.choice([self.leaf(), ("none",), self.tensor()])
@@ -203,11 +207,13 @@ class _Drawer:
             self.add(f"mdict_{move}", d, key, other, pairs)
             self.names[d].append(key)
         elif choice == "plist":
-            move = self.rng.choice(["append", "extend", "index", "setitem", "len", "append_tensor", "iadd"])
+            move = self.rng.choice(["append", "extend", "index", "setitem", "len", "append_tensor", "iadd", "repr",
+                                    "slice", "dir"])
             self.add(f"plist_{move}", p, index, self.param(), self.tensor())
         else:
             move = self.rng.choice(["set", "set_tensor", "update", "pop", "get", "keys", "del", "contains",
-                                    "setdefault", "fromkeys"])
+                                    "setdefault", "fromkeys", "or", "ior", "copy", "popitem", "clear", "reversed",
+                                    "repr"])
             key = self.rng.choice(["a", "b", "c", "0", "a.b"] + self.names[q])
             self.add(f"pdict_{move}", q, key, self.param(), self.tensor())
             self.names[q].append(key)
@@ -216,12 +222,15 @@ class _Drawer:
         i = self.pick()
         move = self.rng.choice(["named_parameters", "named_buffers", "named_modules", "children", "get_submodule",
                                 "get_parameter", "get_buffer", "state_dict", "repr", "dir", "parameters",
-                                "named_modules_memo", "extra_repr"])
+                                "named_modules_memo", "extra_repr", "set_submodule", "state_dict_positional"])
         prefix = self.rng.choice(["", "", "p", "m."])
         recurse = self.rng.random() < 0.8
         dedupe = self.rng.random() < 0.75
         if move.startswith("get_"):
             self.add(move, i, self.path())
+        elif move == "set_submodule":
+            # a fresh module: an existing one could land under itself
+            self.add(move, i, self.path(), self.leaf(), self.rng.random() < 0.4)
         elif move == "named_modules_memo":
             self.add(move, i, self.later(i), prefix)
         else:
@@ -236,7 +245,7 @@ class _Drawer:
         elif move == "forward":
             self.add("forward", i, self.rng.random() < 0.7)
         else:
-            self.add(move, i, self.rng.choice([True, False]),
+            self.add(move, i, self.rng.choice([True, False, True, False, "yes", 0]),
                      self.rng.choice(["float64", "float16", "float32", "int64", "bfloat16"]))
 
     def hooks(self):
@@ -403,6 +412,9 @@ class _Run:
             return self.leaf(spec[1], spec[2])
         if kind == "none":
             return None
+        if kind == "shared":  # a parameter another module holds (tied weights)
+            holder = self.mods[spec[1]]
+            return None if holder is None else next(iter(holder.parameters()), None)
         return spec[1]
 
     # ----- normalizing what we see
@@ -650,6 +662,42 @@ class _Run:
     def op_pdict_setdefault(self, m, key, param, tensor):
         return m.setdefault(key, self.value(param))
 
+    def op_pdict_or(self, m, key, param, tensor):
+        other = self.nn.ParameterDict({key: self.value(param)})
+        return (list((m | other).keys()), list((other | m).keys()), list(m.keys()))
+
+    def op_pdict_ior(self, m, key, param, tensor):
+        result = operator.ior(m, self.nn.ParameterDict({key: self.value(param)}))
+        return (result is m, list(m.keys()))
+
+    def op_pdict_copy(self, m, key, param, tensor):
+        twin = m.copy()
+        return (type(twin).__name__, list(twin.keys()), all(twin[k] is m[k] for k in twin.keys()))
+
+    def op_pdict_popitem(self, m, key, param, tensor):
+        return (m.popitem(), list(m.keys()))
+
+    def op_pdict_clear(self, m, key, param, tensor):
+        m.clear()
+        return (len(m), list(m._parameters))
+
+    def op_pdict_reversed(self, m, key, param, tensor):
+        return list(reversed(m))
+
+    def op_pdict_repr(self, m, key, param, tensor):
+        return _library_free(repr(m))
+
+    def op_plist_repr(self, m, index, param, tensor):
+        return _library_free(repr(m))
+
+    def op_plist_slice(self, m, index, param, tensor):
+        part = m[index:]
+        return (type(part).__name__, list(part))
+
+    def op_plist_dir(self, m, index, param, tensor):
+        names = dir(m)
+        return [str(k) in names for k in range(-1, 4)]
+
     def op_pdict_fromkeys(self, m, key, param, tensor):
         made = m.fromkeys([key, "q"], self.value(param))
         return (type(made).__name__, list(made.keys()))
@@ -673,6 +721,13 @@ class _Run:
 
     def op_parameters(self, m, prefix, recurse, dedupe):
         return (len(list(m.parameters(recurse))), len(list(m.buffers(recurse))), len(list(m.modules())))
+
+    def op_set_submodule(self, m, path, spec, strict):
+        m.set_submodule(path, self.value(spec), strict=strict) if strict else m.set_submodule(path, self.value(spec))
+        return [(n, type(c).__name__) for n, c in m.named_modules()]
+
+    def op_state_dict_positional(self, m, prefix, recurse, dedupe):
+        return list(m.state_dict(None, prefix or "q.", recurse))
 
     def op_get_submodule(self, m, path):
         return m.get_submodule(path)
