@@ -42,7 +42,7 @@ import numpy as np
 
 LEAVES = ["Linear", "Linear", "Conv1d", "BatchNorm1d", "Embedding", "LayerNorm", "ReLU"]
 CONTAINERS = ["Sequential", "SequentialDict", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
-CUSTOM = ["Custom", "CustomRepr"]
+CUSTOM = ["Custom", "CustomRepr", "Boom"]
 NAMES = ["w", "b", "sub", "buf", "stat", "head", "0", "1", "weight", "bias", "x", "training", "a.b", "", "forward"]
 COMMON_NAMES = NAMES[:11]
 DTYPES = ["float32", "float64", "float16", "int64", "bool"]
@@ -102,7 +102,7 @@ class _Drawer:
         return ".".join(parts) if self.rng.random() < 0.95 else ""
 
     def leaf(self):
-        return ("leaf", self.rng.choice(LEAVES + ["Custom"]), self.rng.randrange(1000))
+        return ("leaf", self.rng.choice(LEAVES + ["Custom", "Boom"]), self.rng.randrange(1000))
 
     def param(self):
         shape = self.rng.choice([(3,), (2, 3), (), (3, 3), (0,)])
@@ -260,7 +260,7 @@ class _Drawer:
             self.add("forward", i, self.rng.random() < 0.7)
             return
         self.handles += 1
-        self.add(f"hook_{move}", i, self.rng.choice(["log", "log", "change"]), self.rng.random() < 0.4,
+        self.add(f"hook_{move}", i, self.rng.choice(["log", "log", "change", "single"]), self.rng.random() < 0.4,
                  self.rng.random() < 0.3, self.rng.random() < 0.3)
 
     def state(self):
@@ -339,7 +339,11 @@ class _Run:
             def extra_repr(self):
                 return "k=1, name='custom'"
 
-        return CustomRepr if with_repr else Custom
+        class Boom(Custom):
+            def forward(self, x):
+                raise ValueError("boom")
+
+        return {False: Custom, True: CustomRepr, "Boom": Boom}[with_repr]
 
     def tensor(self, shape, vseed, dtype):
         values = np.random.default_rng(vseed).standard_normal(shape).astype(np.float32)
@@ -368,7 +372,7 @@ class _Run:
         elif kind == "ReLU":
             module = nn.ReLU()
         else:
-            module = self._custom_class(kind == "CustomRepr")()
+            module = self._custom_class("Boom" if kind == "Boom" else kind == "CustomRepr")()
         self._fill(module, vseed)
         return module
 
@@ -832,6 +836,8 @@ class _Run:
             if style == "change":
                 changed = tuple(a * 2 if isinstance(a, self.lib.Tensor) and a.is_floating_point() else a for a in args)
                 return (changed, kwargs) if with_kwargs else changed
+            if style == "single" and args and isinstance(args[0], self.lib.Tensor):
+                return args[0] + 1  # not a tuple: torch wraps it (or, with kwargs, refuses it)
             return None
 
         def post(module, args, *rest):
@@ -843,6 +849,10 @@ class _Run:
 
         def backward(module, grad_input, grad_output):
             log.append((name, "backward", type(module).__name__, see(grad_input), see(grad_output)))
+            if style == "change":
+                return tuple(None if g is None else g * 2 for g in grad_input)
+            if style == "single":
+                return grad_input[:1] + grad_input  # one too many: torch refuses it
             return None
 
         def state_dict_pre(module, prefix, keep_vars):

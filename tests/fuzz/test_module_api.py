@@ -49,6 +49,14 @@ OPEN_KINDS: list = [
      "torch keeps the key though no parameter was stored (so later keys(), repr, del differ or raise); "
      "chainrule keeps no key for a refused value, deliberately",
      lambda case, problem: _refused_parameter_dict_entry(case)),
+    ("a LayerNorm given a parameter of another dtype and shape (a tied parameter of another module): torch's "
+     "CPU kernel refuses the mixed dtypes first, chainrule's layer_norm the shape",
+     lambda case, problem: problem.startswith("forward(") and "mixed dtype (CPU)" in problem),
+    ("a BatchNorm whose running_mean/var became a Parameter (load_state_dict(assign=True) of a Parameter onto the "
+     "buffer) and another dtype: torch's batch_norm refuses the running stat that requires grad first, "
+     "chainrule's the mixed dtypes",
+     lambda case, problem: problem.startswith("forward(") and "not differentiable with respect to argument "
+     "'running_" in problem),
 ]
 
 
