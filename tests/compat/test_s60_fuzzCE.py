@@ -158,3 +158,33 @@ def test_parameter_dict_merges_and_reverses_as_torchs():
     ours, torchs = _both(merge)
     assert ours == torchs == (["a", "b", "c"], ["b", "c", "a"], [(1,), (2,), (3,)], True, ["c", "b", "a"],
                               "ParameterDict")
+
+
+@pytest.mark.parametrize("other", ["sequential", "list"])
+def test_sequential_iadd_appends_in_place(other):
+    def extend(lib):
+        nn = lib.nn
+        model = nn.Sequential(nn.ReLU())
+        more = nn.Sequential(nn.Tanh()) if other == "sequential" else [nn.Tanh()]
+        box = [model]
+
+        def iadd():
+            box[0] += more
+
+        error = _error(iadd)
+        if error is not None:
+            error = (error[0], error[1].replace("LIB", "torch"))  # (chainrule's class reprs spell torch's name)
+        return error, box[0] is model, [type(m).__name__ for m in model]
+
+    ours, torchs = _both(extend)
+    assert ours == torchs
+
+
+def test_module_type_takes_a_type_name_and_extra_state_refusals_read_as_torchs():
+    def convert(lib):
+        model = lib.nn.Linear(2, 2)
+        dtype = str(model.type("torch.DoubleTensor").weight.dtype).split(".")[-1]
+        return dtype, _error(model.get_extra_state), _error(lambda: model.set_extra_state({}))
+
+    ours, torchs = _both(convert)
+    assert ours == torchs

@@ -194,7 +194,7 @@ class _Drawer:
             elif move == "extend":
                 self.add("list_extend", i, [other] + [self.leaf() for _ in range(self.rng.choice([0, 1]))])
             elif move == "iadd":
-                self.add("list_iadd", i, [self.leaf()])
+                self.add("list_iadd", i, [self.leaf()], self.rng.random() < 0.5)
             else:
                 self.add(f"list_{move}", i, index, other)
         elif choice == "mdict":
@@ -562,8 +562,9 @@ class _Run:
     def op_list_mul(self, m, arg):
         return self._appended(m * self.value(arg))
 
-    def op_list_iadd(self, m, others):
-        result = operator.iadd(m, [self.value(o) for o in others])
+    def op_list_iadd(self, m, others, as_sequential):
+        values = [self.value(o) for o in others]
+        result = operator.iadd(m, self.nn.Sequential(*values) if as_sequential else values)
         return (result is m, len(m))
 
     def op_list_len(self, m, index, other):

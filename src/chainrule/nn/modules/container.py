@@ -119,6 +119,16 @@ class Sequential(Module):
             out.append(module)
         return out
 
+    def __iadd__(self, other: Sequential) -> Sequential:
+        if not isinstance(other, Sequential):
+            raise ValueError(
+                f"add operator supports only objects of Sequential class, but {class_repr(type(other))} is given."
+            )
+        offset = len(self)
+        for i, module in enumerate(other):
+            self.add_module(str(i + offset), module)
+        return self
+
     def _check_factor(self, other) -> None:
         if not isinstance(other, int):
             raise TypeError(f"unsupported operand type(s) for *: {class_repr(type(self))} and {class_repr(type(other))}")
