@@ -188,3 +188,16 @@ def test_module_type_takes_a_type_name_and_extra_state_refusals_read_as_torchs()
 
     ours, torchs = _both(convert)
     assert ours == torchs
+
+
+@pytest.mark.parametrize("target", [".", ".x", "a.", "a.x", "zz.x", "a..x"])
+def test_set_submodule_finds_the_parent_as_torch(target):
+    def put(lib):
+        nn = lib.nn
+        model = nn.Module()
+        model.a = nn.Sequential()
+        error = _error(lambda: model.set_submodule(target, nn.ReLU()))
+        return error, [(name, type(m).__name__) for name, m in model.named_modules()]
+
+    ours, torchs = _both(put)
+    assert ours == torchs

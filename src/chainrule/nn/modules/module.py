@@ -307,9 +307,8 @@ class Module:
         if not isinstance(module, Module):
             raise ValueError(f"`module` is not an nn.Module, found {type(module)}")
         *path, name = target.split(".")
-        parent = self
-        for item in path:
-            parent = _attribute_of(parent, item)
+        # torch's: the parent through get_submodule, so an empty parent path ('.x') is this module itself
+        parent = self.get_submodule(".".join(path)) if path else self
         if strict and not hasattr(parent, name):
             raise AttributeError(f"{parent._get_name()} has no attribute `{name}`")
         if hasattr(parent, name) and not isinstance(getattr(parent, name), Module):
