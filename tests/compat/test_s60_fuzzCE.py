@@ -201,3 +201,16 @@ def test_set_submodule_finds_the_parent_as_torch(target):
 
     ours, torchs = _both(put)
     assert ours == torchs
+
+
+def test_converting_a_buffer_that_requires_grad_keeps_it_requiring_grad():
+    def convert(lib):
+        module = lib.nn.Module()
+        module.register_buffer("b", lib.nn.Parameter(lib.ones(2)))
+        module.register_buffer("c", lib.ones(2))
+        module.to(lib.float16)
+        return [(n, type(b).__name__, b.requires_grad, b.is_leaf, str(b.dtype).split(".")[-1])
+                for n, b in module.named_buffers()]
+
+    ours, torchs = _both(convert)
+    assert ours == torchs

@@ -706,8 +706,9 @@ class Module:
                 param._grad = grad if grad is param._grad else Tensor._make(grad._data)
         for name, buffer in self._buffers.items():
             if buffer is not None:
-                with no_grad():
-                    self._buffers[name] = fn(buffer)
+                # outside no_grad, as torch's: a buffer that requires grad (a Parameter registered as a
+                # buffer) converts to a tensor that requires grad
+                self._buffers[name] = fn(buffer)
         return self
 
     def to(self, *args, **kwargs) -> Module:
