@@ -32,6 +32,7 @@ CI_CASES, LONG_CASES = 8, 1500
 # case repr -> why it differs: the open defects, found and not fixed yet
 OPEN: dict[str, str] = {}
 
+
 def _refused_parameter_dict_entry(case) -> bool:
     """Whether ``case`` stores into a ParameterDict an entry torch refuses after adding its key."""
     for op, *args in case.steps:
