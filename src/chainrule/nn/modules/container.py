@@ -119,6 +119,16 @@ class Sequential(Module):
             out.append(module)
         return out
 
+    def __iadd__(self, other: Sequential) -> Sequential:
+        if not isinstance(other, Sequential):
+            raise ValueError(
+                f"add operator supports only objects of Sequential class, but {class_repr(type(other))} is given."
+            )
+        offset = len(self)
+        for i, module in enumerate(other):
+            self.add_module(str(i + offset), module)
+        return self
+
     def _check_factor(self, other) -> None:
         if not isinstance(other, int):
             raise TypeError(f"unsupported operand type(s) for *: {class_repr(type(self))} and {class_repr(type(other))}")
@@ -156,11 +166,11 @@ class Sequential(Module):
             raise IndexError(f"Index out of range: {index}")
         if index < 0:
             index += n
-        modules = list(self._modules.values())
-        modules.insert(index, module)
-        # a dict, as torch's insert (which shifts the entries in place) leaves it; deleting makes an
-        # OrderedDict in both
-        self._modules = {str(i): m for i, m in enumerate(modules)}
+        # torch's steps: the entries shift in place by their string keys, so a Sequential made of an
+        # OrderedDict or given a module by name raises KeyError (after shifting those above it)
+        for i in range(n, index, -1):
+            self._modules[str(i)] = self._modules[str(i - 1)]
+        self._modules[str(index)] = module
         return self
 
     def extend(self, sequential) -> Sequential:
@@ -202,8 +212,9 @@ class ModuleList(Module):
 
     def __delitem__(self, idx) -> None:
         if isinstance(idx, slice):
-            for key in list(self._modules.keys())[idx]:
-                delattr(self, key)
+            # torch's: by the positions' strings, not the keys at those places (a key set by name is missed)
+            for k in range(len(self._modules))[idx]:
+                delattr(self, str(k))
         else:
             delattr(self, str(_index(idx, len(self), "ModuleList")))
         modules = list(self._modules.values())
@@ -226,15 +237,12 @@ class ModuleList(Module):
 
     def insert(self, index: int, module: Module) -> None:
         shifts = range(len(self._modules), index, -1)  # (torch's TypeError for an index that is no int)
-        if index < 0:
-            # torch shifts the entries from the end down to index, reading str(i - 1) for each i
-            # down to index + 1: a negative index reaches key '-1' and raises (torch after shifting
-            # some; here before any change)
-            raise KeyError("-1")
-        if not isinstance(module, Module):  # torch stores anything; chainrule, as its append, modules only
+        if not isinstance(module, Module) and module is not None:
+            # torch stores anything; chainrule, as its append, modules (or None, as add_module) only
             raise TypeError(f"{typename(module)} is not a Module subclass")
         # torch's own steps: past the end, the module is keyed by ``index`` itself, leaving a gap in
-        # the keys that len(), iteration and state_dict() skip and that indexing by position meets
+        # the keys that len(), iteration and state_dict() skip and that indexing by position meets;
+        # a negative index reaches key '-1' and raises KeyError after shifting the entries above it
         for i in shifts:
             self._modules[str(i)] = self._modules[str(i - 1)]
         self._modules[str(index)] = module
@@ -350,6 +358,9 @@ class ParameterList(Module):
     def __iadd__(self, parameters) -> ParameterList:
         return self.extend(parameters)
 
+    def __call__(self, *args, **kwargs):
+        raise RuntimeError("ParameterList should not be called.")
+
     def append(self, value) -> ParameterList:
         new_idx = len(self)
         self._size += 1
@@ -412,6 +423,26 @@ class ParameterDict(Module):
 
     def __contains__(self, key: str) -> bool:
         return key in self._keys
+
+    def __reversed__(self):
+        return reversed(self._keys)
+
+    def __call__(self, input):
+        raise RuntimeError("ParameterDict should not be called.")
+
+    def __or__(self, other: ParameterDict) -> ParameterDict:
+        merged = self.copy()
+        merged.update(other)
+        return merged
+
+    def __ror__(self, other: ParameterDict) -> ParameterDict:
+        merged = other.copy()
+        merged.update(self)
+        return merged
+
+    def __ior__(self, other: ParameterDict) -> ParameterDict:
+        self.update(other)
+        return self
 
     def keys(self):
         return self._keys.keys()

@@ -8,3 +8,8 @@ from .normalization import InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, _Inst
 
 __all__ = ["InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "LazyInstanceNorm1d", "LazyInstanceNorm2d",
            "LazyInstanceNorm3d", "_InstanceNorm"]
+
+# torch defines them here: their typename in errors, their class repr and a pickle name this module
+for _name in __all__:
+    globals()[_name].__module__ = __name__
+del _name

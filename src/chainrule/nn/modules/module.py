@@ -307,9 +307,8 @@ class Module:
         if not isinstance(module, Module):
             raise ValueError(f"`module` is not an nn.Module, found {type(module)}")
         *path, name = target.split(".")
-        parent = self
-        for item in path:
-            parent = _attribute_of(parent, item)
+        # torch's: the parent through get_submodule, so an empty parent path ('.x') is this module itself
+        parent = self.get_submodule(".".join(path)) if path else self
         if strict and not hasattr(parent, name):
             raise AttributeError(f"{parent._get_name()} has no attribute `{name}`")
         if hasattr(parent, name) and not isinstance(getattr(parent, name), Module):
@@ -371,7 +370,7 @@ class Module:
                 persistent = value.persistent
             else:
                 persistent = name not in self._non_persistent_buffers_set
-            self.__dict__.pop(name, None)
+            # (a plain attribute of that name stays, and register_buffer refuses it, as torch's)
             self.register_buffer(name, value, persistent)
             return
         object.__setattr__(self, name, value)
@@ -457,10 +456,10 @@ class Module:
     def named_modules(self, memo: set | None = None, prefix: str = "", remove_duplicate: bool = True):
         if memo is None:
             memo = set()
-        if id(self) in memo:
+        if self in memo:  # the modules themselves, as torch's: a caller's memo names modules
             return
         if remove_duplicate:
-            memo.add(id(self))
+            memo.add(self)
         yield prefix, self
         for name, module in self._modules.items():
             if module is None:
@@ -518,10 +517,14 @@ class Module:
             destination[prefix + "_extra_state"] = self.get_extra_state()
 
     def get_extra_state(self):
-        raise RuntimeError("Reached a code path in Module.get_extra_state() that should never be called.")
+        raise RuntimeError("Reached a code path in Module.get_extra_state() that should never be called. "
+                           "Please file an issue at https://github.com/pytorch/pytorch/issues/new?template=bug-report.yml "
+                           "to report this bug.")
 
     def set_extra_state(self, state) -> None:
-        raise RuntimeError("Reached a code path in Module.set_extra_state() that should never be called.")
+        raise RuntimeError("Reached a code path in Module.set_extra_state() that should never be called. "
+                           "Please file an issue at https://github.com/pytorch/pytorch/issues/new?template=bug-report.yml "
+                           "to report this bug.")
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs) -> None:
@@ -559,8 +562,11 @@ class Module:
                 with no_grad():
                     if assign:
                         if isinstance(param, Parameter):
-                            new = input_param if isinstance(input_param, Parameter) else Parameter(
-                                input_param, requires_grad=param.requires_grad)
+                            if isinstance(input_param, Parameter):
+                                # torch's: the assigned Parameter takes the replaced one's requires_grad
+                                new = input_param.requires_grad_(param.requires_grad)
+                            else:
+                                new = Parameter(input_param, requires_grad=param.requires_grad)
                             setattr(self, name, new)
                         else:
                             setattr(self, name, input_param)
@@ -688,6 +694,10 @@ class Module:
             with no_grad():
                 new = fn(param)
             if new._data is not param._data:
+                if param.requires_grad and not (new.dtype.is_floating_point or new.dtype.is_complex):
+                    # torch's _apply sets param.data, which refuses this (after converting the parameters before)
+                    raise RuntimeError("data set to a tensor that requires gradients must be floating point or "
+                                       "complex dtype")
                 param._data = new._data
                 param._version_box[0] += 1
             if param._grad is not None:
@@ -696,8 +706,9 @@ class Module:
                 param._grad = grad if grad is param._grad else Tensor._make(grad._data)
         for name, buffer in self._buffers.items():
             if buffer is not None:
-                with no_grad():
-                    self._buffers[name] = fn(buffer)
+                # outside no_grad, as torch's: a buffer that requires grad (a Parameter registered as a
+                # buffer) converts to a tensor that requires grad
+                self._buffers[name] = fn(buffer)
         return self
 
     def to(self, *args, **kwargs) -> Module:
@@ -764,7 +775,7 @@ class Module:
         return self._apply(lambda t: t.bfloat16() if t.is_floating_point() else t)
 
     def type(self, dst_type) -> Module:
-        return self._apply(lambda t: t.to(dst_type))
+        return self._apply(lambda t: t.type(dst_type))  # (Tensor.type: a dtype or a type name such as 'torch.DoubleTensor')
 
     def cpu(self) -> Module:
         return self._apply(lambda t: t.cpu())
