@@ -1,6 +1,8 @@
 """Lane perfAV: the paths changed for speed, each against torch (values, gradients, strides, nodes) and
 against the computation it replaced (the same bits): mish's float32 tanh(softplus) without its second exp;
-depthwise convolutions' columns gathered channels-first (in output rows) from planes of 16 outputs.
+depthwise convolutions' columns gathered channels-first (in output rows) from planes of 16 outputs; the
+flat depthwise input gradient in larger blocks of planes (the same adds: NumPy's float multiply and add
+round the same on every CPU, so its bit-exact checks hold everywhere).
 
 Mish's float32 blocks compute tanh(s) from q = (1 + e)^-2 e^-2δ (δ the float32 rounding of the float64
 log(1 + e)) where they took e^-2s from a float64 exp; the whole-array path (inputs under one block) keeps
@@ -156,3 +158,26 @@ def test_depthwise_channels_first_match_torch(shape, kernel, dtype, multiplier):
     for (our_grad, our_stride), (their_grad, their_grad_stride) in zip(our_grads, their_grads):
         np.testing.assert_allclose(our_grad, their_grad, **tolerance)
         assert our_stride == their_grad_stride
+
+
+def test_depthwise_flat_input_grad_blocks_keep_the_bits(monkeypatch):
+    rng = np.random.default_rng(62)
+    for trial in range(24):
+        d = 1 + trial % 3
+        n, c = int(rng.integers(1, 4)), int(rng.integers(2, 7))
+        kernel = tuple(int(v) for v in rng.integers(1, 6, d))
+        stride = tuple(int(v) for v in rng.integers(2 if d == 1 else 1, 4, d))
+        dilation = tuple(int(v) for v in rng.integers(1, 3, d))
+        lo = tuple(int(v) for v in rng.integers(0, 3, d))
+        size = tuple(int(v) for v in rng.integers(6, 13 if d < 3 else 8, d))
+        geo = conv._Geometry(kernel, stride, lo, lo, dilation, c, size)
+        if min(geo.out_shape) < 1:
+            continue
+        dtype = np.float32 if trial % 2 else np.float64
+        grad = rng.standard_normal((n, c, *geo.out_shape)).astype(dtype)
+        w = rng.standard_normal((c, 1, *kernel)).astype(dtype)
+        results = []
+        for elements in (1 << 6, 1 << 14, conv._DEPTHWISE_FLAT_ELEMENTS):  # one plane a block up to all of them
+            monkeypatch.setattr(conv, "_DEPTHWISE_FLAT_ELEMENTS", elements)
+            results.append(conv._conv_input_depthwise_flat(grad, w, geo))
+        assert all(_same_bits(r, results[0]) for r in results[1:])

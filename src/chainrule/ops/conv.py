@@ -718,9 +718,12 @@ def _depthwise_flat_adds(grad, w, geo: _Geometry) -> bool:
             and bool(np.isfinite(w).all()))
 
 
-# the flat depthwise input gradient's planes a few at a time, about this many elements of gradient
-# (its product slab and the sums it adds into stay in a core's L2)
-_DEPTHWISE_FLAT_ELEMENTS = 1 << 14
+# the flat depthwise input gradient's planes a few at a time, about this many elements of gradient: its
+# 2·K NumPy calls a block cost more than the slab's trips past L2 (one thread, loaded 2-core AVX2
+# machine, against 2^14: ConvNeXt's 7×7 on (16, 64, 14, 14) 0.82×, (64, 32, 16, 16) 3×3 0.78×, 5×5 on
+# (16, 64, 14, 14) 0.78×, 3×3×3 on (4, 32, 10, 10, 10) 0.77×, (32, 24, 8, 8) 3×3 0.85×, (8, 96, 56, 56)
+# 3×3 0.81×, 1-d at stride 2 0.84×, float64 7×7 0.88×; 2^16 and 2^18 within 10% of it either way)
+_DEPTHWISE_FLAT_ELEMENTS = 1 << 17
 
 
 def _conv_input_depthwise_flat(grad: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
