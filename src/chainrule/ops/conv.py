@@ -153,10 +153,35 @@ def _channels_first_columns(c: int, geo: _Geometry) -> bool:
     its channels-last copy: the gather costs per run, so with few channels per group and long
     output rows the channels-first columns win (1→16 5×5 on (64, 1, 28, 28): runs of 28 against 5,
     0.8 ms instead of 7); the channels-last ones keep the measured-faster cases (32→64 3×3 on
-    32×32: runs of 96 against 32; 16→32 5×5 on 14×14: 80 against 10)."""
-    run_channels_last = (c // geo.groups) * (geo.kernel[-1] if geo.dilation[-1] == 1 else 1)
-    run_channels_first = geo.out_shape[-1] if geo.stride[-1] == 1 else 1
-    return run_channels_first > 2 * run_channels_last
+    32×32: runs of 96 against 32; 16→32 5×5 on 14×14: 80 against 10). A layer of one input channel
+    per group (depthwise) reads single values channels-last, a row of C apart: runs of 1, where its
+    planes repay the channels-first columns' product per sample and channel (see
+    _DEPTHWISE_CHANNELS_FIRST_PLANE)."""
+    cg = c // geo.groups
+    run_channels_last = cg * _row_taps(geo)
+    if cg == 1 < geo.groups and math.prod(geo.out_shape) >= _DEPTHWISE_CHANNELS_FIRST_PLANE:
+        run_channels_last = 1
+    return _output_row_run(geo) > 2 * run_channels_last
+
+
+# A depthwise layer's columns are gathered channels-first (in output rows, not single values) from
+# output planes of this many positions: one thread, CPU time on the loaded 2-core AVX2 machine, the
+# forward and filter gradient against channels-last columns, float32 and float64: ConvNeXt's 7×7 on
+# (16, 64, 14, 14) 0.56×, 0.63× (float64 0.67×, 0.68×), 5×5 on (32, 96, 10, 10) 0.65×, 0.61×, 3×3×3 on
+# (4, 32, 6, 6, 6) 0.66×, 0.69×, 1-d 9 taps on (64, 128, 16) float64 0.81×, 0.48×, 3×3 on (64, 32, 4, 4)
+# float64 0.96×, 0.91×; on smaller planes the per-sample products cost more (1-d 3 taps on (64, 32, 4):
+# 1.8×, 0.91×; 3×3 on (128, 16, 3, 3): 1.5×, 1.2×).
+_DEPTHWISE_CHANNELS_FIRST_PLANE = 16
+
+
+def _row_taps(geo: _Geometry) -> int:
+    """The kernel taps of one row that are neighbours in memory: kW, or 1 when dilated."""
+    return geo.kernel[-1] if geo.dilation[-1] == 1 else 1
+
+
+def _output_row_run(geo: _Geometry) -> int:
+    """The run a channels-first gather copies: an output row at stride 1, single values otherwise."""
+    return geo.out_shape[-1] if geo.stride[-1] == 1 else 1
 
 
 def _columns(x: np.ndarray, geo: _Geometry) -> np.ndarray:
@@ -696,9 +721,12 @@ def _depthwise_flat_adds(grad, w, geo: _Geometry) -> bool:
             and bool(np.isfinite(w).all()))
 
 
-# the flat depthwise input gradient's planes a few at a time, about this many elements of gradient
-# (its product slab and the sums it adds into stay in a core's L2)
-_DEPTHWISE_FLAT_ELEMENTS = 1 << 14
+# the flat depthwise input gradient's planes a few at a time, about this many elements of gradient: its
+# 2·K NumPy calls a block cost more than the slab's trips past L2 (one thread, loaded 2-core AVX2
+# machine, against 2^14: ConvNeXt's 7×7 on (16, 64, 14, 14) 0.82×, (64, 32, 16, 16) 3×3 0.78×, 5×5 on
+# (16, 64, 14, 14) 0.78×, 3×3×3 on (4, 32, 10, 10, 10) 0.77×, (32, 24, 8, 8) 3×3 0.85×, (8, 96, 56, 56)
+# 3×3 0.81×, 1-d at stride 2 0.84×, float64 7×7 0.88×; 2^16 and 2^18 within 10% of it either way)
+_DEPTHWISE_FLAT_ELEMENTS = 1 << 17
 
 
 def _conv_input_depthwise_flat(grad: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
@@ -767,8 +795,8 @@ def _conv_input_depthwise_flat(grad: np.ndarray, w: np.ndarray, geo: _Geometry) 
 # (FocalNet's (32, 24, 8, 8) 3×3: 88% of the outputs torch's; 5×5: 30%). The chain's sgemm has a
 # wasted row and reads every padded position (see _conv_depthwise_chain), so it is the faster route
 # only on small planes: 2-d layers of up to _DEPTHWISE_CHAIN_SMALL (padded position × tap) products
-# per channel and sample take it, and up to _DEPTHWISE_CHAIN_MAX_WORK where the GEMM route would
-# gather its columns channels-last, in runs of kW (_channels_first_columns). One thread, CPU time
+# per channel and sample take it, and up to _DEPTHWISE_CHAIN_MAX_WORK where the output rows are at most
+# twice the kernel's (where the GEMM route, as measured here, gathered its columns channels-last). One thread, CPU time
 # on the loaded 2-core AVX2 machine, against the GEMM route: (32, 32, S, S) 3×3 0.80-0.83× for S = 8,
 # 12; 0.87-1.06× at 16, 0.91× at 20, 1.05× at 28; FocalNet's 5×5 on 8×8 0.67-0.7×; 7×7 on 7×7
 # 1.28×, 5×5 on 16×16 1.08×, 1-d layers 1.16-1.43×.
@@ -787,7 +815,8 @@ def _depthwise_chain_runs(x, w, geo: _Geometry) -> bool:
             and array_module(x) is np and x.shape[0] > 0):
         return False
     work = math.prod(geo.padded_shape) * math.prod(geo.kernel)
-    return ((work <= _DEPTHWISE_CHAIN_SMALL or (work <= _DEPTHWISE_CHAIN_MAX_WORK and not _channels_first_columns(c, geo)))
+    short_rows = _output_row_run(geo) <= 2 * _row_taps(geo)
+    return ((work <= _DEPTHWISE_CHAIN_SMALL or (work <= _DEPTHWISE_CHAIN_MAX_WORK and short_rows))
             and _onednn_takes_float32(x, w, geo))
 
 
