@@ -1,0 +1,45 @@
+"""Session 60, lane mendEB: hfft's steps and layouts as torch's, fft inputs cropped then padded once."""
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _node_chain(node) -> list:
+    names = []
+    while node is not None:
+        names.append(node.name())
+        node = next((edge for edge, _ in node.next_functions if edge is not None), None)
+    return names
+
+
+@pytest.mark.parametrize("op, shape, expand, kwargs", [
+    ("hfftn", (3, 2), True, {}),
+    ("hfftn", (2, 4, 4), True, {"dim": (0, 1, 2, 3)}),
+    ("hfftn", (3, 2, 2), True, {"s": (6, 7, 8, 2)}),
+    ("hfft2", (3, 4), True, {"s": (5, 3)}),
+    ("hfftn", (4, 2, 4), False, {"s": (3, 4, 4), "norm": "forward"}),
+    ("hfft2", (2, 4), False, {"s": (6, 4)}),
+    ("hfft", (3, 4), False, {"n": 9, "norm": "ortho"}),
+    ("fftn", (3, 5), False, {"s": (6, 2)}),
+])
+def test_hermitian_transforms_layout_graph_and_gradient_as_torchs(op, shape, expand, kwargs):
+    values = np.random.default_rng(0).standard_normal((*shape, 2)).view(np.complex128)[..., 0]
+    results = []
+    for lib in (torch, chainrule):
+        x = lib.tensor(values, requires_grad=True)
+        source = x.unsqueeze(0).expand(2, *shape) if expand else x
+        y = getattr(lib.fft, op)(source, **kwargs)
+        weights = lib.arange(y.numel(), dtype=lib.float64).reshape(y.shape).to(y.dtype)
+        if weights.is_complex():
+            weights = weights * (1 - 2j)
+        (y * weights).sum().abs().backward()
+        results.append((y, _node_chain(y.grad_fn), x.grad))
+    (expected, expected_chain, expected_grad), (got, chain, grad) = results
+    assert got.stride() == expected.stride()
+    assert chain == expected_chain
+    np.testing.assert_allclose(got.detach().numpy(), expected.detach().numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(grad.numpy(), expected_grad.numpy(), rtol=1e-9, atol=1e-9)
