@@ -1,4 +1,9 @@
-"""Session 60, lane mendEB: hfft's steps and layouts as torch's, fft inputs cropped then padded once."""
+"""Session 60, lane mendEB: hfft's steps and layouts as torch's, fft inputs cropped then padded once; an empty
+NumPy array's strides kept through copies, permutations, pickling and torch.save."""
+
+import copy
+import io
+import pickle
 
 import numpy as np
 import pytest
@@ -43,3 +48,36 @@ def test_hermitian_transforms_layout_graph_and_gradient_as_torchs(op, shape, exp
     assert chain == expected_chain
     np.testing.assert_allclose(got.detach().numpy(), expected.detach().numpy(), rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(grad.numpy(), expected_grad.numpy(), rtol=1e-9, atol=1e-9)
+
+
+def _save_load(lib, t):
+    buffer = io.BytesIO()
+    lib.save(t, buffer)
+    buffer.seek(0)
+    return lib.load(buffer)
+
+
+_EMPTY_COPIES = {
+    "clone": lambda lib, t: t.clone(),
+    "tensor": lambda lib, t: lib.tensor(t),
+    "T": lambda lib, t: t.T,
+    "mT": lambda lib, t: t.mT,
+    "transpose": lambda lib, t: t.transpose(0, -1),
+    "permute": lambda lib, t: t.permute(*reversed(range(t.dim()))),
+    "pickle": lambda lib, t: pickle.loads(pickle.dumps(t)),
+    "deepcopy": lambda lib, t: copy.deepcopy(t),
+    "save_load": _save_load,
+}
+
+
+@pytest.mark.filterwarnings("ignore:To copy construct")
+@pytest.mark.parametrize("shape", [(0, 3), (3, 0), (2, 0, 4)])
+@pytest.mark.parametrize("make", ["tensor", "from_numpy"])
+@pytest.mark.parametrize("how", sorted(_EMPTY_COPIES))
+def test_an_empty_numpy_arrays_strides_survive_copies_and_permutations(shape, make, how):
+    array = np.zeros(shape, dtype=np.float32)  # NumPy zeroes its strides, and torch keeps them
+    if how == "T" and len(shape) != 2:
+        pytest.skip("T of a 3-d tensor is deprecated in torch")
+    expected, got = (_EMPTY_COPIES[how](lib, getattr(lib, make)(array)) for lib in (torch, chainrule))
+    assert got.stride() == expected.stride()
+    assert tuple(got.shape) == tuple(expected.shape)
