@@ -1,5 +1,6 @@
 """Session 60, lane mendEB: hfft's steps and layouts as torch's, fft inputs cropped then padded once; an empty
-NumPy array's strides kept through copies, permutations, pickling and torch.save."""
+NumPy array's strides kept through copies, permutations, pickling and torch.save; a node's saved None reads None
+after backward.
 
 import copy
 import io
@@ -81,3 +82,45 @@ def test_an_empty_numpy_arrays_strides_survive_copies_and_permutations(shape, ma
     expected, got = (_EMPTY_COPIES[how](lib, getattr(lib, make)(array)) for lib in (torch, chainrule))
     assert got.stride() == expected.stride()
     assert tuple(got.shape) == tuple(expected.shape)
+
+
+_NONE_SAVING_OPS = {
+    "mul": lambda lib, a, c: a * c,
+    "mm": lambda lib, a, c: a @ c.T,
+    "addmm": lambda lib, a, c: lib.addmm(a[:, :1], a, c.T),
+    "linear_bias": lambda lib, a, c: lib.nn.functional.linear(a, c, c[:, 0]),
+    "addcmul": lambda lib, a, c: lib.addcmul(a, a, c),
+    "hypot": lambda lib, a, c: lib.hypot(a, c),
+    "nll_loss": lambda lib, a, c: lib.nn.functional.nll_loss(a * c, lib.tensor([0, 1, 2, 3])),
+    "binary_cross_entropy": lambda lib, a, c: lib.nn.functional.binary_cross_entropy(a.sigmoid(), c.sigmoid()),
+    "bce_with_logits": lambda lib, a, c: lib.nn.functional.binary_cross_entropy_with_logits(a, c.sigmoid()),
+    "clamp_tensor_min": lambda lib, a, c: a.clamp(min=c),
+    "batch_norm_no_stats": lambda lib, a, c: lib.nn.functional.batch_norm(a * c, None, None, training=True),
+}
+
+
+def _saved_reads(node) -> dict:
+    reads = {}
+    for name in dir(node):
+        if name.startswith("_saved_") and not name.endswith("_sym_strides"):
+            try:
+                value = getattr(node, name)
+            except RuntimeError as error:
+                value = "freed" if "freed" in str(error) else str(error)
+            reads[name] = tuple(value.shape) if hasattr(value, "shape") else value if value is None else type(value)
+    return reads
+
+
+@pytest.mark.parametrize("needs", [(True, False), (False, True)])
+@pytest.mark.parametrize("op", sorted(_NONE_SAVING_OPS))
+def test_a_saved_none_reads_none_after_backward_as_torchs(op, needs):
+    values = np.random.default_rng(1).standard_normal((2, 4, 6))
+    reads = []
+    for lib in (torch, chainrule):
+        a, c = (lib.tensor(v, requires_grad=need) for v, need in zip(values, needs))
+        out = _NONE_SAVING_OPS[op](lib, a, c)
+        node = out.grad_fn
+        before = _saved_reads(node)
+        out.sum().backward()
+        reads.append((node.name(), before, _saved_reads(node)))
+    assert reads[1] == reads[0]
