@@ -1,6 +1,7 @@
 """Session 60, lane mendEB: hfft's steps and layouts as torch's, fft inputs cropped then padded once; an empty
 NumPy array's strides kept through copies, permutations, pickling and torch.save; a node's saved None reads None
-after backward.
+after backward; the DataLoader iterates its sampler before drawing its base seed; NumPy text indices refused
+as torch's."""
 
 import copy
 import io
@@ -124,3 +125,34 @@ def test_a_saved_none_reads_none_after_backward_as_torchs(op, needs):
         out.sum().backward()
         reads.append((node.name(), before, _saved_reads(node)))
     assert reads[1] == reads[0]
+
+
+def _loader_draws(lib, batch_size):
+    class DrawingSampler(lib.utils.data.Sampler):  # draws its order when iter() is called
+        def __iter__(self):
+            return iter(lib.randperm(6).tolist())
+
+        def __len__(self):
+            return 6
+
+    lib.manual_seed(0)
+    loader = lib.utils.data.DataLoader(list(range(6)), batch_size=batch_size, sampler=DrawingSampler())
+    return [lib.as_tensor(batch).tolist() for batch in loader], lib.rand(2).tolist()
+
+
+@pytest.mark.parametrize("batch_size", [None, 2])
+def test_the_loader_iterates_its_sampler_before_drawing_the_base_seed_as_torchs(batch_size):
+    assert _loader_draws(chainrule, batch_size) == _loader_draws(torch, batch_size)
+
+
+@pytest.mark.filterwarnings("ignore:Using a non-tuple sequence")
+@pytest.mark.parametrize("key", [np.bytes_(b"a"), (0, np.bytes_(b"a")), [np.bytes_(b"a")], np.array([b"a"]),
+                                 np.array(["a"]), (slice(None), np.str_("x")), np.str_("a"), b"a"],
+                         ids=repr)
+def test_numpy_text_indices_refused_as_torchs(key):
+    errors = []
+    for lib in (torch, chainrule):
+        with pytest.raises(TypeError) as caught:
+            lib.zeros(2, 3)[key]
+        errors.append(str(caught.value))
+    assert errors[1] == errors[0]
