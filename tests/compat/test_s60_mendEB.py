@@ -156,3 +156,24 @@ def test_numpy_text_indices_refused_as_torchs(key):
             lib.zeros(2, 3)[key]
         errors.append(str(caught.value))
     assert errors[1] == errors[0]
+
+
+@pytest.mark.parametrize("given", [(False, False), (True, True), (False, True)], ids=["none", "affine", "bias_only"])
+def test_batch_norms_saved_weight_before_and_after_backward_as_torchs(given):
+    reads = []
+    for lib in (torch, chainrule):
+        x = lib.tensor(np.random.default_rng(2).standard_normal((4, 6, 5)), dtype=lib.float32, requires_grad=True)
+        weight, bias = (lib.ones(6, requires_grad=True) if one else None for one in given)
+        out = lib.nn.functional.batch_norm(x, None, None, weight, bias, training=True)
+        node = out.grad_fn
+        seen = [sorted(name for name in dir(node) if name.startswith("_raw_saved_"))]
+        out.sum().backward()
+        for name in ("_saved_weight", "_raw_saved_weight"):
+            try:
+                value = getattr(node, name)
+                value = value.unpack() if name.startswith("_raw") else value
+                seen.append(None if value is None else "tensor")
+            except RuntimeError as error:
+                seen.append("freed" if "freed" in str(error) else str(error))
+        reads.append(seen)
+    assert reads[1] == reads[0]
