@@ -172,6 +172,8 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
         array = np.conj(array)
     t = Tensor._make(array)
     t._conj_bit = conj
+    if 0 in size:  # the strides written, zeros too, which an empty array cannot hold (tensor.py stride())
+        t._numpy_empty_strides = (size, stride)
     storage.views.append(array)
     if requires_grad:
         if array.dtype.kind not in "fVc":
@@ -1042,7 +1044,7 @@ class _Pickler(pickle._Pickler):
         self.copies.append(copy)
         record = _StorageRecord(kind, str(len(self.storages)), location, copy)
         self.storages[("copy", id(copy))] = record
-        return record, 0, contiguous_strides(array.shape)
+        return record, 0, contiguous_strides(array.shape) if array.size else t.stride()  # (an empty one's as torch's)
 
 
 def _record_bytes(array: np.ndarray) -> memoryview:

@@ -386,13 +386,15 @@ class Tensor:
     def stride(self, dim: int | None = None):
         if self._wrapper_strides is not None:
             strides = self._wrapper_strides
-        elif self._data.size == 0 and not any(self._data.strides):
+        elif self._data.size == 0 and (self._numpy_empty_strides is not None or not any(self._data.strides)):
             # NumPy zeroes a fresh empty array's strides (a view keeps its own, as torch's does: x[:, 4:]
             # of a (3, 4) is (4, 1)); torch gives a fresh one the contiguous strides of its shape,
-            # counting a 0-length dim as 1 ((2, 0, 3) → (3, 3, 1))
+            # counting a 0-length dim as 1 ((2, 0, 3) → (3, 3, 1)), and keeps an empty NumPy array's
+            # (kept here, through copies and permutations of it, whatever strides their arrays have)
             kept = self._numpy_empty_strides
             strides = kept[1] if kept is not None and kept[0] == self._data.shape else \
-                contiguous_strides(self._data.shape)
+                contiguous_strides(self._data.shape) if not any(self._data.strides) else \
+                tuple(s // self._data.itemsize for s in self._data.strides)
         else:
             strides = tuple(s // self._data.itemsize for s in self._data.strides)
         return strides if dim is None else strides[_wrap_dim(dim, self._data.ndim, "stride")]
@@ -1054,8 +1056,12 @@ class Tensor:
             # back laid out as it went, so the array travels in memory order and is transposed back
             reduced = (_rebuild, (array, self._requires_grad, str(self.device)) if order is None else
                        (np.ascontiguousarray(array.transpose(order)), self._requires_grad, str(self.device), order))
-        # torch pickles the conj bit with the tensor: it comes back set (the instance's own attribute)
-        return (*reduced, {"_conj_bit": True}) if self._conj_bit else reduced
+        # torch pickles the conj bit with the tensor: it comes back set (the instance's own attribute);
+        # and an empty tensor's strides, which its rebuilt empty array cannot hold when they are zeros
+        state = {"_conj_bit": True} if self._conj_bit else {}
+        if self._numpy_empty_strides is not None:
+            state["_numpy_empty_strides"] = self._numpy_empty_strides
+        return (*reduced, state) if state else reduced
 
     def __deepcopy__(self, memo):
         user_class = type(self) is not Tensor and not type(self).__module__.startswith("chainrule")
@@ -1076,6 +1082,8 @@ class Tensor:
         if self._grad is not None:
             t._grad = Tensor._make(_deepcopied_array(self._grad._data, memo))
         t._name = self._name
+        if self._numpy_empty_strides is not None:  # (an empty tensor's strides, as pickling keeps them)
+            t._numpy_empty_strides = self._numpy_empty_strides
         memo[id(self)] = t
         return t
 

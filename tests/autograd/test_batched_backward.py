@@ -392,8 +392,9 @@ _CASES = (
                                                                      .conj()).real * chainrule.fft.fft(x).imag
          + chainrule.fft.rfft2(x).abs().sum() + chainrule.fft.ihfft(y).angle().sum()
          + chainrule.view_as_complex(chainrule.stack([x, y], -1)).real, [(3, 4), (3, 4)], (-2, 2)),
-        # chainrule's own conj (hfft2's, vdot's: no conj bit) and conj_physical's node
+        # chainrule's own conj (vdot's: no conj bit), hfft2's conj node and conj_physical's node
         ("internal_conj_and_conj_physical", lambda x, y: chainrule.fft.hfft2(chainrule.complex(x, y)).sum(-1)[:, None]
+         + chainrule.vdot(chainrule.complex(x, y).flatten(), chainrule.complex(y, x).flatten()).real
          + chainrule.conj_physical(chainrule.complex(x, y)).imag, [(3, 4), (3, 4)], (-2, 2)),
         ("cumprod_with_zeros", lambda x: (x * chainrule.tensor([1.0, 0.0, 1.0, 1.0], dtype=x.dtype)).cumprod(1).tanh()
          + (x * chainrule.tensor([[1.0], [0.0], [0.0]], dtype=x.dtype)).cumprod(-2), [(3, 4)], (-2, 2)),

@@ -419,8 +419,8 @@ class _SavedName:
                 if type(value) is not SavedValue:
                     return value
                 if value.tensor and node._freed:  # torch's error for every saved tensor, computed ones too
-                    if value.undefined is not None and value.undefined(node):
-                        return None
+                    if (value.undefined is not None and value.undefined(node)) or _saved_none(node, value.position):
+                        return None  # (torch's error is for the defined ones: an undefined one reads None)
                     node.saved_values  # noqa: B018 - the property raises it
                 return _operand_of(value.read(node))
         else:
@@ -429,6 +429,13 @@ class _SavedName:
             if type(value) is SavedValue and value.tensor:
                 return SavedTensor(node, value)
         raise AttributeError(f"'{type(node).__name__}' object has no attribute '{name}'")
+
+
+def _saved_none(node, position) -> bool:
+    """Whether the forward saved None at ``position`` of ``save_for_backward``: its recorded version
+    is None, kept after the saved tensors are freed (not known where saved_tensors_hooks packed them)."""
+    versions = node._saved_versions
+    return position is not None and versions is not None and position < len(versions) and versions[position] is None
 
 
 def _add_saved_name(cls, name: str) -> None:
@@ -470,13 +477,15 @@ class SavedValue:
     ctx_value("dim"), "_saved_alpha": 1, ...}``: torch's names, each a SavedValue or a constant.
     Nothing runs when the op is recorded; the value is made when someone reads the attribute."""
 
-    __slots__ = ("read", "slot", "tensor", "undefined")
+    __slots__ = ("read", "slot", "tensor", "undefined", "position")
 
-    def __init__(self, read, slot=None, tensor: bool = False, undefined=None) -> None:
+    def __init__(self, read, slot=None, tensor: bool = False, undefined=None, position=None) -> None:
         self.read = read  # read(node) -> the value
         # the position in ctx.save_for_backward of the saved tensor read as is (its reads can be
         # hooked through _raw_saved_<name>), else None
         self.slot = slot
+        # the position in ctx.save_for_backward it is read from (as is or through a function), else None
+        self.position = slot if position is None else position
         self.tensor = tensor or slot is not None  # a tensor (or None): torch lists _raw_saved_<name>
         # undefined(node): True where torch's node keeps an undefined tensor there, which reads
         # None even once the graph is freed (its saved tensors' error is for defined ones)
@@ -495,15 +504,16 @@ def saved(position: int, then=None, needed: int | None = None, undefined=None) -
     the gradients it serves), through ``then`` (e.g. ``Tensor.t``) when given; raises torch's
     error once the graph is freed or the tensor was modified in place. ``undefined(node)``:
     True where torch keeps no tensor there (None, also once freed) though the backward reads one."""
+    def absent(node) -> bool:  # torch keeps no tensor there: None, also once the graph is freed
+        return (needed is not None and not node.needs_input_grad[needed]) or (undefined is not None and undefined(node))
+
     def read(node):
-        if needed is not None and not node.needs_input_grad[needed]:
-            return None
-        if undefined is not None and undefined(node):
+        if absent(node):
             return None
         value = node.saved_values[position]
         return value if then is None or value is None else then(value)
 
-    return SavedValue(read, position if then is None else None, tensor=True, undefined=undefined)
+    return SavedValue(read, position if then is None else None, tensor=True, undefined=absent, position=position)
 
 
 def ctx_value(name: str, convert=None, tensor: bool = False) -> SavedValue:
@@ -513,7 +523,8 @@ def ctx_value(name: str, convert=None, tensor: bool = False) -> SavedValue:
         value = getattr(node, name)
         return value if convert is None else convert(value)
 
-    return SavedValue(read, tensor=tensor)
+    # (a tensor torch keeps undefined, None, reads None also once the graph is freed)
+    return SavedValue(read, tensor=tensor, undefined=(lambda node: read(node) is None) if tensor else None)
 
 
 def input_sizes(position: int) -> SavedValue:
@@ -545,7 +556,11 @@ def input_strides(position: int, saved_position: int | None = None, then=None) -
 
 def kept_value(key: str, tensor: bool = False) -> SavedValue:
     """The value a composite op handed ``name_node`` as ``kept[key]`` (``tensor``: a tensor or None)."""
-    return SavedValue(lambda node: node.torch_kept[key], tensor=tensor)
+    def read(node):
+        return node.torch_kept[key]
+
+    # (None stays None once the graph is freed: an undefined tensor, which torch reads as None then too)
+    return SavedValue(read, tensor=tensor, undefined=(lambda node: read(node) is None) if tensor else None)
 
 
 class _ReleasedTensor:

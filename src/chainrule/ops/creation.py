@@ -425,6 +425,8 @@ def tensor(data, *, dtype=None, device=None, requires_grad: builtins.bool = Fals
     made = _finish(array, requires_grad)
     if isinstance(data, np.ndarray) and not data.size:
         _keep_numpy_empty_strides(made, data)
+    elif isinstance(data, Tensor) and data._numpy_empty_strides is not None:  # (torch's copy keeps them too)
+        made._numpy_empty_strides = data._numpy_empty_strides
     if _function.active_dispatch is not None:  # a mode sees the new tensor lifted in (aten.lift_fresh)
         made._requires_grad = False  # (below autograd; the flag is set again above it)
         lifted = _function.factory_dispatch("lift_fresh", _lift_fresh, (made,), {})

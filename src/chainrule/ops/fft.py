@@ -30,7 +30,7 @@ from ..tensor import Tensor, _check_tensor, _wrap_dim, out_keyword_front, refuse
 from ._arg_parser import check_as, check_int, check_str, int_list
 from .complex import ConjPhysical
 from .creation import factory_honours_out
-from .elementwise import Conj, _cast, _conj, _conj_view
+from .elementwise import Conj, _cast, _conj_view
 from .shape import narrow, pad, roll
 
 __all__ = ["stft", "istft"]
@@ -220,7 +220,10 @@ def _real_only(x: Tensor, op: str) -> Tensor:
 
 
 def _resize(x: Tensor, dims: tuple, sizes: tuple, op: str) -> Tensor:
-    """Crop or zero-pad ``x`` along ``dims`` to ``sizes`` (torch's ``n``/``s``), differentiably."""
+    """Crop or zero-pad ``x`` along ``dims`` to ``sizes`` (torch's ``n``/``s``), differentiably: as
+    torch's resize_fft_input, a slice per cropped dim, then one pad for all the padded ones (the
+    graph's nodes in that order)."""
+    padding = [0, 0] * x._data.ndim
     for d, n in zip(dims, sizes):
         if n < 1:
             raise RuntimeError(f"Invalid number of data points ({n}) specified")
@@ -228,8 +231,8 @@ def _resize(x: Tensor, dims: tuple, sizes: tuple, op: str) -> Tensor:
         if n < have:
             x = narrow(x, d, 0, n)
         elif n > have:
-            x = pad(x, [0, 0] * (x._data.ndim - 1 - d) + [0, n - have])
-    return x
+            padding[2 * (x._data.ndim - 1 - d) + 1] = n - have
+    return pad(x, padding) if any(padding) else x
 
 
 class _Length(tuple):
@@ -298,7 +301,10 @@ def _r2c(input, s, dim, norm, op: str, default_dim=None) -> Tensor:
     return R2C.apply(_resize(x, dims, sizes, op), dims=dims, norm=_norm(norm, op))
 
 
-def _c2r(input, s, dim, norm, op: str, default_dim=None) -> Tensor:
+def _c2r(input, s, dim, norm, op: str, default_dim=None, hermitian: bool = False) -> Tensor:
+    """irfft's and (``hermitian``) hfft's steps. hfft's are torch's: the input cropped or padded, a
+    forward C2C over all but the last dim, conjugated (ConjBackward0), then a C2R over the last dim
+    with the same normalisation: its graph's nodes, and its layout where the input is expanded."""
     x = _as_complex(_input(input, op, s, dim, default_dim))
     dims, sizes = _dims_and_sizes(x, s, dim, op, default_dim)
     if s is None or (isinstance(s, (tuple, list)) and not isinstance(s, _Length) and s[-1] == -1):
@@ -308,7 +314,13 @@ def _c2r(input, s, dim, norm, op: str, default_dim=None) -> Tensor:
     if last < 1:
         raise RuntimeError(f"Invalid number of data points ({last}) specified")
     x = _resize(x, dims, sizes[:-1] + (last // 2 + 1,), op)
-    return C2R.apply(x, dims=dims, norm=_norm(norm, op), last_size=last)
+    norm = _norm(norm, op)
+    if not hermitian:
+        return C2R.apply(x, dims=dims, norm=norm, last_size=last)
+    if len(dims) > 1:
+        x = C2C.apply(x, dims=dims[:-1], norm=norm, inverse=False)
+    # (torch's at::conj: a leaf's gradient over one dim is ConjBackward0's conj view)
+    return C2R.apply(Conj.apply(x), dims=dims[-1:], norm=_DUAL[norm], last_size=last)
 
 
 # ---------------------------------------------------------------- torch.fft's functions
@@ -429,9 +441,7 @@ def irfftn(input, s=None, dim=None, norm=None) -> Tensor:
 def hfft(input, n=None, dim=-1, norm=None) -> Tensor:
     """torch.fft.hfft: the real transform of a Hermitian-symmetric signal given by its first half:
     irfft of the conjugate with the dual normalisation."""
-    # torch's at::conj of the input: its gradient, a leaf's, is a conj view (Conj's rule)
-    return _c2r(Conj.apply(_as_complex(_input(input, "hfft"))), _length(n, "hfft"), _one_dim(dim, "hfft"),
-                _DUAL[_norm(norm, "hfft")], "hfft")
+    return _c2r(input, _length(n, "hfft"), _one_dim(dim, "hfft"), norm, "hfft", hermitian=True)
 
 
 @cpu_autocast_policy("float32")
@@ -442,18 +452,9 @@ def ihfft(input, n=None, dim=-1, norm=None) -> Tensor:
     return _conj_view(_r2c(x, _length(n, "ihfft"), _one_dim(dim, "ihfft"), _DUAL[_norm(norm, "ihfft")], "ihfft"))
 
 
-def _hermitian_input(input, s, dim, op: str, default_dim=None) -> Tensor:
-    """hfft2's and hfftn's input conjugated. torch conjugates after a forward C2C over all but the
-    last dim, so a leaf's gradient comes through that C2C (no conj bit); over one dim it conjugates
-    the input itself, and the leaf's gradient is ConjBackward0's conj view."""
-    x = _as_complex(_input(input, op, s, dim, default_dim))
-    dims, _ = _dims_and_sizes(x, s, dim, op, default_dim)
-    return Conj.apply(x) if len(dims) == 1 else _conj(x)
-
-
 @_fft_out("hfftn")
 def hfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
-    return _c2r(_hermitian_input(input, s, dim, "hfft2", (-2, -1)), s, dim, _DUAL[_norm(norm, "hfft2")], "hfft2")
+    return _c2r(input, s, dim, norm, "hfft2", (-2, -1), hermitian=True)
 
 
 @_fft_out("ihfftn")
@@ -463,7 +464,7 @@ def ihfft2(input, s=None, dim=(-2, -1), norm=None) -> Tensor:
 
 @_fft_out("hfftn")
 def hfftn(input, s=None, dim=None, norm=None) -> Tensor:
-    return _c2r(_hermitian_input(input, s, dim, "hfftn"), s, dim, _DUAL[_norm(norm, "hfftn")], "hfftn")
+    return _c2r(input, s, dim, norm, "hfftn", hermitian=True)
 
 
 @_fft_out("ihfftn")

@@ -103,7 +103,10 @@ _NON_TUPLE_SEQUENCE = (
 
 
 def _refuse_text_index(k) -> None:
-    """torch reads a string (or bytes) index item as a sequence for torch.tensor, which refuses it."""
+    """torch reads a string (or bytes) index item as a sequence for torch.tensor, which refuses it;
+    a NumPy bytes or str scalar as a NumPy array (a bare NumPy str key is read as its letters, str)."""
+    if isinstance(k, (np.bytes_, np.str_)):
+        _refuse_numpy_text(np.asarray(k))
     if isinstance(k, (str, bytes)):
         raise TypeError(f"new(): invalid data type '{'str' if isinstance(k, str) else 'bytes'}'")
 
@@ -225,7 +228,17 @@ def _numpy_keys_as_tensors(key):
     return key
 
 
+def _refuse_numpy_text(array: np.ndarray) -> None:
+    """torch.tensor's refusal of a NumPy array of bytes or str, which torch's indexing builds."""
+    from .creation import _TORCH_NUMPY_TYPES
+
+    raise TypeError(f"can't convert np.ndarray of type numpy.{array.dtype.type.__name__}. The only supported types "
+                    f"are: {_TORCH_NUMPY_TYPES}.")
+
+
 def _numpy_key_as_tensor(array: np.ndarray):
+    if array.dtype.kind in "SU":
+        _refuse_numpy_text(array)
     if array.dtype.kind not in "biuf":
         return array  # (NumPy's own words for an object or string array)
     return Tensor._make(array if array.dtype in (np.uint8, np.bool_) else array.astype(np.int64))

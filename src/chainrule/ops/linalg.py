@@ -962,8 +962,9 @@ def _scaled_add(input: Tensor, product_of, factors: tuple, beta, alpha, name: st
 
 def _factor(which: int) -> SavedValue:
     # torch keeps each factor of the product only for the other's gradient
+    # (not kept: None, also once the graph is freed)
     return SavedValue(lambda node: node.torch_kept["factors"][which] if node.torch_kept["needs"][1 - which] else None,
-                      tensor=True)
+                      tensor=True, undefined=lambda node: not node.torch_kept["needs"][1 - which])
 
 
 def _factor_sizes(which: int) -> SavedValue:

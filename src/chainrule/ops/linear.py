@@ -116,9 +116,9 @@ class Addmm(Function):
     formula = "{1} @ {2} + {0}"
     # torch's names: addmm keeps each matrix only for the other's gradient, and each one's
     # strides only for its own
-    saved_attributes = {"_saved_alpha": 1, "_saved_beta": 1, "_saved_mat1": saved(0),
+    saved_attributes = {"_saved_alpha": 1, "_saved_beta": 1, "_saved_mat1": saved(0, needed=2),
                         "_saved_mat1_sym_sizes": input_sizes(1), "_saved_mat1_sym_strides": _matrix_strides(1, 0),
-                        "_saved_mat2": saved(1), "_saved_mat2_sym_sizes": input_sizes(2),
+                        "_saved_mat2": saved(1, needed=1), "_saved_mat2_sym_sizes": input_sizes(2),
                         "_saved_mat2_sym_strides": _matrix_strides(2, 1)}
 
     @staticmethod

@@ -104,7 +104,8 @@ _HUBER_SAVED = {**_INPUT_TARGET_SAVED, "_saved_delta": kept_value("delta")}
 # F.binary_cross_entropy hands torch's node the weight expanded to the input's shape
 _BCE_SAVED = {**_INPUT_TARGET_SAVED, "_saved_weight": SavedValue(
     lambda node: None if node.torch_kept["weight"] is None
-    else node.torch_kept["weight"].expand(node.torch_kept["self"].shape), tensor=True)}
+    else node.torch_kept["weight"].expand(node.torch_kept["self"].shape), tensor=True,
+    undefined=lambda node: node.torch_kept["weight"] is None)}  # (None also once the graph is freed)
 _BCE_WITH_LOGITS_SAVED = {**_INPUT_TARGET_SAVED, "_saved_pos_weight": kept_value("pos_weight", tensor=True),
                           "_saved_weight": kept_value("weight", tensor=True)}
 

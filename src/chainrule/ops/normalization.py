@@ -212,7 +212,7 @@ class Normalize(Function):
         "_saved_running_var": ctx_value("stats", lambda stats: (stats or {}).get("running", (None, None))[1],
                                         tensor=True),
         "_saved_training": True,
-        "_saved_weight": None,
+        "_saved_weight": absent_tensor(),  # (undefined: torch lists _raw_saved_weight, which reads None)
     }
     forward_state = ("xhat", "mean", "invstd")
 
@@ -653,7 +653,8 @@ class BatchNorm(Function):
         "_saved_running_var": ctx_value("stats", lambda stats: stats.get("running", (None, None))[1], tensor=True),
         "_saved_training": True,
         # (None where the caller gave no weight and the kernel's 1 stood in, as torch's reads)
-        "_saved_weight": SavedValue(lambda node: node.saved_values[1] if node.weight_given else None, tensor=True),
+        "_saved_weight": SavedValue(lambda node: node.saved_values[1] if node.weight_given else None, tensor=True,
+                                    undefined=lambda node: not node.weight_given),
     }
 
     @staticmethod

@@ -850,7 +850,8 @@ def permute(input: Tensor, *spread_dims, dims=None) -> Tensor:
         if wrapped[-1] in wrapped[:-1]:
             raise RuntimeError("permute(): duplicate dims are not allowed.")
     dims = tuple(wrapped)
-    return _share(Permute.apply(input, dims=dims), input)
+    view = _share(Permute.apply(input, dims=dims), input)
+    return view if input._numpy_empty_strides is None else _keep_empty_strides(view, input, dims)
 
 
 def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
@@ -859,8 +860,25 @@ def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
     A view of ``input`` with dims ``dim0`` and ``dim1`` swapped (torch.transpose)."""
     ndim = input._data.ndim
     # a 0-d tensor takes dims -1 and 0 and still gets a (trivial) view node, as in torch
-    _wrap_dim(dim0, ndim, "transpose"), _wrap_dim(dim1, ndim, "transpose")  # torch's checks; NumPy swaps negative dims too
-    return _share(Transpose.apply(input, dim0=int(dim0), dim1=int(dim1)), input)
+    first, second = _wrap_dim(dim0, ndim, "transpose"), _wrap_dim(dim1, ndim, "transpose")  # torch's checks
+    view = _share(Transpose.apply(input, dim0=int(dim0), dim1=int(dim1)), input)  # (NumPy swaps negative dims too)
+    if input._numpy_empty_strides is None:
+        return view
+    order = list(range(ndim))
+    if ndim:
+        order[first], order[second] = second, first
+    return _keep_empty_strides(view, input, order)
+
+
+def _keep_empty_strides(result: Tensor, input: Tensor, order=None) -> Tensor:
+    """``result`` (a copy, or a permutation by ``order``, of the empty ``input``) with the strides
+    torch's keeps: the zeros of an empty NumPy array's that made ``input`` (tensor.py ``stride``),
+    which a fresh empty array cannot tell from the contiguous ones."""
+    shape, strides = input._numpy_empty_strides
+    if shape == input._data.shape and not result._data.size:
+        result._numpy_empty_strides = (result._data.shape, strides if order is None else
+                                       tuple(strides[d] for d in order))
+    return result
 
 
 def swapaxes(input: Tensor, axis0: int, axis1: int) -> Tensor:
@@ -1081,7 +1099,8 @@ def clone(input: Tensor, *, memory_format=None) -> Tensor:
         return Clone.apply(input, channels_last=True)
     if getattr(memory_format, "_name", "preserve_format") != "preserve_format":
         return Clone.apply(input)
-    return Clone.apply(input, preserve_format=True)
+    result = Clone.apply(input, preserve_format=True)
+    return result if input._numpy_empty_strides is None else _keep_empty_strides(result, input)
 
 
 def contiguous(input: Tensor, memory_format=None) -> Tensor:

@@ -312,12 +312,14 @@ class _BaseDataLoaderIter:
 class _SingleProcessDataLoaderIter(_BaseDataLoaderIter):
     def __init__(self, loader: DataLoader) -> None:
         _warn_about_pinning(loader)
+        # torch's order: iter(sampler), which a sampler may draw in (not a batch sampler: its iterator
+        # is a generator), then the base seed from the same generator
+        self._indices = loader._index_stream()
         _draw_base_seed(loader)
         if loader.timeout != 0:
             # torch's rule and words, checked once the base seed is drawn: nothing to time out on without workers
             raise AssertionError("_SingleProcessDataLoaderIter requires timeout == 0")
         self._start_counting(loader)
-        self._indices = loader._index_stream()
         self._fetcher = _worker._make_fetcher(loader._iterable, loader.dataset, loader._auto_collation,
                                               loader.collate_fn, loader.drop_last)
 
@@ -349,6 +351,9 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
                                  f"{self._prefetch_factor}")
         _warn_about_pinning(loader)
         context = loader.multiprocessing_context or multiprocessing.get_context()
+        # torch's order: iter(sampler) before the base seed is drawn, and again for the first epoch
+        # (_reset), whose iterator is the one used: a sampler that draws in iter() draws twice
+        loader._index_stream()
         base_seed = _draw_base_seed(loader)
         self._result_queue = context.Queue()
         self._done_event = context.Event()
