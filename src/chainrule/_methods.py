@@ -1090,8 +1090,11 @@ def _overwrite(t: Tensor, value: Tensor) -> Tensor:
     (0 * t would turn an inf into NaN)."""
     never = Tensor._make(array_module(t).zeros((), dtype=np.bool_))
     written = ew.where(never, t, value)
-    if written._grad_fn is not None:
-        written._grad_fn.overwrites = True  # (its rule torch's, not where's: see Where.backward)
+    node = written._grad_fn
+    if node is not None:
+        node.overwrites = True  # (its rule torch's, not where's: see Where.backward)
+        # torch's Copy/Fill nodes save no tensor: a second backward through them runs again
+        node._saved, node._saved_versions = (), None
     return written
 
 
