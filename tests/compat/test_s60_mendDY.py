@@ -12,6 +12,63 @@ def _first_line(error) -> str:
     return str(error).split("\n")[0]
 
 
+# -- a backward that fails at a node: the nodes torch ran before it keep their effects
+
+def _fails_midway(lib):
+    a = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    c = lib.tensor([0.5, -0.5, 2.0], requires_grad=True)
+    x = a.exp()
+    s = x.sin()
+    total = s.sum() + (c * 3).sum()
+    calls = []
+    c.register_hook(lambda g: calls.append(("c", g.tolist())))
+    c.register_post_accumulate_grad_hook(lambda t: calls.append(("c.grad", t.grad.tolist())))
+    s.grad_fn.register_prehook(lambda grads: calls.append(("sin pre-hook", grads[0].tolist())))
+    s.grad_fn.register_hook(lambda *_: calls.append("sin hook"))
+    x.grad_fn.register_prehook(lambda grads: calls.append(("exp pre-hook", grads[0].tolist())))
+    x.add_(1)  # SinBackward0's saved input changed: its unpack raises (after its pre-hooks ran)
+    with pytest.raises(RuntimeError) as raised:
+        total.backward()
+    return _first_line(raised.value), calls, a.grad, c.grad.tolist()
+
+
+def test_a_failing_node_raises_when_reached_after_the_nodes_before_it():
+    mine, theirs = _fails_midway(cr), _fails_midway(torch)
+    assert mine[0] == theirs[0]
+    assert "modified by an inplace operation" in mine[0]
+    assert mine[1] == theirs[1]  # the leaf's hooks, then the failing node's pre-hook
+    assert [name for name, _ in mine[1]] == ["c", "c.grad", "sin pre-hook"]
+    assert mine[2] is None and theirs[2] is None
+    assert mine[3] == theirs[3] == [3.0, 3.0, 3.0]
+
+
+def _freed_midway(lib):
+    # a second backward: the leaf reached before the freed node still accumulates, as torch's
+    a = lib.tensor([1.0, 2.0], requires_grad=True)
+    c = lib.tensor([3.0, 4.0], requires_grad=True)
+    total = a.exp().sum() + (c + 1).sum()  # (the newer branch runs first; AddBackward0 saves nothing)
+    total.backward()
+    with pytest.raises(RuntimeError) as raised:
+        total.backward()
+    return _first_line(raised.value), a.grad.tolist(), c.grad.tolist()
+
+
+def test_a_freed_node_raises_when_reached():
+    mine, theirs = _freed_midway(cr), _freed_midway(torch)
+    assert mine == theirs
+    assert mine[0].startswith("Trying to backward through the graph a second time")
+
+
+def test_a_node_whose_rule_reads_no_saved_tensor_still_raises_as_torch_unpacks():
+    # gather's rule needs only the index, but torch's node unpacks the input it saved
+    for lib in (cr, torch):
+        h = lib.ones(1, 2, requires_grad=True) * 1
+        y = h.gather(1, lib.tensor([[0, 1]]))
+        h.add_(1)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            y.sum().backward()
+
+
 # -- copy_/fill_/zero_ nodes save no tensor: a second backward through them runs
 
 @pytest.mark.parametrize("write", ["copy_", "fill_", "zero_", "fill_tensor"])
@@ -29,3 +86,4 @@ def test_copy_and_fill_nodes_backward_twice_as_torch(write):
         return x.grad_fn.name(), a.grad.tolist(), b.grad.tolist()
 
     assert run(cr) == run(torch)
+
