@@ -75,11 +75,10 @@ OPEN_KINDS = [
     ("an in-place op through a view made by expand (NumPy's broadcast_to, read-only) where torch's write "
      "touches each element once (a slice of size 1 on the expanded dim): chainrule refuses the write",
      lambda program, problem: "non-writable" in problem or "more than one element of the written-to" in problem),
-    ("a backward that fails at a node (a saved tensor freed or changed), or a second one through nodes that "
-     "saved nothing torch needs: torch runs the nodes before it (their hooks, their buffers freed) or runs "
-     "them again, chainrule checks every node it will run first and runs none, and calls the graph freed",
-     lambda program, problem: ("backward through the graph a second time" in problem
-                               or "modified by an inplace operation" in problem or "hooks: 0 items" in problem)),
+    ("a second backward through an in-place op on a 0-d view (t(), unsqueeze) of a tensor made with grad off: "
+     "torch's CopySlices was freed by the first and refuses, chainrule's runs again",
+     lambda program, problem: "torch raised RuntimeError: trying to backward through the graph a second time, "
+     "chainrule did not" in problem and any(s.op == "inplace" for s in program.steps)),
     ("index_put_/masked_fill_ into an overlapping or leaf view: chainrule checks the memory overlap before "
      "torch's autograd checks (leaf, view of a leaf, view made in no_grad)",
      lambda program, problem: "message:" in problem and ("unsupported operation: " in problem
@@ -118,13 +117,6 @@ OPEN_KINDS = [
     ("the strides of autograd.grad's results (and of a gradient a node hook sees): torch's kernels' layouts "
      "(an expand's zero strides, a transposed leaf's), chainrule's own",
      lambda program, problem: ".stride" in problem and any(s.op == "grad" for s in program.steps)),
-    ("a retained .grad of a tensor that is the output of its own backward (inputs= naming it, then a plain "
-     "backward of it): torch adds the new seed into the retained grad, chainrule keeps the first",
-     lambda program, problem: ".grad: [" in problem and "vs torch [" in problem
-     and any(s.op == "backward" and s.args[4] is not None and s.args[0] in s.args[4] for s in program.steps)),    ("a tensor that retains its grad and is not among backward's inputs=: torch's retain_grad hook still adds "
-     "the gradient passing through it, chainrule's walk skips it",
-     lambda program, problem: ".grad: [" in problem and any(s.op == "retain_grad" for s in program.steps)
-     and any(s.op == "backward" and s.args[4] is not None for s in program.steps)),
 ]
 
 
