@@ -1159,6 +1159,7 @@ def _accumulate(variable, grad, create_graph, exposed=(), buffers=None):
                 # (torch's clone_obey_contract copies into new_empty_strided for a dense leaf, an empty one
                 # counting as dense; for any other one it clones, row-major: CloneBackward0, as recorded)
                 copied = _function.name_node(copied, "torch::autograd::CopyBackwards")
+                copied._version_box[0] = 1  # (the copy_ into it: torch's .grad is at version 1)
             # (laid out as torch's clone_obey_contract lays it out: the leaf's strides, or row-major)
             if copied._data.strides != _contract_strides(copied._data, variable._data):
                 copied._data = _in_leaf_layout(copied._data, variable._data, copy=True)
@@ -1167,6 +1168,7 @@ def _accumulate(variable, grad, create_graph, exposed=(), buffers=None):
         array = grad._data
         # Stealing is safe only if no other tensor or view shares this array (its references:
         # the tensor's slot, the local name, getrefcount's argument) and user code never saw it.
+        taken = id(array)  # (not the array: a second reference would fail the count below)
         if ((array.base is not None and not _sole_view(array, grad._base)) or sys.getrefcount(array) > 3
                 or not writeable(array) or id(grad) in exposed):
             array = _in_leaf_layout(array, variable._data, copy=True)
@@ -1178,6 +1180,11 @@ def _accumulate(variable, grad, create_graph, exposed=(), buffers=None):
             if _function.active_dispatch is not None:
                 _show_accumulated(grad, variable, stolen=True)
         variable._grad = Tensor._make(array)
+        leaf = variable._data
+        if id(array) != taken and (leaf.flags.c_contiguous or not leaf.size or dense_non_overlapping(leaf)):
+            # torch's clone_obey_contract copies a gradient it cannot take over into new_empty_strided
+            # for a dense leaf: that .grad starts at version 1 (a clone, for any other leaf, at 0)
+            variable._grad._vbox = [1]
         if grad._conj_bit and array.strides == grad._data.strides:
             # torch keeps a conj view from ConjBackward0 (or a view of one) as .grad when its layout is
             # the leaf's, bit and all; one in another layout (expanded) it clones, which resolves the bit
