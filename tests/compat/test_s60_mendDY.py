@@ -154,3 +154,56 @@ def test_grad_version_after_accumulation_as_torch(create_graph, leaf, loss):
     with _no_warning():  # (create_graph's reference-cycle warning, given once a process)
         mine, theirs = run(cr), run(torch)
     assert mine == theirs
+
+
+# -- index_put_: autograd's refusals (leaf, view of a leaf, view made in no_grad) come before its own checks
+
+@pytest.mark.parametrize("target", ["leaf", "view_of_leaf", "no_grad_view", "view", "non_leaf"])
+@pytest.mark.parametrize("problem", ["dtype", "overlap", "too_many_indices", "none"])
+def test_index_put_refusals_in_torch_order(target, problem):
+    def run(lib):
+        a = lib.tensor([[0.3, -0.7, 1.5], [0.2, 1.1, -0.4]], requires_grad=True)
+        if target == "no_grad_view":
+            b = a * 1
+            with lib.no_grad():
+                t = b[0]
+        else:
+            t = {"leaf": lambda: a, "view_of_leaf": lambda: a[0], "view": lambda: (a * 1)[0],
+                 "non_leaf": lambda: a * 1}[target]()
+        index = lib.tensor([0])
+        values = lib.tensor([1.0], dtype=lib.float64 if problem == "dtype" else lib.float32)
+        if problem == "overlap":
+            values = t[1:2]
+        elif t.dim() == 2:
+            values = values.expand(1, 3)
+        try:
+            t.index_put_((index,) * (3 if problem == "too_many_indices" else 1), values)
+        except (RuntimeError, IndexError) as error:
+            return type(error).__name__, _first_line(error)
+        return t.grad_fn.name()
+
+    assert run(cr) == run(torch)
+
+
+@pytest.mark.parametrize("target", ["leaf", "view_of_leaf", "no_grad_view", "view", "non_leaf"])
+@pytest.mark.parametrize("source", ["overlapping", "float64", "plain"])
+def test_copy_refusals_in_torch_order(target, source):
+    def run(lib):
+        a = lib.tensor([0.3, -0.7, 1.5, 0.2], requires_grad=True)
+        if target == "no_grad_view":
+            b = a * 1
+            with lib.no_grad():
+                t = b[:3]
+        else:
+            t = {"leaf": lambda: a, "view_of_leaf": lambda: a[:3], "view": lambda: (a * 1)[:3],
+                 "non_leaf": lambda: a * 1}[target]()
+        destination = t[:2] if source == "overlapping" else t
+        src = {"overlapping": lambda: t.as_strided((2,), (1,), t.storage_offset() + 1),
+               "float64": lambda: lib.ones(t.shape, dtype=lib.float64), "plain": lambda: lib.ones(t.shape)}[source]()
+        try:
+            destination.copy_(src)
+        except RuntimeError as error:
+            return _first_line(error)
+        return destination.grad_fn.name()
+
+    assert run(cr) == run(torch)
