@@ -1164,6 +1164,8 @@ def _write_overlapping(target, self_interface: dict, fn, args: tuple, kwargs: di
     memory as the writes before it left it (so a location in k windows is updated k times; a
     copy's ``result`` leaves each location its last element's value). Run in rounds: round r
     updates every location's r-th element at once."""
+    if target.ndim == 0:  # (a 0-d view of an expanded tensor: one element, indexed as a 1-element row)
+        target = target[np.newaxis]
     offsets = np.zeros(target.shape, dtype=np.int64)
     for axis, (stride, size) in enumerate(zip(target.strides, target.shape)):
         offsets = offsets + (np.arange(size) * stride).reshape((-1,) + (1,) * (target.ndim - axis - 1))

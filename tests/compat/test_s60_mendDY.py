@@ -207,3 +207,20 @@ def test_copy_refusals_in_torch_order(target, source):
         return destination.grad_fn.name()
 
     assert run(cr) == run(torch)
+
+
+# -- an in-place op on a 0-d view of an expanded tensor (its one element written once, as torch's)
+
+@pytest.mark.parametrize("op", ["masked_fill_", "add_", "mul_", "copy_", "fill_", "zero_", "exp_", "clamp_"])
+def test_inplace_on_a_0d_view_of_an_expanded_tensor(op):
+    def run(lib):
+        total = lib.tensor([1.0, 2.0, 3.0]).sum()
+        expanded = total.expand(2)
+        element = expanded.select(0, -1)
+        {"masked_fill_": lambda: element.masked_fill_(lib.tensor(True), -1.5), "add_": lambda: element.add_(1.0),
+         "mul_": lambda: element.mul_(2.0), "copy_": lambda: element.copy_(lib.tensor(4.0)),
+         "fill_": lambda: element.fill_(3.0), "zero_": element.zero_, "exp_": element.exp_,
+         "clamp_": lambda: element.clamp_(0, 1)}[op]()
+        return [total.item(), *expanded.tolist(), element.item()]
+
+    assert run(cr) == pytest.approx(run(torch), rel=1e-6)
