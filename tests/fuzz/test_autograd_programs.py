@@ -56,11 +56,11 @@ OPEN_KINDS = [
      "results that do not require grad (and a 0-d one's mean raises sum()'s out= error); chainrule records them",
      lambda program, problem: _made_in_inference_mode_requiring_grad(program)
      and ("requires_grad" in problem or "raises" in problem or "grad" in problem)),
-    ("torch's zero_/clamp_/mul_ of an inference tensor outside inference_mode raise after writing (the values "
-     "change); chainrule raises before writing, as add_ does in torch",
+    ("torch's zero_/clamp_/mul_/copy_ of an inference tensor outside inference_mode raise after writing (the "
+     "values change); chainrule raises before writing, as add_ does in torch",
      lambda program, problem: _any_mode(program, "inference") and ".values:" in problem
      and any(k in problem.split(":")[0] for k in ("zero_", "clamp_", "mul_", "add_", "relu_", "exp_", "masked_fill_",
-                                                  "index_put_"))),
+                                                  "index_put_", "copy_"))),
     ("a view made before its base's requires_grad_(), the base written in place before that call, or an unbind/"
      "split piece: torch regenerates the view's grad_fn from the version it was made at (or refuses the piece as "
      "made in no_grad mode); chainrule's view counts from the requires_grad_() call",
