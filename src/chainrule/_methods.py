@@ -1090,8 +1090,11 @@ def _overwrite(t: Tensor, value: Tensor) -> Tensor:
     (0 * t would turn an inf into NaN)."""
     never = Tensor._make(array_module(t).zeros((), dtype=np.bool_))
     written = ew.where(never, t, value)
-    if written._grad_fn is not None:
-        written._grad_fn.overwrites = True  # (its rule torch's, not where's: see Where.backward)
+    node = written._grad_fn
+    if node is not None:
+        node.overwrites = True  # (its rule torch's, not where's: see Where.backward)
+        # torch's Copy/Fill nodes save no tensor: a second backward through them runs again
+        node._saved, node._saved_versions = (), None
     return written
 
 
@@ -1161,6 +1164,8 @@ def _write_overlapping(target, self_interface: dict, fn, args: tuple, kwargs: di
     memory as the writes before it left it (so a location in k windows is updated k times; a
     copy's ``result`` leaves each location its last element's value). Run in rounds: round r
     updates every location's r-th element at once."""
+    if target.ndim == 0:  # (a 0-d view of an expanded tensor: one element, indexed as a 1-element row)
+        target = target[np.newaxis]
     offsets = np.zeros(target.shape, dtype=np.int64)
     for axis, (stride, size) in enumerate(zip(target.strides, target.shape)):
         offsets = offsets + (np.arange(size) * stride).reshape((-1,) + (1,) * (target.ndim - axis - 1))
@@ -1375,6 +1380,7 @@ def _copy(self: Tensor, other: Tensor, non_blocking: bool = False) -> Tensor:
         _vmap_frames.refuse_captured_write(self, "copy_")
     if _vmap_frames.running():
         _refuse_mapped_into_unmapped(self, (src,), {})  # (the cast below would hide src's origin)
+    _refuse_autograd_write(self)  # (before the overlap check, as torch's autograd comes before its kernel)
     refuse_partial_overlap(self, (src,))
     if type(src._data) is not type(self._data):
         src = src.to(self.device)  # torch's copy_ copies across devices (differentiably)
@@ -1844,6 +1850,21 @@ def _index_put(self: Tensor, indices, values, accumulate: bool = False, key=None
 _index_put_in_place = _make_inplace_from_copy(_index_put)
 
 
+def _refuse_autograd_write(self: Tensor) -> None:
+    """_inplace's refusals of a write autograd forbids (a leaf requiring grad, a view of one, a view
+    made in no_grad mode, ...), for an op whose own argument checks come after them in torch."""
+    if not is_grad_enabled():
+        return
+    base = self._base if not self._nondifferentiable_view else None
+    if base is None:
+        if self._requires_grad and self.grad_fn is None:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+        return
+    if _index.unread_leaf_like(self):
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+    _index.view_write_key(self)
+
+
 def _index_put_form(op: str, first: int):
     """Tensor.index_put(_) (``first`` 1: indices are argument 1) or torch.index_put(_) (``first`` 2,
     input being argument 1): torch's argument checks, numbered as that form numbers them, then the
@@ -1867,6 +1888,8 @@ def _index_put_form(op: str, first: int):
                 self, list(indices), values, *((accumulate,) if accumulate else ())), {})
             if made is not _function.RUN_UNDISPATCHED:
                 return made
+        if op.endswith("_"):
+            _refuse_autograd_write(self)  # (torch's autograd refuses the write before its kernel checks anything)
         key = _index_put_key(self, indices, first - 1)
         _index._check_index_put(self, tuple(indices), key, values, accumulate)  # a uint8 mask, the dtypes
         if not op.endswith("_"):

@@ -56,11 +56,11 @@ OPEN_KINDS = [
      "results that do not require grad (and a 0-d one's mean raises sum()'s out= error); chainrule records them",
      lambda program, problem: _made_in_inference_mode_requiring_grad(program)
      and ("requires_grad" in problem or "raises" in problem or "grad" in problem)),
-    ("torch's zero_/clamp_/mul_ of an inference tensor outside inference_mode raise after writing (the values "
-     "change); chainrule raises before writing, as add_ does in torch",
+    ("torch's zero_/clamp_/mul_/copy_ of an inference tensor outside inference_mode raise after writing (the "
+     "values change); chainrule raises before writing, as add_ does in torch",
      lambda program, problem: _any_mode(program, "inference") and ".values:" in problem
      and any(k in problem.split(":")[0] for k in ("zero_", "clamp_", "mul_", "add_", "relu_", "exp_", "masked_fill_",
-                                                  "index_put_"))),
+                                                  "index_put_", "copy_"))),
     ("a view made before its base's requires_grad_(), the base written in place before that call, or an unbind/"
      "split piece: torch regenerates the view's grad_fn from the version it was made at (or refuses the piece as "
      "made in no_grad mode); chainrule's view counts from the requires_grad_() call",
@@ -75,15 +75,10 @@ OPEN_KINDS = [
     ("an in-place op through a view made by expand (NumPy's broadcast_to, read-only) where torch's write "
      "touches each element once (a slice of size 1 on the expanded dim): chainrule refuses the write",
      lambda program, problem: "non-writable" in problem or "more than one element of the written-to" in problem),
-    ("a backward that fails at a node (a saved tensor freed or changed), or a second one through nodes that "
-     "saved nothing torch needs: torch runs the nodes before it (their hooks, their buffers freed) or runs "
-     "them again, chainrule checks every node it will run first and runs none, and calls the graph freed",
-     lambda program, problem: ("backward through the graph a second time" in problem
-                               or "modified by an inplace operation" in problem or "hooks: 0 items" in problem)),
-    ("index_put_/masked_fill_ into an overlapping or leaf view: chainrule checks the memory overlap before "
-     "torch's autograd checks (leaf, view of a leaf, view made in no_grad)",
-     lambda program, problem: "message:" in problem and ("unsupported operation: " in problem
-                                                         or "Index put requires the source and destination" in problem)),
+    ("a second backward through an in-place op on a 0-d view (t(), unsqueeze) of a tensor made with grad off: "
+     "torch's CopySlices was freed by the first and refuses, chainrule's runs again",
+     lambda program, problem: "torch raised RuntimeError: trying to backward through the graph a second time, "
+     "chainrule did not" in problem and any(s.op == "inplace" for s in program.steps)),
     ("tensor hooks and an as_strided view / autograd.grad of a leaf output: torch calls the hooks of the "
      "tensor the view was made of (and of a leaf that is the output), chainrule does not",
      lambda program, problem: "hooks: 0 items vs torch" in problem),
@@ -118,13 +113,6 @@ OPEN_KINDS = [
     ("the strides of autograd.grad's results (and of a gradient a node hook sees): torch's kernels' layouts "
      "(an expand's zero strides, a transposed leaf's), chainrule's own",
      lambda program, problem: ".stride" in problem and any(s.op == "grad" for s in program.steps)),
-    ("a retained .grad of a tensor that is the output of its own backward (inputs= naming it, then a plain "
-     "backward of it): torch adds the new seed into the retained grad, chainrule keeps the first",
-     lambda program, problem: ".grad: [" in problem and "vs torch [" in problem
-     and any(s.op == "backward" and s.args[4] is not None and s.args[0] in s.args[4] for s in program.steps)),    ("a tensor that retains its grad and is not among backward's inputs=: torch's retain_grad hook still adds "
-     "the gradient passing through it, chainrule's walk skips it",
-     lambda program, problem: ".grad: [" in problem and any(s.op == "retain_grad" for s in program.steps)
-     and any(s.op == "backward" and s.args[4] is not None for s in program.steps)),
 ]
 
 

@@ -294,33 +294,6 @@ def _dependencies(roots):
     return dependencies
 
 
-def _raise_first_failing(failing, roots, dependencies, running) -> None:
-    """Raises torch's error of the node, among those that will run and whose saved tensors are freed
-    or changed in place (``failing`` is one), that the walk would run first (the walk's own order,
-    below): torch meets the error there, and its message names that node's saved tensor
-    (x.copy_(x.maximum(x)) after x = a.exp(): maximum's input, whose grad_fn is CopyBackwards now, not
-    exp's saved output)."""
-    left = dict(dependencies)
-    ready = []
-    following = None
-    for root in roots:
-        following = _release(root, left, ready, following)
-    while following is not None or ready:
-        if following is not None:
-            node, following = following, None
-        else:
-            node = heappop(ready)[-1]
-        if running is not None and id(node) not in running:
-            continue  # (it does not run, and releases nothing)
-        versions = node._saved_versions
-        if node._freed or versions is not None and not _versions_match(node._saved, versions):
-            node.saved_values  # noqa: B018 - the property raises torch's error
-        for child, _ in node.next_functions:
-            if child is not None:
-                following = _release(child, left, ready, following)
-    failing.saved_values  # noqa: B018 - (not met on the way: raised all the same)
-
-
 def _release(node, dependencies, ready, following):
     """One more edge into ``node`` has been followed: when it was the last, ``node`` is ready — the
     next to run if nothing else waits (returned as ``following``), else queued. Returns the new
@@ -500,24 +473,9 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
         needed = _needed_nodes(order, targets, running, accumulate)
         if not accumulate:
             capture_nodes = {key[0] for key in targets}
-    for node in dependencies:
-        # a freed graph or a saved tensor changed in place raises here, before any .grad
-        # changes — for the nodes that will run, as torch checks only those; the versions are
-        # compared inline (_versions_match's loop: this runs per saving node), and only a node
-        # that fails asks the property for torch's error
-        if not node._freed:
-            versions = node._saved_versions
-            if versions is None:
-                continue
-            for tensor, version in zip(node._saved, versions):
-                if tensor is not None and version is not None and (
-                        0 if tensor._vbox is None else tensor._vbox[0]) != version:
-                    break
-            else:
-                continue
-        if needed is None or id(node) in running:
-            _raise_first_failing(node, roots, dependencies, running)
-
+    # A freed graph or a saved tensor changed in place raises when the walk reaches the node, as
+    # torch's unpack does: the nodes it ran before keep their effects (hooks called, leaves' .grad
+    # accumulated, their saved tensors freed).
     # torch's order: among the nodes whose consumers have all run, the newest (highest sequence
     # number) runs first. A node that becomes ready while none waits runs next without the
     # queue (every link of a chain); otherwise the ready ones wait in `ready`, a heap kept as
@@ -594,6 +552,16 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                 continue
             if needed is not None and id(node) not in running:
                 continue
+            versions = node._saved_versions
+            if versions is not None or node._freed:
+                # torch's node unpacks every saved tensor before its formula, whether the formula
+                # reads it or not: a freed or changed one raises here (its pre-hooks have run)
+                if node._freed:
+                    node.saved_values  # noqa: B018 - the property raises torch's error
+                for tensor, version in zip(node._saved, versions):
+                    if tensor is not None and version is not None and (
+                            0 if tensor._vbox is None else tensor._vbox[0]) != version:
+                        node.saved_values  # noqa: B018 - the property raises torch's error
             forward_cls = node._forward_cls
             if (len(grads) != 1 or grads[0] is None or not forward_cls._array_forward
                     or hooked or _anomaly.enabled or dispatching):
@@ -1191,6 +1159,7 @@ def _accumulate(variable, grad, create_graph, exposed=(), buffers=None):
                 # (torch's clone_obey_contract copies into new_empty_strided for a dense leaf, an empty one
                 # counting as dense; for any other one it clones, row-major: CloneBackward0, as recorded)
                 copied = _function.name_node(copied, "torch::autograd::CopyBackwards")
+                copied._version_box[0] = 1  # (the copy_ into it: torch's .grad is at version 1)
             # (laid out as torch's clone_obey_contract lays it out: the leaf's strides, or row-major)
             if copied._data.strides != _contract_strides(copied._data, variable._data):
                 copied._data = _in_leaf_layout(copied._data, variable._data, copy=True)
@@ -1199,6 +1168,7 @@ def _accumulate(variable, grad, create_graph, exposed=(), buffers=None):
         array = grad._data
         # Stealing is safe only if no other tensor or view shares this array (its references:
         # the tensor's slot, the local name, getrefcount's argument) and user code never saw it.
+        taken = id(array)  # (not the array: a second reference would fail the count below)
         if ((array.base is not None and not _sole_view(array, grad._base)) or sys.getrefcount(array) > 3
                 or not writeable(array) or id(grad) in exposed):
             array = _in_leaf_layout(array, variable._data, copy=True)
@@ -1210,6 +1180,11 @@ def _accumulate(variable, grad, create_graph, exposed=(), buffers=None):
             if _function.active_dispatch is not None:
                 _show_accumulated(grad, variable, stolen=True)
         variable._grad = Tensor._make(array)
+        leaf = variable._data
+        if id(array) != taken and (leaf.flags.c_contiguous or not leaf.size or dense_non_overlapping(leaf)):
+            # torch's clone_obey_contract copies a gradient it cannot take over into new_empty_strided
+            # for a dense leaf: that .grad starts at version 1 (a clone, for any other leaf, at 0)
+            variable._grad._vbox = [1]
         if grad._conj_bit and array.strides == grad._data.strides:
             # torch keeps a conj view from ConjBackward0 (or a view of one) as .grad when its layout is
             # the leaf's, bit and all; one in another layout (expanded) it clones, which resolves the bit

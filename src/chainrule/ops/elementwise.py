@@ -2558,13 +2558,13 @@ class Where(Function):
     @staticmethod
     def backward(ctx, grad):
         # the gradient goes to whichever input was selected
-        (condition,) = ctx.saved_values
         zero = zeros_like_tensor(grad)
         if getattr(ctx, "overwrites", False):
-            # copy_/fill_'s write (_methods._overwrite, a condition never true): torch's
+            # copy_/fill_'s write (_methods._overwrite, a condition never true, not saved): torch's
             # CopyBackwards/FillBackward rule, zeros for the overwritten values and the gradient
             # itself for the written one, so a recorded backward holds no where() of its own
             return (zero if ctx.needs_input_grad[0] else None, grad if ctx.needs_input_grad[1] else None)
+        (condition,) = ctx.saved_values
         return (where(condition, grad, zero) if ctx.needs_input_grad[0] else None,
                 where(condition, zero, grad) if ctx.needs_input_grad[1] else None)
 

@@ -1751,7 +1751,10 @@ def write_absorbing(view: Tensor, key, value: Tensor) -> bool:
     # outputs join)
     copy_slices._saved, copy_slices._saved_versions = node._saved, node._saved_versions
     view._data[...] = value._data  # (the view shares base's memory: this writes base's elements)
-    base._version_box[0] += 1
+    box = base._version_box
+    box[0] += 1
+    if node._saved_outputs is not None and node._saved_versions is not None:
+        _save_as_the_view(node, copy_slices, box)
     old = base._grad_fn
     base.grad_fn = copy_slices
     base._output_nr = 0
@@ -1760,6 +1763,19 @@ def write_absorbing(view: Tensor, key, value: Tensor) -> bool:
         base._move_retained_grad(old)
     refresh_views(base)
     return True
+
+
+def _save_as_the_view(node, copy_slices, box: list) -> None:
+    """The op's saved output (exp_'s, relu_'s result) is torch's in-place result, the view itself:
+    it takes the view's version counter at the version the write left, so a later write into the
+    view or its base is caught by the op's rule (its node's and CopySlices' checks alike)."""
+    versions = list(node._saved_versions)
+    for position in node._saved_outputs:
+        saved = node._saved[position]
+        if saved is not None and versions[position] is not None:
+            saved._vbox = box
+            versions[position] = box[0]
+    node._saved_versions = copy_slices._saved_versions = tuple(versions)
 
 
 def _view_geometry(view: Tensor, base: Tensor):
