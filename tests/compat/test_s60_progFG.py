@@ -90,3 +90,35 @@ def test_segment_memory_equals_prefix_linear_attention(segment_len):
     (seg_c, lin_c), (seg_t, lin_t) = (_segments(lib, segment_len) for lib in LIBS)
     np.testing.assert_allclose(seg_c.numpy(), lin_c.numpy(), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(seg_c.numpy(), seg_t.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def _monarch(lib, dtype_name: str, shapes: tuple):
+    """fly's blockdiag_butterfly_multiply: bmm into a transposed ``empty`` through ``out=``, the
+    permutation, the second bmm; its einsum reference; per-block ``kaiming_uniform_``."""
+    (batch, k, q, p), (l, s) = shapes
+    r = k * q // l
+    dtype = getattr(lib, dtype_name)
+    lib.manual_seed(0)
+    w1 = lib.empty(k, q, p, dtype=dtype)
+    for i in range(k):
+        lib.nn.init.kaiming_uniform_(w1[i], a=5 ** 0.5)
+    w2 = lib.tensor(np.random.RandomState(1).randn(l, s, r), dtype=dtype)
+    x = lib.tensor(np.random.RandomState(2).randn(batch, k * p), dtype=dtype).reshape(batch, k, p).transpose(0, 1)
+    out1 = lib.empty(batch, k, q, dtype=dtype).transpose(0, 1)
+    returned = lib.bmm(x, w1.transpose(-1, -2), out=out1)
+    mixed = out1.transpose(0, 1).reshape(batch, r, l).transpose(-1, -2).contiguous().transpose(0, 1)
+    out2 = lib.bmm(mixed, w2.transpose(-1, -2)).permute(1, 2, 0).reshape(batch, s * l)
+    first = lib.einsum('kqp,bkp->bkq', w1, x.transpose(0, 1)).reshape(batch, r, l).transpose(-1, -2)
+    reference = lib.einsum('lsr,blr->bsl', w2, first).reshape(batch, s * l)
+    return (w1, out1, out2, reference), (tuple(out1.stride()), returned.data_ptr() == out1.data_ptr(),
+                                          tuple(mixed.stride()), tuple(out2.stride()))
+
+
+@pytest.mark.parametrize("dtype_name", ["float32", "float64"])
+@pytest.mark.parametrize("shapes", [((5, 4, 4, 4), (4, 4)), ((3, 2, 6, 3), (3, 5))])
+def test_monarch_bmm_out_permutation_and_einsum_match_torch(dtype_name, shapes):
+    (values_c, layout_c), (values_t, layout_t) = (_monarch(lib, dtype_name, shapes) for lib in LIBS)
+    assert layout_c == layout_t
+    for vc, vt in zip(values_c, values_t):
+        np.testing.assert_allclose(vc.numpy(), vt.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(values_c[2].numpy(), values_c[3].numpy(), rtol=1e-5, atol=1e-6)
