@@ -301,7 +301,8 @@ def _conjugated(tensor):
     values = tensor._coo[1] if isinstance(tensor, SparseCOOTensor) else tensor._parts[2]
     if values.dtype.kind != "c":
         return tensor
-    return tensor._with_values(array_module(values).conj(values))
+    xp = array_module(values)
+    return tensor._with_values(xp.conj(values))
 
 
 def _linear_in_entries(result: SparseCOOTensor, input: SparseCOOTensor, adjoint, node: str,
