@@ -1685,8 +1685,10 @@ class EinsumSteps(Function):
                 continue
             if kind == "permute":
                 grads[at[0]] = g.transpose(argument[1])
-            elif kind == "reshape" or kind == "unsqueeze":
+            elif kind == "reshape":
                 grads[at[0]] = _reshaped_array(g, shapes[0])
+            elif kind == "unsqueeze":  # (squeeze's view, as UnsqueezeBackward0: the other dims' strides kept)
+                grads[at[0]] = g.squeeze(argument)
             elif kind == "bmm":  # d(A B) = dA B + A dB: G Bᵀ and Aᵀ G
                 if needs[0]:
                     grads[at[0]] = _array_bmm(g, y._data.swapaxes(1, 2))

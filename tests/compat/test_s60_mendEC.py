@@ -1,0 +1,44 @@
+"""Session 60, lane mendEC: einsum's gradient strides on size-1 dims and empty leaves' gradients laid
+out as torch's (AccumulateGrad's layout contract)."""
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _grad_strides(lib, equation, arrays):
+    operands = [lib.tensor(a, requires_grad=True) for a in arrays]
+    out = lib.einsum(equation, *operands)
+    out.backward(lib.tensor(np.ones(tuple(out.shape), np.float32)))
+    return [out.stride()] + [t.grad.stride() for t in operands]
+
+
+@pytest.mark.parametrize("equation, shapes", [
+    ("... i d, ... j d -> ... i j", [(2, 1, 5, 4), (3, 6, 4)]),  # a broadcast (size-1) dim
+    ("bij,bjk->bik", [(1, 3, 1), (1, 1, 4)]),
+    ("ij,jk->ik", [(3, 1), (1, 4)]),
+    ("bij,bkj->bik", [(2, 1, 5), (2, 3, 5)]),
+    ("...ij,...jk", [(2, 1, 3, 4), (5, 4, 1)]),
+    ("... i d, ... j d -> ... i j", [(2, 0, 3), (2, 4, 3)]),  # an empty operand
+    ("bij,bjk->bik", [(2, 0, 3), (2, 3, 4)]),
+])
+def test_einsum_gradient_strides_as_torch(equation, shapes):
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(shape).astype(np.float32) for shape in shapes]
+    assert _grad_strides(chainrule, equation, arrays) == _grad_strides(torch, equation, arrays)
+
+
+@pytest.mark.parametrize("op, shapes", [("bmm", [(0, 3, 4), (0, 4, 5)]), ("bmm", [(2, 0, 4), (2, 4, 5)]),
+                                        ("matmul", [(0, 4), (4, 3)]), ("mm", [(0, 3), (3, 2)])])
+def test_empty_leaf_gradient_takes_the_leafs_strides(op, shapes):
+    def strides(lib):
+        leaves = [lib.tensor(np.zeros(shape, np.float32), requires_grad=True) for shape in shapes]
+        out = getattr(lib, op)(*leaves)
+        out.backward(lib.ones_like(out))
+        return [leaf.stride() for leaf in leaves], [leaf.grad.stride() for leaf in leaves]
+
+    assert strides(chainrule) == strides(torch)
+
