@@ -1,6 +1,8 @@
 """Session 60, lane mendEC: einsum's gradient strides on size-1 dims and empty leaves' gradients laid
 out as torch's (AccumulateGrad's layout contract)."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -42,3 +44,29 @@ def test_empty_leaf_gradient_takes_the_leafs_strides(op, shapes):
 
     assert strides(chainrule) == strides(torch)
 
+
+def _implicit_dim_warnings(lib):
+    """What a program sees of the softmax modules' implicit-dim warning under the default filters:
+    two modules called from two lines, three times each, and F.softmax from two lines."""
+    x = lib.ones(2, 3)
+    softmax, log_softmax = lib.nn.Softmax(), lib.nn.LogSoftmax()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.resetwarnings()
+        warnings.simplefilter("default")
+        for _ in range(3):
+            softmax(x)
+            softmax(x)
+            log_softmax(x)
+            lib.nn.functional.softmax(x)
+            lib.nn.functional.softmax(x)
+    return caught
+
+
+def test_softmax_modules_implicit_dim_warning_names_the_module_machinery():
+    ours, theirs = _implicit_dim_warnings(chainrule), _implicit_dim_warnings(torch)
+    assert [str(w.message) for w in ours] == [str(w.message) for w in theirs]
+    # the modules' two (softmax, log_softmax) name chainrule's module machinery, as torch's name its own;
+    # F.softmax's two name this file's two calling lines
+    places = [w.filename.replace("\\", "/").rsplit("/", 3)[-3:] for w in ours]
+    this_file = __file__.replace("\\", "/").rsplit("/", 3)[-3:]
+    assert places == [["nn", "modules", "module.py"]] * 2 + [this_file] * 2
