@@ -70,3 +70,16 @@ def test_softmax_modules_implicit_dim_warning_names_the_module_machinery():
     places = [w.filename.replace("\\", "/").rsplit("/", 3)[-3:] for w in ours]
     this_file = __file__.replace("\\", "/").rsplit("/", 3)[-3:]
     assert places == [["nn", "modules", "module.py"]] * 2 + [this_file] * 2
+
+
+@pytest.mark.parametrize("equation, count", [
+    ("i!,jk->ik", 1), ("i!->i", 2), ("ij,j#->i", 1), ("i.j,jk", 1), ("...i...", 1), ("i j!", 1),
+    (" i, j!", 1), ("i..", 1), ("ij,jk,", 2), ("ij->i...j...", 1), ("i j->i!", 1), ("ij , k", 1),
+])
+def test_einsum_reports_the_first_fault_of_torchs_scan(equation, count):
+    def refusal(lib):
+        with pytest.raises(RuntimeError) as caught:
+            lib.einsum(equation, *[lib.ones(2, 3)] * count)
+        return str(caught.value).split("\n")[0]
+
+    assert refusal(chainrule) == refusal(torch)

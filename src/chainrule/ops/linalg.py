@@ -1293,20 +1293,54 @@ def _parse_einsum(equation: str, shapes: list) -> tuple:
 
 
 @functools.lru_cache(maxsize=256)  # a model calls the same equation on the same shapes each step
+def _operand_subscripts(lhs: str, count: int) -> list:
+    """The subscripts of each of ``count`` operands in ``lhs`` (the equation before "->"), read as
+    torch's parser reads them: one scan from the left, so the first fault met is the one reported
+    (a bad character before a comma too many, an index counting the spaces)."""
+    subs: list = [[]]
+    ellipsis_found = False
+    i = 0
+    while i < len(lhs):
+        c = lhs[i]
+        if c == ".":
+            if ellipsis_found:
+                raise RuntimeError(f"einsum(): found '.' for operand {len(subs) - 1} for which an ellipsis was "
+                                   "already found")
+            if lhs[i:i + 3] != "...":
+                raise RuntimeError(f"einsum(): found '.' for operand {len(subs) - 1} that is not part of any "
+                                   "ellipsis")
+            subs[-1].append("...")
+            ellipsis_found = True
+            i += 3
+            continue
+        if c == ",":
+            if len(subs) == count:
+                raise RuntimeError("einsum(): fewer operands were provided than specified in the equation")
+            subs.append([])
+            ellipsis_found = False
+        elif c != " ":
+            if c not in _LETTERS:
+                raise RuntimeError(f"einsum(): invalid subscript given at index {i} in the equation string, "
+                                   "subscripts must be in [a-zA-Z]")
+            subs[-1].append(c)
+        i += 1
+    if len(subs) != count:
+        raise RuntimeError("einsum(): more operands were provided than specified in the equation")
+    return subs
+
+
 def _parsed_einsum(equation: str, shapes: tuple) -> tuple:
     """_parse_einsum's work, kept per (equation, shapes) as tuples: its checks cost more than the rest
     of a small einsum call. A refusal is raised again on each call (lru_cache keeps no exception)."""
     eq = equation.replace(" ", "")
     lhs, arrow, out = eq.partition("->")
-    terms = lhs.split(",")
-    if len(terms) > len(shapes):
-        raise RuntimeError("einsum(): fewer operands were provided than specified in the equation")
-    if len(terms) < len(shapes):
-        raise RuntimeError("einsum(): more operands were provided than specified in the equation")
+    subs = _operand_subscripts(equation.partition("->")[0], len(shapes))
 
     def tokens(term: str, where: str) -> list:
-        if term.count("...") > 1 or term.replace("...", "").count(".") > 0:
+        if term.replace("...", "").count(".") > 0:
             raise RuntimeError(f"einsum(): found '.' for {where} that is not part of any ellipsis")
+        if term.count("...") > 1:
+            raise RuntimeError(f"einsum(): found '.' for {where} but an ellipsis (...) was already found")
         result = []
         rest = term
         while rest:
@@ -1315,13 +1349,13 @@ def _parsed_einsum(equation: str, shapes: tuple) -> tuple:
                 rest = rest[3:]
                 continue
             if rest[0] not in _LETTERS:
-                raise RuntimeError(f"einsum(): invalid subscript given at index {eq.index(rest[0])} in the "
+                at = equation.index(rest[0], equation.index("->") + 2)  # (torch's index counts the spaces)
+                raise RuntimeError(f"einsum(): invalid subscript given at index {at} in the "
                                    f"equation string, subscripts must be in [a-zA-Z]")
             result.append(rest[0])
             rest = rest[1:]
         return result
 
-    subs = [tokens(term, f"operand {i}") for i, term in enumerate(terms)]
     # torch checks every operand's count of subscripts, then the output, then the sizes: a size
     # error found here waits for the output's checks
     size_error = None
