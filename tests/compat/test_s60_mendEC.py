@@ -83,3 +83,20 @@ def test_einsum_reports_the_first_fault_of_torchs_scan(equation, count):
         return str(caught.value).split("\n")[0]
 
     assert refusal(chainrule) == refusal(torch)
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib: lib.ones(2, 3, 4).unbind(axis=(0, 2), keepdims=True),
+    lambda lib: lib.unbind(lib.ones(2, 3), axis="a", keepdims=True),
+    lambda lib: lib.ones(2, 3).unbind(axis=None, keepdims=(1,)),
+    lambda lib: lib.ones(2, 3).unbind(axis=0, keepdims=True),  # an int: the unknown keyword is named
+    lambda lib: lib.mode(lib.ones(2, 3), dim=(0, 1), bogus=1),
+])
+def test_numpy_keywords_refused_in_torchs_order(call):
+    """torch's parser checks each parameter's type (``axis`` read as ``dim``) before it names an unknown keyword."""
+    def refusal(lib):
+        with pytest.raises(TypeError) as caught:
+            call(lib)
+        return str(caught.value)
+
+    assert refusal(chainrule) == refusal(torch)
