@@ -100,3 +100,29 @@ def test_numpy_keywords_refused_in_torchs_order(call):
         return str(caught.value)
 
     assert refusal(chainrule) == refusal(torch)
+
+
+@pytest.mark.parametrize("batch", [
+    lambda: [np.float32(1), np.str_("a")],  # a NumPy string scalar after a number: as_tensor's refusal
+    lambda: [np.int64(1), np.bytes_(b"a")],
+])
+def test_default_collate_of_a_numpy_string_scalar_later_in_the_batch(batch):
+    from torch.utils.data import default_collate as torch_collate
+
+    from chainrule.utils.data import default_collate
+
+    def refusal(collate):
+        with pytest.raises(TypeError) as caught:
+            collate(batch())
+        return str(caught.value)
+
+    assert refusal(default_collate) == refusal(torch_collate)
+
+
+def test_as_tensor_of_numbers_and_a_numpy_string_scalar():
+    def refusal(lib):
+        with pytest.raises(TypeError) as caught:
+            lib.as_tensor([np.float64(1), np.str_("abc")])
+        return str(caught.value)
+
+    assert refusal(chainrule) == refusal(torch)
