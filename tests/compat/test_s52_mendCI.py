@@ -1,7 +1,7 @@
 """torch.einsum of several operands with grad recorded and nothing watching (the common training case):
 torch's pairwise steps run on the arrays and are recorded as one node (EinsumSteps), whose rule runs
-each step's rule in reverse. Values, gradients and strides are those of the steps recorded one by one
-(what a dispatch mode, forward AD or vmap still get) bit for bit; the node is named as torch's last
+each step's rule in reverse. Values and gradients are those of the steps recorded one by one (what a
+dispatch mode, forward AD or vmap still get) bit for bit, strides torch's; the node is named as torch's last
 one; create_graph, batched gradients and a second backward go through the recorded steps."""
 
 from __future__ import annotations
@@ -92,10 +92,12 @@ def test_one_node_gives_the_recorded_steps_values_gradients_and_strides(equation
     assert not _fused(recorded)
     assert np.array_equal(fused.detach().numpy(), recorded.detach().numpy())
     assert fused.stride() == recorded.stride() and fused.grad_fn.name() == recorded.grad_fn.name()
-    for g, h in zip(fused_grads, recorded_grads):
+    torch_grads = _run(torch, equation, arrays, getattr(torch, dtype), needs)[1]
+    for g, h, t in zip(fused_grads, recorded_grads, torch_grads):
         assert (g is None) == (h is None)
         if g is not None:
-            assert g.dtype == h.dtype and g.stride() == h.stride()
+            # (strides as torch's: on a size-1 dim the recorded steps' may differ, as s60's mendEC found)
+            assert g.dtype == h.dtype and g.stride() == t.stride()
             assert np.array_equal(g.numpy(), h.numpy())  # bit for bit
 
 

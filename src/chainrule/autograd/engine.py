@@ -1164,6 +1164,8 @@ def _accumulate(variable, grad, create_graph, exposed=(), buffers=None):
             if copied._data.strides != _contract_strides(copied._data, variable._data):
                 copied._data = _in_leaf_layout(copied._data, variable._data, copy=True)
             variable._grad = copied
+            if variable._numpy_empty_strides is not None:
+                _empty_leaf_layout(copied, variable)
             return
         array = grad._data
         # Stealing is safe only if no other tensor or view shares this array (its references:
@@ -1185,6 +1187,8 @@ def _accumulate(variable, grad, create_graph, exposed=(), buffers=None):
             # torch's clone_obey_contract copies a gradient it cannot take over into new_empty_strided
             # for a dense leaf: that .grad starts at version 1 (a clone, for any other leaf, at 0)
             variable._grad._vbox = [1]
+        if variable._numpy_empty_strides is not None:
+            _empty_leaf_layout(variable._grad, variable)
         if grad._conj_bit and array.strides == grad._data.strides:
             # torch keeps a conj view from ConjBackward0 (or a view of one) as .grad when its layout is
             # the leaf's, bit and all; one in another layout (expanded) it clones, which resolves the bit
@@ -1201,6 +1205,19 @@ def _accumulate(variable, grad, create_graph, exposed=(), buffers=None):
         np.add(current._data, grad._data, out=current._data)
         current._version_box[0] += 1
         _check_layout_contract(current, variable)
+
+
+def _empty_leaf_layout(grad, leaf) -> None:
+    """An empty leaf made from a NumPy array reports that array's strides (zeros where NumPy zeroes
+    them); torch counts any empty tensor as dense, so a new ``.grad`` that breaks the layout contract
+    (``obeys_layout_contract``: the leaf's strides on dims longer than 1, no zero stride on the others)
+    takes the leaf's strides (``clone_obey_contract``'s new_empty_strided)."""
+    kept = leaf._numpy_empty_strides
+    if kept[0] != leaf._data.shape or leaf._data.size:
+        return
+    if not all(stride == leaf_stride if n != 1 else stride != 0
+               for n, stride, leaf_stride in zip(kept[0], grad.stride(), kept[1])):
+        grad._numpy_empty_strides = kept
 
 
 def _check_layout_contract(grad, variable) -> None:

@@ -1961,7 +1961,8 @@ def method_binding_refusal(name: str, impl, args: tuple, kwargs: dict, error: Ty
         if p.kind is p.KEYWORD_ONLY and not starred:
             words.append("*")
             starred = True
-        words.append(f"object {p.name}" if p.default is p.empty else f"object {p.name}=None")
+        words.append(_parameter_word(p) if p.annotation == "int" else
+                     f"object {p.name}" if p.default is p.empty else f"object {p.name}=None")
     signature = _Signature(name, f"({', '.join(words)})")
     signature.bound_without_arguments = None if words else "TensorBase"
     try:
@@ -2016,12 +2017,23 @@ def dispatched_binding_refusal(public, args: tuple, kwargs: dict, error: TypeErr
 _PARSER_PREFIXES = {"chainrule.special": "special_", "chainrule.linalg": "linalg_", "chainrule.fft": "fft_"}
 
 
+def _parameter_word(p: inspect.Parameter) -> str:
+    """A Python parameter as a word of a parser signature: typed where its annotation says a Tensor,
+    or an int with an int default (torch's int64_t ``dim=0``: unbind(axis=(0, 2), keepdims=True) is
+    refused for the tuple before the unknown keyword), else taking anything."""
+    annotation = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
+    kind = {"Tensor": "Tensor", "Tensor | None": "Tensor?"}.get(annotation, "object")
+    if annotation == "int" and type(p.default) is int:
+        return f"int64_t {p.name}={p.default}"
+    return f"{kind} {p.name}" if p.default is p.empty else f"{kind} {p.name}=None"
+
+
 def function_binding_refusal(public, impl, args: tuple, kwargs: dict) -> TypeError | None:
     """torch's TypeError for a call of the C function ``public`` whose arguments Python refused to
     bind to ``impl``, or None where they bind. torch's parser counts the positional arguments
     first, then goes through the parameters in order, so a Tensor parameter given a number is
     refused before a later one is missed (torch.adaptive_avg_pool1d(1) names ``input``, not the
-    missing ``output_size``). Which parameters are Tensors ``impl``'s annotations say; the rest
+    missing ``output_size``). Which parameters are Tensors (or ints) ``impl``'s annotations say; the rest
     take anything here, as only the counts and names are known of them."""
     try:
         parameters = list(inspect.signature(impl).parameters.values())
@@ -2034,9 +2046,7 @@ def function_binding_refusal(public, impl, args: tuple, kwargs: dict) -> TypeErr
         if p.kind is p.KEYWORD_ONLY and not starred:
             words.append("*")
             starred = True
-        annotation = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
-        kind = {"Tensor": "Tensor", "Tensor | None": "Tensor?"}.get(annotation, "object")
-        words.append(f"{kind} {p.name}" if p.default is p.empty else f"{kind} {p.name}=None")
+        words.append(_parameter_word(p))
     module = getattr(public, "__module__", None)
     name = public.__name__
     prefix = _PARSER_PREFIXES.get(module, "")

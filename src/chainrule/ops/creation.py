@@ -74,7 +74,11 @@ def _infer_dtype(data, kinds: set[type]) -> _dtype.dtype:
         if isinstance(item, Tensor):
             kind = item.dtype
         elif isinstance(item, (np.ndarray, np.generic)):
-            kind = _dtype.from_numpy_dtype(item.dtype)
+            try:
+                kind = _dtype.from_numpy_dtype(item.dtype)
+            except TypeError:  # (a NumPy string or object scalar among numbers: torch's words for its array)
+                raise TypeError(f"can't convert np.ndarray of type numpy.{item.dtype.type.__name__}. The only "
+                                f"supported types are: {_TORCH_NUMPY_TYPES}.") from None
         elif isinstance(item, builtins.bool):
             kind = _dtype.bool
         elif isinstance(item, builtins.int):

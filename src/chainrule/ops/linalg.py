@@ -1360,21 +1360,52 @@ def _parse_einsum(equation: str, shapes: list) -> tuple:
     return [list(sub) for sub in subs], list(output)  # (lists of its own: a caller may edit them)
 
 
+def _operand_subscripts(lhs: str, count: int) -> list:
+    """The subscripts of each of ``count`` operands in ``lhs`` (the equation before "->"), read as
+    torch's parser reads them: one scan from the left, so the first fault met is the one reported
+    (a bad character before a comma too many, an index counting the spaces)."""
+    subs: list = [[]]
+    ellipsis_found = False
+    i = 0
+    while i < len(lhs):
+        c = lhs[i]
+        if c == ".":
+            if ellipsis_found:
+                raise RuntimeError(f"einsum(): found '.' for operand {len(subs) - 1} for which an ellipsis was "
+                                   "already found")
+            if lhs[i:i + 3] != "...":
+                raise RuntimeError(f"einsum(): found '.' for operand {len(subs) - 1} that is not part of any "
+                                   "ellipsis")
+            subs[-1].append("...")
+            ellipsis_found = True
+            i += 3
+            continue
+        if c == ",":
+            if len(subs) == count:
+                raise RuntimeError("einsum(): fewer operands were provided than specified in the equation")
+            subs.append([])
+            ellipsis_found = False
+        elif c != " ":
+            if c not in _LETTERS:
+                raise RuntimeError(f"einsum(): invalid subscript given at index {i} in the equation string, "
+                                   "subscripts must be in [a-zA-Z]")
+            subs[-1].append(c)
+        i += 1
+    if len(subs) != count:
+        raise RuntimeError("einsum(): more operands were provided than specified in the equation")
+    return subs
+
+
 @functools.lru_cache(maxsize=256)  # a model calls the same equation on the same shapes each step
 def _parsed_einsum(equation: str, shapes: tuple) -> tuple:
     """_parse_einsum's work, kept per (equation, shapes) as tuples: its checks cost more than the rest
     of a small einsum call. A refusal is raised again on each call (lru_cache keeps no exception)."""
     # torch finds the arrow and words an invalid subscript's index in the equation as written, spaces included
     lhs, arrow, out_written = equation.partition("->")
-    written_terms = lhs.split(",")
-    starts = [sum(len(term) + 1 for term in written_terms[:i]) for i in range(len(written_terms))]
-    if len(written_terms) > len(shapes):
-        raise RuntimeError("einsum(): fewer operands were provided than specified in the equation")
-    if len(written_terms) < len(shapes):
-        raise RuntimeError("einsum(): more operands were provided than specified in the equation")
+    subs = _operand_subscripts(lhs, len(shapes))
 
     def tokens(written: str, start: int, where: str) -> list:
-        """The subscripts of one operand (or the output), read character by character as torch does."""
+        """The output's subscripts, read character by character as torch does."""
         result = []
         k = 0
         while k < len(written):
@@ -1383,12 +1414,9 @@ def _parsed_einsum(equation: str, shapes: tuple) -> tuple:
                 k += 1
             elif char == ".":
                 if "..." in result:
-                    raise RuntimeError(f"einsum(): found '.' for {where} for which an ellipsis was already found"
-                                       if where != "output" else
-                                       "einsum(): found '.' for output but an ellipsis (...) was already found")
+                    raise RuntimeError(f"einsum(): found '.' for {where} but an ellipsis (...) was already found")
                 if written[k:k + 3] != "...":
-                    words = " (...)" if where == "output" else ""
-                    raise RuntimeError(f"einsum(): found '.' for {where} that is not part of any ellipsis{words}")
+                    raise RuntimeError(f"einsum(): found '.' for {where} that is not part of any ellipsis (...)")
                 result.append("...")
                 k += 3
             elif char not in _LETTERS:
@@ -1399,7 +1427,6 @@ def _parsed_einsum(equation: str, shapes: tuple) -> tuple:
                 k += 1
         return result
 
-    subs = [tokens(term, start, f"operand {i}") for i, (term, start) in enumerate(zip(written_terms, starts))]
     # torch checks every operand's count of subscripts, then the output, then the sizes: a size
     # error found here waits for the output's checks
     size_error = None
@@ -1763,8 +1790,10 @@ class EinsumSteps(Function):
                 continue
             if kind == "permute":
                 grads[at[0]] = g.transpose(argument[1])
-            elif kind == "reshape" or kind == "unsqueeze":
+            elif kind == "reshape":
                 grads[at[0]] = _reshaped_array(g, shapes[0])
+            elif kind == "unsqueeze":  # (squeeze's view, as UnsqueezeBackward0: the other dims' strides kept)
+                grads[at[0]] = g.squeeze(argument)
             elif kind == "bmm":  # d(A B) = dA B + A dB: G Bᵀ and Aᵀ G
                 if needs[0]:
                     grads[at[0]] = _array_bmm(g, y._data.swapaxes(1, 2))

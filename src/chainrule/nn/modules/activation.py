@@ -227,9 +227,10 @@ class _SoftmaxBase(Module):
         self.dim = dim
 
     def forward(self, input: Tensor) -> Tensor:
-        # dim=None goes to F, which warns under the function's own name; 5 frames up (F, forward,
-        # Module.__call__) is the line that called the module
-        return type(self)._fn(input, self.dim, _stacklevel=5)
+        # dim=None goes to F, which warns under the function's own name; as torch's, the warning names
+        # the module machinery's line (4 frames up: F, forward, Module.__call__), not the user's, so
+        # under the default filters it shows once per program, not once per calling line
+        return type(self)._fn(input, self.dim, _stacklevel=4)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"

@@ -159,10 +159,13 @@ def collate_numpy_array_fn(batch, *, collate_fn_map: dict | None = None):
 
 def collate_numpy_scalar_fn(batch, *, collate_fn_map: dict | None = None) -> Tensor:
     if all(isinstance(b, np.generic) for b in batch):
-        return _from_numpy(np.asarray(batch))
+        array = np.asarray(batch)
+        if array.dtype.kind not in "SUO":
+            return _from_numpy(array)
     from ...ops.creation import as_tensor
 
     # torch.as_tensor(batch): its conversion of what follows a NumPy scalar (a float, a tensor), its errors
+    # (a NumPy string among the numbers: its "can't convert np.ndarray of type numpy.str_")
     return as_tensor(list(batch))
 
 
