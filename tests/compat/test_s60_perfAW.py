@@ -73,3 +73,57 @@ def test_convnext_depthwise_input_grad_against_torch():
     ours, theirs = xs[0].grad, xs[1].grad
     assert ours.shape == tuple(theirs.shape) and ours.stride() == theirs.stride()
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_global_average_pool_against_torch():
+    # F.adaptive_avg_pool2d(x, 1): a mean over the plane; its backward divides each cell once and copies it out
+    rng = np.random.default_rng(3)
+    for shape, channels_last in (((32, 64, 8, 8), False), ((4, 6, 5, 7), True), ((3, 5, 9, 9), False), ((5, 7, 7), False)):
+        x = rng.standard_normal(shape).astype(np.float32)
+        g = rng.standard_normal(shape[:-2] + (1, 1)).astype(np.float32)
+        grads, outs = [], []
+        for lib in (chainrule, torch):
+            xt = lib.tensor(x)
+            if channels_last:
+                xt = xt.contiguous(memory_format=lib.channels_last)
+            xt.requires_grad_(True)
+            out = lib.nn.functional.adaptive_avg_pool2d(xt, 1)
+            out.backward(lib.tensor(g))
+            outs.append(out)
+            grads.append(xt.grad)
+        assert outs[0].grad_fn.name() == outs[1].grad_fn.name()
+        assert outs[0].stride() == outs[1].stride() and grads[0].stride() == grads[1].stride(), shape
+        np.testing.assert_allclose(outs[0].detach().numpy(), outs[1].detach().numpy(), rtol=1e-5, atol=1e-6)
+        assert np.array_equal(grads[0].numpy(), grads[1].numpy())  # g / count, one IEEE division each
+
+
+def test_mean_backward_divides_before_expanding_with_torchs_values_and_strides():
+    rng = np.random.default_rng(4)
+    for trial in range(40):
+        nd = 1 + trial % 4
+        shape = tuple(int(v) for v in rng.integers(1, 6, nd))
+        dtype = ("float32", "float64")[trial % 2]
+        k = int(rng.integers(1, nd + 1))
+        dims = tuple(int(v) for v in rng.choice(nd, k, replace=False))
+        keepdim = bool(trial % 3)
+        x = rng.standard_normal(shape)
+        perm = tuple(int(v) for v in rng.permutation(nd))
+        grads = []
+        for lib in (chainrule, torch):
+            xt = lib.tensor(x, dtype=getattr(lib, dtype)).permute(*perm).detach().requires_grad_(True)
+            out = xt.mean(dim=dims, keepdim=keepdim)
+            out.backward(lib.tensor(np.arange(out.numel(), dtype=np.float64).reshape(tuple(out.shape)) - 2.5,
+                                    dtype=getattr(lib, dtype)))
+            grads.append(xt.grad)
+        assert grads[0].stride() == grads[1].stride(), (shape, dims, keepdim, perm)
+        assert np.array_equal(grads[0].numpy(), grads[1].numpy()) and grads[0].dtype == getattr(chainrule, dtype)
+
+
+def test_large_mean_keeps_numpys_bits():
+    # past _sum_order.GRAIN_SIZE the mean is NumPy's sum and division, as np.mean computes them
+    rng = np.random.default_rng(5)
+    for shape, dims in (((32, 64, 8, 8), (2, 3)), ((300, 131), (0,)), ((7, 97, 61), (1,)), ((50, 700), (0, 1))):
+        for dtype in (np.float32, np.float64):
+            x = (rng.standard_normal(shape) * 3).astype(dtype)
+            ours = chainrule.tensor(x).mean(dim=dims, keepdim=True).numpy()
+            assert ours.dtype == dtype and np.array_equal(ours, np.mean(x, axis=dims, keepdims=True))
