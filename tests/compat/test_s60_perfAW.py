@@ -79,7 +79,8 @@ def test_convnext_depthwise_input_grad_against_torch():
 def test_global_average_pool_against_torch():
     # F.adaptive_avg_pool2d(x, 1): a mean over the plane; its backward divides each cell once and copies it out
     rng = np.random.default_rng(3)
-    for shape, channels_last in (((32, 64, 8, 8), False), ((4, 6, 5, 7), True), ((3, 5, 9, 9), False), ((5, 7, 7), False)):
+    cases = (((32, 64, 8, 8), False), ((4, 6, 5, 7), True), ((3, 5, 9, 9), False), ((5, 7, 7), False))
+    for shape, channels_last in cases:
         x = rng.standard_normal(shape).astype(np.float32)
         g = rng.standard_normal(shape[:-2] + (1, 1)).astype(np.float32)
         grads, outs = [], []
