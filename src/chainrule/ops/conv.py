@@ -729,6 +729,22 @@ def _depthwise_flat_adds(grad, w, geo: _Geometry) -> bool:
 _DEPTHWISE_FLAT_ELEMENTS = 1 << 17
 
 
+def _overlapped_extents(geo: _Geometry) -> list[int]:
+    """Each axis's extent in ``_conv_input_depthwise_flat``'s phase rows: position q of an axis sits q
+    along it (times the pitch), so one reaching past the extent E lands at q - E of the next row or
+    plane. The extent holds every output (the gradient's grid) and every input position of each
+    phase (q < E), and what spills over stays short of the first input position of any phase
+    (reach - E < first): input positions then receive only their own plane's products. The stride-1
+    extent is the input plus the larger padding, where the padded plane held both paddings."""
+    extents = []
+    for size, lo, m, s, o in zip(geo.padded_shape, geo.pad_lo, geo.in_shape, geo.stride, geo.out_shape):
+        sub = -(-size // s)  # positions of a phase, the last one reached included
+        inputs = [(-(-(lo - r) // s), (lo + m - 1 - r) // s) for r in range(s)]  # first, last of each phase
+        inputs = [(a, b) for a, b in inputs if a <= b] or [(0, sub - 1)]  # (an empty input: the padded extent)
+        extents.append(max(o, max(b + 1 for _, b in inputs), max(sub - a for a, _ in inputs)))
+    return extents
+
+
 def _conv_input_depthwise_flat(grad: np.ndarray, w: np.ndarray, geo: _Geometry) -> np.ndarray:
     """``_conv_input_depthwise`` on flat planes, the same products added in the same order (so the
     same bits). The padded result is split by stride phase (the positions ``r`` modulo the stride,
@@ -739,13 +755,15 @@ def _conv_input_depthwise_flat(grad: np.ndarray, w: np.ndarray, geo: _Geometry) 
     per offset where the strided regions took one short add per output row. The grid's zeros (the
     positions that are no output) add ±0, which changes no sum (each starts at +0 and so is never
     -0), and the runs of a block of planes stop at its end, so blocks write apart (only zeros would
-    cross); infinite or NaN weights keep the region adds (0·inf would not vanish)."""
+    cross); infinite or NaN weights keep the region adds (0·inf would not vanish). Neighbouring rows
+    and planes overlap (see _overlapped_extents): what one spills past its end lands in the next's
+    padding, never in an input position, so the grid is some 28% smaller for ConvNeXt's 7×7."""
     n, c = grad.shape[0], grad.shape[1]
     d = len(geo.kernel)
     stride = geo.stride
-    sub = [-(-p // s) for p, s in zip(geo.padded_shape, stride)]
-    pitches = [math.prod(sub[a + 1:]) for a in range(d)]
-    plane = math.prod(sub)
+    extents = _overlapped_extents(geo)
+    pitches = [math.prod(extents[a + 1:]) for a in range(d)]
+    plane = math.prod(extents)
     taps = []  # (phase, shift along its rows) of each kernel offset, in offset order
     for offset in np.ndindex(*geo.kernel):
         reach = [i * dl for i, dl in zip(offset, geo.dilation)]
@@ -776,7 +794,7 @@ def _conv_input_depthwise_flat(grad: np.ndarray, w: np.ndarray, geo: _Geometry) 
     over_rows(add_planes, planes, grad.size * len(taps))
     # each phase's rows back to their places: input position i sits at padded i + lo, phase (i + lo) mod s
     result = np.empty((n, c, *geo.in_shape), dtype=dtype)
-    phases = out.reshape(-1, n, c, *sub)
+    phases = out.reshape(-1, n, c, *extents)
     for phase, residue in enumerate(np.ndindex(*stride)):
         first = [(r - lo) % s for r, lo, s in zip(residue, geo.pad_lo, stride)]
         counts = [len(range(i, m, s)) for i, m, s in zip(first, geo.in_shape, stride)]
