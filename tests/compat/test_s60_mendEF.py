@@ -1,0 +1,71 @@
+"""Session 60, lane mendEF: nn odds and ends, each against torch 2.13."""
+
+import pickle
+from collections import OrderedDict
+
+import pytest
+
+import chainrule
+from chainrule.utils.hooks import RemovableHandle
+
+
+def _handles(lib):
+    m = lib.nn.Linear(2, 2)
+    t = lib.ones(2, requires_grad=True)
+    y = t * 2
+    optimizer = lib.optim.SGD(m.parameters(), lr=0.1)
+    return (m, y, optimizer), {
+        "forward": m.register_forward_hook(lambda *a: None),
+        "forward_kwargs": m.register_forward_hook(lambda *a: None, with_kwargs=True, always_call=True),
+        "full_backward": m.register_full_backward_hook(lambda *a: None),
+        "state_dict_pre": m.register_state_dict_pre_hook(lambda *a: None),
+        "leaf": t.register_hook(lambda g: g),
+        "non_leaf": y.register_hook(lambda g: g),
+        "node": y.grad_fn.register_hook(lambda *a: None),
+        "node_pre": y.grad_fn.register_prehook(lambda *a: None),
+        "post_accumulate": t.register_post_accumulate_grad_hook(lambda *a: None),
+        "optimizer": optimizer.register_step_pre_hook(lambda *a: None),
+    }
+
+
+def test_every_hook_handle_is_the_one_utils_hooks_class_as_torch():
+    torch = pytest.importorskip("torch")
+    (_, theirs), (owners, ours) = _handles(torch), _handles(chainrule)
+    for name, handle in ours.items():
+        assert type(handle) is RemovableHandle, name
+        assert type(theirs[name]).__module__ == "torch.utils.hooks"
+        assert RemovableHandle.__module__ == "chainrule.utils.hooks"
+        assert type(handle.hooks_dict_ref()) is type(theirs[name].hooks_dict_ref()), name
+        assert len(handle.extra_dict_ref) == len(theirs[name].extra_dict_ref), name
+        assert handle.id in handle.hooks_dict_ref(), name
+
+
+def test_tensor_and_node_hooks_remove_by_handle_and_context():
+    seen = []
+    t = chainrule.ones(3, requires_grad=True)
+    y = t * 2
+    with y.register_hook(lambda g: seen.append("tensor")):
+        with y.grad_fn.register_prehook(lambda g: seen.append("node")):
+            y.sum().backward(retain_graph=True)
+    y.sum().backward(retain_graph=True)
+    handle = t.register_hook(lambda g: seen.append("leaf"))
+    handle.remove()
+    handle.remove()  # a second remove does nothing, as torch's
+    y.sum().backward()
+    assert seen == ["tensor", "node"]
+
+
+def test_handle_pickles_its_table_and_id_and_bumps_next_id():
+    table = OrderedDict()
+    flags = OrderedDict()
+    handle = RemovableHandle(table, extra_dict=flags)
+    table[handle.id] = "hook"
+    flags[handle.id] = True
+    copy_table, copy_handle = pickle.loads(pickle.dumps((table, handle)))
+    assert copy_handle.id == handle.id and copy_handle.hooks_dict_ref() is copy_table
+    assert RemovableHandle.next_id > handle.id
+    copy_handle.remove()
+    assert not copy_table and table  # the copy's table only
+    lone = pickle.loads(pickle.dumps(handle))  # its table dies with the load: a dead reference
+    lone.remove()
+    assert lone.hooks_dict_ref() is None and lone.extra_dict_ref[0]() is None
