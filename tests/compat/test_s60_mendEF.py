@@ -69,3 +69,23 @@ def test_handle_pickles_its_table_and_id_and_bumps_next_id():
     lone = pickle.loads(pickle.dumps(handle))  # its table dies with the load: a dead reference
     lone.remove()
     assert lone.hooks_dict_ref() is None and lone.extra_dict_ref[0]() is None
+
+
+_MOVED = ["LazyConv1d", "LazyConv2d", "LazyConv3d", "LazyConvTranspose1d", "LazyConvTranspose2d",
+          "LazyConvTranspose3d", "LazyLinear", "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d", "MultiheadAttention",
+          "ChannelShuffle", "LinearCrossEntropyOptions"]
+
+
+@pytest.mark.parametrize("name", _MOVED)
+def test_nn_class_module_is_torchs_and_pickles_by_it(name):
+    torch = pytest.importorskip("torch")
+    ours = getattr(chainrule.nn, name)
+    assert ours.__module__ == getattr(torch.nn, name).__module__.replace("torch", "chainrule", 1)
+    assert pickle.loads(pickle.dumps(ours)) is ours  # found again under the module it names
+
+
+def test_multihead_attention_pickles_as_torchs_module_path():
+    module = pickle.loads(pickle.dumps(chainrule.nn.MultiheadAttention(4, 2)))
+    assert type(module) is chainrule.nn.MultiheadAttention
+    with pytest.raises(AttributeError, match="has no attribute 'Nothing'"):
+        chainrule.nn.modules.conv.Nothing  # noqa: B018 - the lookup hands out only the lazy classes
