@@ -89,3 +89,25 @@ def test_multihead_attention_pickles_as_torchs_module_path():
     assert type(module) is chainrule.nn.MultiheadAttention
     with pytest.raises(AttributeError, match="has no attribute 'Nothing'"):
         chainrule.nn.modules.conv.Nothing  # noqa: B018 - the lookup hands out only the lazy classes
+
+
+_CONSTRUCTOR_ERRORS = {
+    "ParameterList": lambda lib: lib.nn.ParameterList([lib.ones(2), lib.tensor([1])]),
+    "ParameterDict": lambda lib: lib.nn.ParameterDict({"a": lib.tensor([1, 2])}),
+    "ParameterDict_int": lambda lib: lib.nn.ParameterDict(5),
+    "ModuleDict_pair": lambda lib: lib.nn.ModuleDict([("a",)]),
+    "ModuleDict_noniterable": lambda lib: lib.nn.ModuleDict([1]),
+    "Linear_int": lambda lib: lib.nn.Linear(2, 2, dtype=lib.int64),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_CONSTRUCTOR_ERRORS))
+def test_container_constructor_errors_in_torchs_bare_words(case):
+    torch = pytest.importorskip("torch")
+    build = _CONSTRUCTOR_ERRORS[case]
+    with pytest.raises(Exception) as theirs:
+        build(torch)
+    with pytest.raises(Exception) as ours:
+        build(chainrule)
+    assert type(ours.value) is type(theirs.value)
+    assert str(ours.value) == str(theirs.value)
