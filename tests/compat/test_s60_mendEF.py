@@ -111,3 +111,40 @@ def test_container_constructor_errors_in_torchs_bare_words(case):
         build(chainrule)
     assert type(ours.value) is type(theirs.value)
     assert str(ours.value) == str(theirs.value)
+
+
+def _mixed(lib):
+    import numpy as np
+
+    return {
+        "str_then_bytes": [[1, "a"], [2, b"x"]],
+        "none_before_bytes": [np.float32(1.5), [[np.int64(3), None], 1j, b"x"]],
+        "bytes_before_object": [b"x", [2.5, True, object]],
+        "str_before_none_nested": [[[True, "a"]], [None]],
+        "tensor_then_str": [lib.tensor(1.0), ["a", None]],
+    }
+
+
+@pytest.mark.parametrize("case", ["str_then_bytes", "none_before_bytes", "bytes_before_object",
+                                  "str_before_none_nested", "tensor_then_str"])
+def test_tensor_names_the_first_bad_item_as_torch(case):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(Exception) as theirs:
+        torch.tensor(_mixed(torch)[case])
+    with pytest.raises(Exception) as ours:
+        chainrule.tensor(_mixed(chainrule)[case])
+    assert type(ours.value) is type(theirs.value)
+    assert str(ours.value) == str(theirs.value)
+
+
+@pytest.mark.parametrize("tail", ["a", [None], b"x"])
+def test_tensor_inference_stops_at_complex128_as_torch(tail):
+    torch = pytest.importorskip("torch")
+    # a complex128 item decides the dtype: torch reads no further, so what follows is refused by
+    # the conversion ("must be real number"), not by the inference
+    with pytest.raises(Exception) as theirs:
+        torch.tensor([torch.tensor(1j, dtype=torch.complex128), tail])
+    with pytest.raises(Exception) as ours:
+        chainrule.tensor([chainrule.tensor(1j, dtype=chainrule.complex128), tail])
+    assert type(ours.value) is type(theirs.value)
+    assert str(ours.value) == str(theirs.value)
