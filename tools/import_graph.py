@@ -26,6 +26,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "chainrule.return_types", "chainrule._opmath", "chainrule._naming",
               "chainrule._torch_function", "chainrule._symbolic_sizes", "chainrule._vmap_frames",
               "chainrule._sum_order", "chainrule._malloc_tuning",
+              # torch.utils.hooks.RemovableHandle, plain Python: autograd's hooks return it too
+              "chainrule._hook_handle",
               # plain Python, no chainrule imports: distributed's Work.get_future builds on it
               "chainrule.futures")),
     ("autograd", ("chainrule.autograd",)),

@@ -15,6 +15,7 @@ import operator
 import os
 import sys
 import weakref
+from collections import OrderedDict
 
 import numpy as np
 
@@ -31,7 +32,7 @@ from ._backend import (
 from ._backend import device as _device
 from .autograd import forward_ad as _forward_ad
 from .autograd import function as _autograd_function
-from .autograd.function import AccumulateGrad, is_recording
+from .autograd.function import AccumulateGrad, _keep_hook, is_recording
 from .autograd.grad_mode import (
     INFERENCE_VERSION,
     INFERENCE_WRITE,
@@ -662,11 +663,8 @@ class Tensor:
         if self.grad_fn is not None:
             return self.grad_fn._register_tensor_hook(self._output_nr, hook)
         if self._hooks is None:
-            self._hooks = []
-        self._hooks.append(hook)
-        from .autograd.function import _RemovableHandle
-
-        return _RemovableHandle(self._hooks, hook)
+            self._hooks = OrderedDict()
+        return _keep_hook(self._hooks, hook)
 
     def register_post_accumulate_grad_hook(self, hook):
         """Call ``hook(tensor)`` after backward has accumulated into this leaf's ``.grad``
@@ -676,11 +674,8 @@ class Tensor:
         if self.grad_fn is not None:
             raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
         if self._post_accumulate_grad_hooks is None:
-            self._post_accumulate_grad_hooks = []
-        self._post_accumulate_grad_hooks.append(hook)
-        from .autograd.function import _RemovableHandle
-
-        return _RemovableHandle(self._post_accumulate_grad_hooks, hook)
+            self._post_accumulate_grad_hooks = OrderedDict()
+        return _keep_hook(self._post_accumulate_grad_hooks, hook)
 
     def backward(self, gradient=None, retain_graph=None, create_graph: bool = False, inputs=None) -> None:
         """Accumulate d(self)/d(leaf) into each leaf's ``.grad``; see ``chainrule.autograd.backward``."""

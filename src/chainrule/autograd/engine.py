@@ -542,10 +542,10 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                     if grads[0] is not None and node.variable._requires_grad:
                         _accumulate(node.variable, grads[0], create_graph, exposed, buffers)
                     if node.variable._post_accumulate_grad_hooks:
-                        for hook in list(node.variable._post_accumulate_grad_hooks):
+                        for hook in list(node.variable._post_accumulate_grad_hooks.values()):
                             hook(node.variable)
                 if hooked and node._post_hooks:
-                    for hook in list(node._post_hooks):  # (an AccumulateGrad passes nothing on)
+                    for hook in list(node._post_hooks.values()):  # (an AccumulateGrad passes nothing on)
                         result = hook((), tuple(grads))
                         if result is not None:
                             _checked_hook_result(hook, result, ())
@@ -731,7 +731,7 @@ def _call_pre_hooks(node, grads, exposed, node_hooks: bool = True):
         hooks = node.variable._hooks
         if hooks:
             g = grads[0]
-            for hook in list(hooks):
+            for hook in list(hooks.values()):
                 exposed.add(id(g))
                 result = hook(g)
                 if result is not None:
@@ -742,7 +742,7 @@ def _call_pre_hooks(node, grads, exposed, node_hooks: bool = True):
         if node._tensor_hooks:
             for output_nr, hooks in node._tensor_hooks.items():
                 g = grads[output_nr]  # (None when no gradient reached this output: torch's hooks see None)
-                for hook in list(hooks):
+                for hook in list(hooks.values()):
                     exposed.add(id(g))
                     result = hook(g)
                     if result is not None:
@@ -767,7 +767,7 @@ def _call_pre_hooks(node, grads, exposed, node_hooks: bool = True):
                     else:
                         tensor._grad = current + g
     if node_hooks and node._pre_hooks:
-        for hook in list(node._pre_hooks):
+        for hook in list(node._pre_hooks.values()):
             exposed.update(id(g) for g in grads)
             result = hook(tuple(grads))
             if result is not None:
@@ -828,7 +828,7 @@ def _call_rule(node, grads, retain_graph, exposed=None):
         fixed.append(_fixed_gradient(node, i, g, meta))
     if node._post_hooks:
         fixed = tuple(fixed)
-        for hook in list(node._post_hooks):
+        for hook in list(node._post_hooks.values()):
             if exposed is not None:
                 exposed.update(id(g) for g in fixed)
             result = hook(fixed, tuple(received))
@@ -844,7 +844,7 @@ def _undefined_gradients(node, grads, retain_graph, exposed) -> tuple:
     if not retain_graph and (node._saved or node.torch_kept is not None):
         _function.release_saved(node)
     fixed = (None,) * len(node.next_functions)
-    for hook in list(node._post_hooks or ()):
+    for hook in list(node._post_hooks.values() if node._post_hooks else ()):
         if exposed is not None:
             exposed.update(id(g) for g in grads)
         result = hook(fixed, tuple(grads))

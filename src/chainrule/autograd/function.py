@@ -27,12 +27,14 @@ import re
 import threading
 import warnings
 import weakref
+from collections import OrderedDict
 
 import numpy as np
 
 from .. import _opmath, _torch_function
 from .._backend import autocast_hook, contiguous_strides, is_gpu_array, on_one_device, refuse_device_params
 from .._dtype import NO_WIDE_UNSIGNED_KERNEL, WIDE_UNSIGNED, c_type_name, refuse_wide_unsigned
+from .._hook_handle import RemovableHandle
 from .grad_mode import is_grad_enabled, no_grad
 from .grad_mode import state as _grad_state
 
@@ -334,26 +336,22 @@ class Node(FunctionCtx):
         """Post-hook: ``fn(grad_inputs, grad_outputs)`` after this node's backward runs; what it
         returns (if not None) replaces the gradients the node passes on."""
         if self._post_hooks is None:
-            self._post_hooks = []
+            self._post_hooks = OrderedDict()
             self._hooked = True
-        self._post_hooks.append(fn)
-        return _RemovableHandle(self._post_hooks, fn)
+        return _keep_hook(self._post_hooks, fn)
 
     def register_prehook(self, fn):
         """Pre-hook: ``fn(grad_outputs)`` before backward; may return replacement grads."""
         if self._pre_hooks is None:
-            self._pre_hooks = []
+            self._pre_hooks = OrderedDict()
             self._hooked = True
-        self._pre_hooks.append(fn)
-        return _RemovableHandle(self._pre_hooks, fn)
+        return _keep_hook(self._pre_hooks, fn)
 
     def _register_tensor_hook(self, output_nr: int, fn):
         if self._tensor_hooks is None:
             self._tensor_hooks = {}
             self._hooked = True
-        hooks = self._tensor_hooks.setdefault(output_nr, [])
-        hooks.append(fn)
-        return _RemovableHandle(hooks, fn)
+        return _keep_hook(self._tensor_hooks.setdefault(output_nr, OrderedDict()), fn)
 
     def apply_backward(self, grad_outputs: tuple) -> tuple:
         """Run this node's rule; subclasses for built-in nodes override nothing else."""
@@ -674,24 +672,12 @@ class AccumulateGrad(Node):
         self._saved_versions = None
 
 
-class _RemovableHandle:
-    __slots__ = ("_hooks", "_fn")
-
-    def __init__(self, hooks: list, fn) -> None:
-        self._hooks = hooks
-        self._fn = fn
-
-    def remove(self) -> None:
-        try:
-            self._hooks.remove(self._fn)
-        except ValueError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.remove()
+def _keep_hook(hooks: OrderedDict, fn) -> RemovableHandle:
+    """Enter ``fn`` in ``hooks`` under a new handle's id (torch's tables of hooks, which the
+    handle removes it from)."""
+    handle = RemovableHandle(hooks)
+    hooks[handle.id] = fn
+    return handle
 
 
 class _NoInputNeedsGrad:

@@ -23,8 +23,9 @@ utils.spectral_norm = _importlib.import_module(".utils.spectral_norm", __name__)
 
 # the star imports above also bound nn.modules' submodules and the lazy modules' mixin here;
 # torch.nn reaches them only as nn.modules.<name>
-for _name in ("LazyModuleMixin", "activation", "adaptive", "batchnorm", "container", "conv", "distance", "dropout",
-              "flatten", "fold", "instancenorm", "lazy", "linear", "loss", "module", "normalization", "padding",
+for _name in ("LazyModuleMixin", "activation", "adaptive", "batchnorm", "channelshuffle", "container", "conv", "distance",
+              "dropout", "flatten", "fold", "instancenorm", "lazy", "linear", "linear_cross_entropy_options", "loss",
+              "module", "normalization", "padding",
               "pixelshuffle", "pooling", "rnn", "sparse", "sync_batchnorm", "transformer", "upsampling"):
     del globals()[_name]
 del _name, _importlib

@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import _dtype, _layout
 from .._backend import allocate_on, array_module, memory_order, module_for_device
+from .._naming import in_torchs_words
 from .._torch_function import disabled_torch_function_impl
 from ..ops.creation import _shape_args, empty
 from ..ops.elementwise import SPARSE_COO_TYPES
@@ -57,8 +58,9 @@ class Parameter(Tensor, metaclass=_ParameterMeta):
         else:
             raise TypeError(f"Parameter(): argument 'data' must be Tensor, not {type(data).__name__}")
         if requires_grad and array.dtype.kind not in _dtype.FLOAT_KINDS + "c":
-            # torch's words here (its _make_subclass), which differ from requires_grad_()'s
-            raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
+            # torch's words here (its _make_subclass), which differ from requires_grad_()'s; a
+            # constructor building the parameter (ParameterList's, Linear's) raises them bare too
+            raise in_torchs_words(RuntimeError("Only Tensors of floating point and complex dtype can require gradients"))
         param = object.__new__(cls)
         param._init(array)
         param._version_box = version_box

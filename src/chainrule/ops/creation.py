@@ -64,12 +64,14 @@ def _infer_dtype(data, kinds: set[type]) -> _dtype.dtype:
         if builtins.float in kinds or not kinds:
             return _dtype.get_default_dtype()
         return _dtype.int64 if builtins.int in kinds else _dtype.bool
+    # torch's infer_scalar_type reads the items in order, depth first (so a refusal names the first
+    # bad item), and stops at complex128, which no later item can change
     result = None
     stack = [data]
     while stack:
         item = stack.pop()
         if isinstance(item, (list, tuple)):
-            stack.extend(item)
+            stack.extend(reversed(item))
             continue
         if isinstance(item, Tensor):
             kind = item.dtype
@@ -90,12 +92,14 @@ def _infer_dtype(data, kinds: set[type]) -> _dtype.dtype:
         elif isinstance(item, (str, bytes)):
             raise TypeError(f"new(): invalid data type '{_dtype.parser_type_name(item)}'")
         elif isinstance(item, collections.abc.Sequence):  # (a range, a memoryview: read by items, as torch reads any)
-            stack.extend(item)
+            stack.extend(reversed(item))
             continue
         else:  # (torch's infer_scalar_type: None, an object)
             raise RuntimeError(f"Could not infer dtype of {_dtype.parser_type_name(item)}")
         if kind is not result:
             result = kind if result is None else _dtype.promote_types(result, kind)
+            if result is _dtype.complex128:
+                return result
     return _dtype.get_default_dtype() if result is None else result
 
 

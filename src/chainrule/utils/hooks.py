@@ -1,5 +1,5 @@
 """torch.utils.hooks: where libraries import ``RemovableHandle`` from (the handle every ``register_*_hook`` returns)."""
 
-from ..nn.modules.module import RemovableHandle
+from .._hook_handle import RemovableHandle
 
 __all__ = ["RemovableHandle"]

@@ -4,6 +4,7 @@
 from . import batchnorm, instancenorm  # noqa: F401
 from .activation import *  # noqa: F401,F403
 from .adaptive import *  # noqa: F401,F403
+from .channelshuffle import *  # noqa: F401,F403
 from .container import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
 from .distance import *  # noqa: F401,F403
@@ -12,6 +13,7 @@ from .flatten import *  # noqa: F401,F403
 from .fold import *  # noqa: F401,F403
 from .lazy import *  # noqa: F401,F403
 from .linear import *  # noqa: F401,F403
+from .linear_cross_entropy_options import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 from .module import Module  # noqa: F401
 from .normalization import *  # noqa: F401,F403

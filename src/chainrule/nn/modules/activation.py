@@ -301,3 +301,12 @@ class RReLU(Module):
 
     def extra_repr(self) -> str:
         return f"lower={self.lower}, upper={self.upper}" + (", inplace=True" if self.inplace else "")
+
+
+def __getattr__(name: str):
+    # torch's MultiheadAttention lives here; chainrule's transformer.py (which imports this module) defines it
+    if name in ("MultiheadAttention",):
+        from . import transformer
+
+        return getattr(transformer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

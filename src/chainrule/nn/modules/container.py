@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from itertools import islice
 
 from ... import _torch_function
+from ..._naming import in_torchs_words
 from ...ops.compat import class_repr, typename
 from ...tensor import Tensor
 from ..parameter import Parameter
@@ -22,8 +23,8 @@ def _update_pairs(entries, owner: type, update: str) -> list:
     ``owner.update``, all checked before any is stored, with torch's TypeError/ValueError for a
     non-iterable and for an entry that is not a pair (torch's ParameterDict says "ParametersDict.update")."""
     if not isinstance(entries, Iterable):
-        raise TypeError(f"{update} should be called with an iterable of key/value pairs, but got "
-                        f"{type(entries).__name__}")
+        raise in_torchs_words(TypeError(f"{update} should be called with an iterable of key/value pairs, "
+                                        f"but got {type(entries).__name__}"))
     if isinstance(entries, (Mapping, owner)):
         return list(entries.items())
     owner = owner.__name__
@@ -31,9 +32,11 @@ def _update_pairs(entries, owner: type, update: str) -> list:
     for j, entry in enumerate(entries):
         if not isinstance(entry, Iterable):
             # (torch's message has no space after "is")
-            raise TypeError(f"{owner} update sequence element #{j} should be Iterable; is{type(entry).__name__}")
+            raise in_torchs_words(TypeError(f"{owner} update sequence element #{j} should be Iterable; "
+                                            f"is{type(entry).__name__}"))
         if len(entry) != 2:
-            raise ValueError(f"{owner} update sequence element #{j} has length {len(entry)}; 2 is required")
+            raise in_torchs_words(ValueError(f"{owner} update sequence element #{j} has length {len(entry)}; "
+                                             "2 is required"))
         pairs.append((entry[0], entry[1]))
     return pairs
 

@@ -234,3 +234,13 @@ class ConvTranspose2d(_ConvTranspose):
 class ConvTranspose3d(_ConvTranspose):
     _dims = 3
     _conv = staticmethod(F.conv_transpose3d)
+
+
+def __getattr__(name: str):
+    # torch's lazy convolutions live here; chainrule's lazy.py (which imports this module) defines them
+    if name in ("LazyConv1d", "LazyConv2d", "LazyConv3d", "LazyConvTranspose1d", "LazyConvTranspose2d",
+                "LazyConvTranspose3d"):
+        from . import lazy
+
+        return getattr(lazy, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -304,3 +304,12 @@ class LazyInstanceNorm3d(_LazyNormBase, InstanceNorm3d):
     """``nn.LazyInstanceNorm3d()``: ``num_features`` from the first input's dim 1 (affine, tracked stats)."""
 
     cls_to_become = InstanceNorm3d
+
+
+# torch defines the lazy convolutions in conv.py and LazyLinear in linear.py; here they stay beside
+# LazyModuleMixin (linear.py importing this module would close a circle through normalization.py),
+# named after torch's modules (their class repr and pickle name), which hand them out on request
+for _cls in (LazyConv1d, LazyConv2d, LazyConv3d, LazyConvTranspose1d, LazyConvTranspose2d, LazyConvTranspose3d):
+    _cls.__module__ = "chainrule.nn.modules.conv"
+LazyLinear.__module__ = "chainrule.nn.modules.linear"
+del _cls

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import warnings
 
@@ -14,6 +13,7 @@ from ...tensor import Tensor
 from .. import functional as F  # looked up at each call: the dispatching wrappers, as torch's modules call F
 from .distance import PairwiseDistance
 from .linear import Linear
+from .linear_cross_entropy_options import LinearCrossEntropyOptions  # noqa: F401 - torch's loss.py binds it too
 from .module import Module
 
 __all__ = [
@@ -21,7 +21,7 @@ __all__ = [
     "BCEWithLogitsLoss", "KLDivLoss", "PoissonNLLLoss", "MarginRankingLoss", "CosineEmbeddingLoss",
     "SoftMarginLoss", "HingeEmbeddingLoss", "TripletMarginLoss", "TripletMarginWithDistanceLoss",
     "GaussianNLLLoss", "MultiMarginLoss", "MultiLabelMarginLoss", "MultiLabelSoftMarginLoss", "NLLLoss2d",
-    "CTCLoss", "LinearCrossEntropyLoss", "LinearCrossEntropyOptions",
+    "CTCLoss", "LinearCrossEntropyLoss",
 ]
 
 
@@ -290,19 +290,6 @@ class CTCLoss(_Loss):
     def forward(self, log_probs: Tensor, targets: Tensor, input_lengths, target_lengths) -> Tensor:
         return ctc.ctc_loss(log_probs, targets, input_lengths, target_lengths, self.blank, self.reduction,
                             self.zero_infinity)
-
-
-@dataclasses.dataclass(frozen=True)
-class LinearCrossEntropyOptions:
-    """torch.nn.LinearCrossEntropyOptions: how torch's batch-chunked ``linear_cross_entropy`` splits
-    the batch (never materialising the whole logits tensor). chainrule accepts the options and runs
-    the reference computation (the same loss and gradients, without the memory saving)."""
-
-    allow_retain_graph: bool = False
-    batch_chunk_size: int | None = None
-    chunking_method: str | None = "auto"
-    acc_policy: str = "auto"
-    acc_dtype: object = None
 
 
 class LinearCrossEntropyLoss(_WeightedLoss):

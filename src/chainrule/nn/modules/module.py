@@ -14,6 +14,7 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from ... import _dtype, _torch_function
+from ..._hook_handle import RemovableHandle
 from ..._naming import in_torchs_words, naming_the_class
 from ...autograd.engine import _checked_hook_result
 from ...autograd.function import as_input_view, is_recording
@@ -37,31 +38,6 @@ class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpec
         return super().__repr__()
 
     __str__ = __repr__
-
-
-class RemovableHandle:
-    """Returned by the ``register_*_hook`` methods; ``remove()`` unregisters the hook."""
-
-    _next_id = itertools.count()
-
-    def __init__(self, hooks: OrderedDict, *, extra_dict=None) -> None:
-        self._hooks = hooks
-        self.id = next(RemovableHandle._next_id)
-        # the flag tables a hook is also entered in (with_kwargs, always_call), cleared with it
-        if extra_dict is None:
-            extra_dict = ()
-        self._extra_dicts = tuple(extra_dict) if isinstance(extra_dict, (list, tuple)) else (extra_dict,)
-
-    def remove(self) -> None:
-        self._hooks.pop(self.id, None)
-        for flags in self._extra_dicts:
-            flags.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.remove()
 
 
 # hooks every module runs (torch.nn.modules.module's register_module_*_hook), before its own

@@ -9,7 +9,7 @@ from .module import Module
 
 __all__ = ["LPPool3d", "FractionalMaxPool2d", "FractionalMaxPool3d", "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
            "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "LPPool1d",
-           "LPPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool3d"]
+           "LPPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool3d", "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d"]
 
 
 def _single(value) -> tuple:
@@ -228,3 +228,37 @@ class AdaptiveAvgPool3d(_AdaptivePool):
 
 class AdaptiveMaxPool3d(_AdaptiveMaxPool):
     _fn_name = "adaptive_max_pool3d"
+
+
+class _MaxUnpool(Module):
+    _fn_name = ""
+    _dims = 1
+
+    def __init__(self, kernel_size, stride=None, padding=0) -> None:
+        super().__init__()
+        n = self._dims
+
+        def tup(v):
+            return tuple(v) if isinstance(v, (tuple, list)) else (v,) * n
+
+        self.kernel_size = tup(kernel_size)
+        self.stride = tup(stride if stride is not None else kernel_size)
+        self.padding = tup(padding)
+
+    def forward(self, input: Tensor, indices: Tensor, output_size=None) -> Tensor:
+        return getattr(F, self._fn_name)(input, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxUnpool1d(_MaxUnpool):
+    _fn_name, _dims = "max_unpool1d", 1
+
+
+class MaxUnpool2d(_MaxUnpool):
+    _fn_name, _dims = "max_unpool2d", 2
+
+
+class MaxUnpool3d(_MaxUnpool):
+    _fn_name, _dims = "max_unpool3d", 3

@@ -532,3 +532,7 @@ class Transformer(Module):
 
         np_dtype = (_dtype.to_dtype(dtype) if dtype is not None else _dtype.get_default_dtype()).np
         return Tensor._make(np.triu(np.full((sz, sz), -np.inf, dtype=np_dtype), 1))
+
+
+# torch defines it in activation.py (its class repr and pickle name), which hands it out on request
+MultiheadAttention.__module__ = "chainrule.nn.modules.activation"
