@@ -41,3 +41,49 @@ def test_more_index_tensors_than_dims_refused_by_count():
                                                                          lib.tensor(1.0)))
                          for lib in (chainrule, torch)]:
         assert lib_outcomes == ("IndexError", "too many indices for tensor of dimension 1 (got 2)")
+
+
+def _divisions(grad_fn) -> list:
+    """(name, edge count, _saved_other) of every division node the graph of ``grad_fn`` holds."""
+    found, stack, seen = [], [grad_fn], set()
+    while stack:
+        fn = stack.pop()
+        if fn is None or id(fn) in seen:
+            continue
+        seen.add(id(fn))
+        if "Div" in fn.name():
+            other = getattr(fn, "_saved_other", None)
+            found.append((fn.name(), len(fn.next_functions), other.tolist() if hasattr(other, "tolist") else other))
+        stack.extend(node for node, _ in fn.next_functions)
+    return sorted(found, key=str)
+
+
+@pytest.mark.parametrize("reduce", ["all", "dim", "dims", "keepdim"])
+def test_mean_backward_under_create_graph_divides_by_a_scalar(reduce):
+    torch = pytest.importorskip("torch")
+
+    def run(lib):
+        x = lib.linspace(0.1, 1.0, 6, dtype=lib.float64).reshape(2, 3).requires_grad_()
+        y = {"all": lambda: x.mean(), "dim": lambda: x.mean(1), "dims": lambda: x.mean((0, 1)),
+             "keepdim": lambda: x.mean(0, keepdim=True)}[reduce]().exp()
+        gradient, = lib.autograd.grad(y.sum(), x, create_graph=True)
+        return _divisions(gradient.grad_fn), gradient.tolist()
+
+    assert run(chainrule) == run(torch)
+
+
+def test_mean_backward_under_a_dispatch_mode_is_aten_div_scalar():
+    from chainrule.utils._python_dispatch import TorchDispatchMode
+
+    seen = []
+
+    class Recording(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    x = chainrule.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x.mean().exp()
+    with Recording():
+        gradient, = chainrule.autograd.grad(y, x, create_graph=True)
+    assert seen[-1] == "aten.div.Scalar" and gradient.grad_fn.name() == "DivBackward1"
