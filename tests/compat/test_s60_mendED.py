@@ -87,3 +87,25 @@ def test_mean_backward_under_a_dispatch_mode_is_aten_div_scalar():
     with Recording():
         gradient, = chainrule.autograd.grad(y, x, create_graph=True)
     assert seen[-1] == "aten.div.Scalar" and gradient.grad_fn.name() == "DivBackward1"
+
+
+@pytest.mark.parametrize("api", ["backward", "grad"])
+@pytest.mark.parametrize("outputs", ["no_grad view", "no_grad view, graph", "graph, plain", "graph, no_grad view"])
+@pytest.mark.parametrize("gradient", ["none", "wrong shape"])
+def test_seeds_checked_before_the_outputs_nodes(api, outputs, gradient):
+    """torch's _make_grads checks every seed (a given one's shape, an implicit one's scalar output)
+    before its engine refuses an output without a node."""
+    torch = pytest.importorskip("torch")
+
+    def run(lib):
+        x = lib.arange(6.0).reshape(2, 3).requires_grad_()
+        made = {"graph": lambda: x * 2, "plain": lambda: lib.ones(3)}
+        with lib.no_grad():
+            made_view = x.expand(2, 2, 3)
+        tensors = [made_view if name == "no_grad view" else made[name]() for name in outputs.split(", ")]
+        seeds = None if gradient == "none" else [lib.ones(5) for _ in tensors]
+        if api == "backward":
+            return _outcome(lambda: lib.autograd.backward(tensors, seeds) or x)
+        return _outcome(lambda: lib.autograd.grad(tensors, [x], seeds, allow_unused=True)[0])
+
+    assert run(chainrule) == run(torch)
