@@ -1804,7 +1804,8 @@ def _index_put_key(self: Tensor, indices, argument: int):
     for k, index in enumerate(indices):
         if not isinstance(index, Tensor):  # torch takes no None (no "whole dim") here
             raise TypeError(f"expected Tensor as element {k} in argument {argument}, but got {type(index).__name__}")
-    if sum(_index._dims_indexed(index) for index in indices) > self._data.ndim:
+    # torch counts the index tensors themselves too: a 0-d bool mask is one more than a 0-d tensor has
+    if len(indices) > self._data.ndim or sum(_index._dims_indexed(index) for index in indices) > self._data.ndim:
         raise IndexError(f"too many indices for tensor of dimension {self._data.ndim} (got {len(indices)})")
     key = _index._convert_key(tuple(indices), xp)  # torch's index dtype checks, as getitem's
     try:
@@ -1822,7 +1823,7 @@ def _positions(self: Tensor, key) -> Tensor:
         raise _index.in_torch_words(e) from None
 
 
-def _put_flat(self: Tensor, positions: Tensor, values, accumulate: bool, op: str) -> Tensor:
+def _put_flat(self: Tensor, positions: Tensor, values, accumulate: bool, op: str, shown_shape=None) -> Tensor:
     if not isinstance(values, Tensor):
         raise TypeError(f"{op}(): argument 'values' must be Tensor, not {type(values).__name__}")
     _dtype.refuse_wide_unsigned(f"methods.{op}", self._data)
@@ -1832,7 +1833,8 @@ def _put_flat(self: Tensor, positions: Tensor, values, accumulate: bool, op: str
     except RuntimeError:
         named = "" if op == "index_put" else f"{op}: "  # (torch's index_put words it without its name)
         raise RuntimeError(f"{named}shape mismatch: value tensor of shape {list(values.shape)} cannot be broadcast "
-                           f"to indexing result of shape {list(positions.shape)}") from None
+                           f"to indexing result of shape {list(positions.shape if shown_shape is None else shown_shape)}"
+                           ) from None
     flat, flat_values, flat_positions = self.reshape(-1), values.reshape(-1), positions.reshape(-1)
     result = flat.index_add(0, flat_positions, flat_values) if accumulate else flat.index_copy(0, flat_positions, flat_values)
     return result.reshape(self.shape)
@@ -1841,7 +1843,10 @@ def _put_flat(self: Tensor, positions: Tensor, values, accumulate: bool, op: str
 def _index_put(self: Tensor, indices, values, accumulate: bool = False, key=None) -> Tensor:
     """torch.index_put: a copy of self with ``self[indices]`` set to (or, accumulating, increased by) values."""
     key = _index_put_key(self, indices, 0) if key is None else key
-    result = _put_flat(self, _positions(self, key), values, accumulate, "index_put")
+    # torch's kernel drops 0-d bool masks as indices: with only those, its indexing result is all of self
+    only_scalar_masks = all(index._data.dtype == np.bool_ and index._data.ndim == 0 for index in indices)
+    result = _put_flat(self, _positions(self, key), values, accumulate, "index_put",
+                       shown_shape=list(self.shape) if indices and only_scalar_masks else None)
     return name_node(result, "IndexPutBackward0", label="index_put",
                      rule="the put values get the gradient at their positions; self the rest (all of it, accumulating)",
                      saved=_INDEX_PUT_SAVED, kept={"indices": tuple(indices), "accumulate": bool(accumulate)})

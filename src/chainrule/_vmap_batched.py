@@ -1681,7 +1681,7 @@ _ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Neg", "Exp", "Log", "Tanh", "Sigmoi
                 "Rsqrt", "Abs", "Maximum", "Minimum", "Square", "Reciprocal", "Log1p", "Expm1", "Softplus",
                 "PowScalar", "TanhBackward", "SigmoidBackward", "Threshold", "ReluBackward", "Pow", "RSub", "Gelu",
                 "ScaledBy", "ToCopy", "Real", "Imag", "Conj", "InternalConj", "Clamp", "ClampByTensors",
-                "ClampMinByTensor", "ClampMaxByTensor", "Round", "RoundDecimals", "Sign", "Mish", "MulNumber",
+                "ClampMinByTensor", "ClampMaxByTensor", "Round", "RoundDecimals", "Sign", "Mish", "MulNumber", "DivNumber",
                 "AddScaled", "SubScaled")
 _RULES = {name: _elementwise for name in _ELEMENTWISE}
 _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped, "SqueezeView": _reshaped,

@@ -198,6 +198,8 @@ _CASES = (
         ("jacobian_rows_of_a_gradient", lambda x: chainrule.autograd.functional.jacobian(
             lambda y: (y.sin() * y).exp(), x, create_graph=True), [(3,)], (-2, 2)),
         ("grad_of_log_softmax", lambda x: _flat_grads((F.log_softmax(x, 0) * x).sum(), (x,)), [(3, 4)], (-2, 2)),
+        # mean's backward under create_graph divides by the count as a number (DivBackward1)
+        ("grad_of_mean", lambda x: _flat_grads(x.mean(1).exp().sum(), (x,)), [(3, 4)], (-2, 2)),
         ("grad_of_broadcast_mul", lambda a, b: _flat_grads((a * b).sin().sum(), (a, b)), [(3, 1), (4,)], (-2, 2)),
         # a 0-d operand's gradient summed back under create_graph: torch's at::sum_to takes sum() there
         ("grad_of_0d_broadcast_mul", lambda a, b: _flat_grads((a * b).sin().sum(), (a, b)), [(), (3, 4)], (-2, 2)),

@@ -74,6 +74,9 @@ def _root_grads(outputs, grad_outputs, create_graph: bool):
     for i, out in enumerate(outputs):
         g = grad_outputs[i] if i < len(grad_outputs) else None
         if g is None:
+            if not out._requires_grad:  # (torch seeds nothing for it: the engine then refuses it)
+                grads.append(None)
+                continue
             if out._data.size != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
             if out._data.dtype.kind == "c":
@@ -402,13 +405,15 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
     for i, out in enumerate(outputs):
         if not isinstance(out, Tensor):
             raise TypeError(f"backward: output {i} is a {type(out).__name__}, expected a Tensor")
+    # torch makes (and checks) every seed before its engine looks at any output's node
+    seeds = _root_grads(outputs, grad_outputs, create_graph)
+    for i, out in enumerate(outputs):
         # (a view made under no_grad of a tensor requiring grad requires grad through its base but has
         # neither a grad_fn nor an AccumulateGrad: torch's gradient_edge finds no node for it)
         if not out._requires_grad or out.grad_fn is None and out._get_accumulator() is None:
             raise RuntimeError(
                 f"element {i} of tensors does not require grad and does not have a grad_fn"
             )
-    seeds = _root_grads(outputs, grad_outputs, create_graph)
     # gradients user code can see (the caller's `gradient=`, what hooks received, retained
     # .grad): a leaf's .grad must never share memory with them, so they are copied, not stolen
     exposed = {id(g) for g in grad_outputs if g is not None}

@@ -82,7 +82,7 @@ def _matrix_times(m: Tensor, g: Tensor) -> Tensor:
 # shape or broadcast to it) — or pass it through — broadcast over a leading batch dim as they are.
 register_batched_rule(
     elementwise.ToCopy, elementwise.Add, elementwise.Sub, elementwise.AddScaled, elementwise.SubScaled,
-    elementwise.RSub, elementwise.RSubTensors, elementwise.Mul, elementwise.Div,
+    elementwise.RSub, elementwise.RSubTensors, elementwise.Mul, elementwise.Div, elementwise.DivNumber,
     elementwise.Neg, elementwise.Pow, elementwise.PowScalar, elementwise.RPowScalar, elementwise.Abs,
     elementwise.Maximum, elementwise.Minimum, elementwise.Where, elementwise.Clamp,
     *(op.function for op in (

@@ -3525,6 +3525,31 @@ class MulNumber(Function):
         return MulNumber.apply(grad, number=number.conjugate() if isinstance(number, builtins.complex) else number)
 
 
+class DivNumber(Function):
+    """``x / number``, torch's div.Scalar node as its C++ composites and derivative formulas record it
+    (a loss's mean, mean_backward under create_graph): one edge, the number kept as a number (no
+    tensor saved)."""
+
+    _array_forward = True
+    node_name = "DivBackward1"
+    label = "div"
+    rule = "∂/∂a = 1/number"
+    formula = "{0} / {number}"
+    saved_attributes = {"_saved_other": ctx_value("number")}
+
+    @staticmethod
+    def forward(ctx, x, number):
+        ctx.number = number
+        if x.dtype.itemsize == 2 and x.dtype.kind in "fV":  # (torch's kernel divides halves in float32)
+            return (x.astype(np.float32) / np.float32(number)).astype(x.dtype, copy=False)
+        return x / x.dtype.type(number)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d(a / n) = da / n
+        return DivNumber.apply(grad, number=ctx.number)
+
+
 def _in_common_dtype(input, tensor1, tensor2) -> tuple:
     """tensor1 and tensor2 in the dtype of all three operands: torch's kernel casts every operand to
     it before multiplying, so a float32 input's product of bfloat16 tensors is not rounded to

@@ -985,29 +985,7 @@ def _probability_cross_entropy(input, target, weight, reduction, label_smoothing
         return total
     if not input._data.size:
         return total / 0.0  # torch fills the empty sum with NaN
-    return _DivideByNumber.apply(total, number=input._data.size // C)
-
-
-class _DivideByNumber(Function):
-    """``x / number``, torch's div.Scalar node as its C++ composites record it: one edge, the number
-    kept as a number (no tensor saved)."""
-
-    _array_forward = True
-    node_name = "DivBackward1"
-    label = "div"
-    rule = "∂/∂a = 1/number"
-    formula = "{0} / {number}"
-    saved_attributes = {"_saved_other": ctx_value("number")}
-
-    @staticmethod
-    def forward(ctx, x, number):
-        ctx.number = number
-        return x / x.dtype.type(number)
-
-    @staticmethod
-    def backward(ctx, grad):
-        # d(a / n) = da / n
-        return _DivideByNumber.apply(grad, number=ctx.number)
+    return ew.DivNumber.apply(total, number=input._data.size // C)
 
 
 class _FusedCrossEntropy(Function):

@@ -37,7 +37,7 @@ from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out, preserve_layout
 from . import _cuda_kernels, cpu_norm_order, cpu_softmax_order, cpu_sort_order
 from ._arg_parser import check_number, int_list
-from .elementwise import SPARSE_COO_TYPES, Div, _conj, _exp_array, _log_array, conjugate_rule
+from .elementwise import SPARSE_COO_TYPES, DivNumber, _conj, _exp_array, _log_array, conjugate_rule
 from .memory_format import iterator_layout, row_major
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
@@ -126,8 +126,8 @@ def _expand_back(grad: Tensor, shape: tuple, dims: tuple, keepdim: bool, divisor
     if divisor is None:
         return grad
     if _function_module.active_dispatch is not None:  # torch's mean_backward divides by the count as a Scalar
-        _function_module.note_given(Div, grad, given_overload="Scalar")
-    return grad / divisor
+        _function_module.note_given(DivNumber, grad, aten_call=(("div", "Scalar"), (grad, divisor), {}))
+    return DivNumber.apply(grad, number=divisor)
 
 
 class Sum(Function):

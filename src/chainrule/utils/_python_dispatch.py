@@ -839,7 +839,7 @@ _ATEN_SCHEMAS = {
         inputs[0], list(params["size"]), list(params["stride"]),
         *((params["storage_offset"],) if params.get("offset_given", True) else ())), {}),
     **dict.fromkeys(("IndexSelect", "Scatter", "ScatterValue", "ScatterAdd", "TopkValues", "SortValues",
-                     "SortStableValues", "Cumsum", "Cumprod", "ScaledBy", "MedianAll", "MedianDim",
+                     "SortStableValues", "Cumsum", "Cumprod", "ScaledBy", "DivNumber", "MedianAll", "MedianDim",
                      "NanmedianAll", "NanmedianDim", "KthvalueValues", "ModeValues", "Cummax", "Cummin"), _as_called),
 }
 
