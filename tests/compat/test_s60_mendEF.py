@@ -30,7 +30,8 @@ def _handles(lib):
 
 def test_every_hook_handle_is_the_one_utils_hooks_class_as_torch():
     torch = pytest.importorskip("torch")
-    (_, theirs), (_, ours) = _handles(torch), _handles(chainrule)
+    owned = _handles(torch), _handles(chainrule)  # (held: the owners keep the handles' tables alive)
+    theirs, ours = owned[0][1], owned[1][1]
     for name, handle in ours.items():
         assert type(handle) is RemovableHandle, name
         assert type(theirs[name]).__module__ == "torch.utils.hooks"
