@@ -253,6 +253,8 @@ class Node(FunctionCtx):
     _saved_for_forward = None
     # torch's _saved_<name> attributes of this node's op (see SavedValue), None when undeclared
     _torch_saved = None
+    # those that name a tensor kept on ctx, not saved (see _keeps_ctx_tensors)
+    _ctx_tensors = ()
     # what a composite op keeps for those names (see name_node's ``kept``), None when nothing
     torch_kept = None
     # what the explainer prints for this node, set from its Function's class attributes
@@ -492,10 +494,27 @@ class SavedValue:
         self.undefined = undefined
 
 
+def _always(node) -> bool:
+    return True
+
+
 def absent_tensor() -> SavedValue:
     """A tensor torch's node keeps undefined (a norm's missing weight): None, also once the
     graph is freed, with its ``_raw_saved_<name>`` listed."""
-    return SavedValue(lambda node: None, tensor=True, undefined=lambda node: True)
+    return SavedValue(lambda node: None, tensor=True, undefined=_always)
+
+
+def _keeps_ctx_tensors(declared) -> tuple:
+    """The tensors torch saves that an op's node keeps other than through save_for_backward
+    (``ctx.index`` of index_select): backward without retain_graph marks such a node freed even
+    where it saved nothing else, as torch's node releases every saved variable."""
+    return tuple(v for v in (declared or {}).values()
+                 if type(v) is SavedValue and v.tensor and v.position is None and v.undefined is not _always)
+
+
+def _defines_ctx_tensor(node) -> bool:
+    # (an undefined one, where torch's node keeps none, leaves a second backward possible)
+    return any(v.undefined is None or not v.undefined(node) for v in node._ctx_tensors)
 
 
 def saved(position: int, then=None, needed: int | None = None, undefined=None) -> SavedValue:
@@ -586,8 +605,9 @@ def release_saved(node) -> None:
     """Free what ``node`` saved for its backward, as torch does after a walk without
     retain_graph: its saved tensors, and the tensors a composite op kept for torch's
     ``_saved_*`` names (else those would hold activations alive until the graph is dropped)."""
+    if node._saved or node.torch_kept is not None or _defines_ctx_tensor(node):
+        node._freed = True
     node._saved = ()
-    node._freed = True
     if node.torch_kept is not None:
         node.torch_kept = {key: _released(value) for key, value in node.torch_kept.items()}
 
@@ -824,7 +844,8 @@ class FunctionMeta(type):
         cls._node_cls = type(type_name, (Node,), {"__slots__": (), "_forward_cls": cls, **overrides,
                                                   "__module__": cls.__module__, "label": label,
                                                   "rule": rule, "formula": formula,
-                                                  "_torch_saved": getattr(cls, "saved_attributes", None)})
+                                                  "_torch_saved": getattr(cls, "saved_attributes", None),
+                                                  "_ctx_tensors": _keeps_ctx_tensors(getattr(cls, "saved_attributes", None))})
 
 
 class Function(metaclass=FunctionMeta):
@@ -1783,6 +1804,8 @@ def name_node(output, name: str, *, label: str | None = None, rule: str | None =
         text = {k: v for k, v in (("label", label), ("rule", rule), ("formula", formula)) if v is not None}
         # the part's torch names do not describe the composite op's node: undeclared unless given
         text["_torch_saved"] = saved if saved is not None or name == cls.__name__ else None
+        if saved is not None:
+            text["_ctx_tensors"] = _keeps_ctx_tensors(saved)
         if type_name != name:
             text["name"] = classmethod(lambda _cls: name)
         renamed = _RENAMED_NODES[key] = type(type_name, (cls,), {"__slots__": (), "__module__": cls.__module__,
