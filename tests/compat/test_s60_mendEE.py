@@ -76,3 +76,27 @@ def test_index_put_lists_raw_saved_indices():
         fn = x.index_put((lib.tensor([0, 1]),), lib.ones(2, 4)).grad_fn
         names[lib.__name__] = sorted(n for n in dir(fn) if n.startswith(("_saved_", "_raw_saved_")))
     assert names["chainrule"] == names["torch"] == ["_raw_saved_indices", "_saved_accumulate", "_saved_indices"]
+
+
+_PRODUCTS = [
+    ("mm", lambda lib, a, b, c: a @ b.t(), ("_saved_self_sym_strides", "_saved_mat2_sym_strides")),
+    ("addmm", lambda lib, a, b, c: lib.addmm(c, a.t().contiguous().t(), b.t()),
+     ("_saved_mat1_sym_strides", "_saved_mat2_sym_strides", "_saved_mat1_sym_sizes")),
+    ("linear", lambda lib, a, b, c: lib.nn.functional.linear(a, b, c), ("_saved_mat1_sym_strides", "_saved_mat2_sym_strides")),
+    ("mm_one_needs", lambda lib, a, b, c: a @ b.detach().t(), ("_saved_self_sym_strides", "_saved_mat2_sym_strides")),
+]
+
+
+@pytest.mark.parametrize("retain", [False, True])
+@pytest.mark.parametrize("name, build, attributes", _PRODUCTS, ids=[c[0] for c in _PRODUCTS])
+def test_product_strides_outlive_backward(name, build, attributes, retain):
+    # torch keeps a product's input strides as numbers: they still answer after backward frees the graph
+    seen = {}
+    for lib in (torch, chainrule):
+        a = lib.ones(3, 4, requires_grad=True)
+        b = lib.ones(5, 4, requires_grad=True)
+        c = lib.ones(5, requires_grad=True)
+        y = build(lib, a, b, c)
+        y.sum().backward(retain_graph=retain)
+        seen[lib.__name__] = (y.grad_fn.name(), [tuple(getattr(y.grad_fn, n)) for n in attributes])
+    assert seen["chainrule"] == seen["torch"]
