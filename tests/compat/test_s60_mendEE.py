@@ -100,3 +100,23 @@ def test_product_strides_outlive_backward(name, build, attributes, retain):
         y.sum().backward(retain_graph=retain)
         seen[lib.__name__] = (y.grad_fn.name(), [tuple(getattr(y.grad_fn, n)) for n in attributes])
     assert seen["chainrule"] == seen["torch"]
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("needs", [(True, False, False), (False, True, True), (False, False, True)])
+def test_convolution_saves_input_and_weight_always(needs, transposed):
+    # torch's ConvolutionBackward0 keeps both whichever gradients are needed: _saved_* and the packs see both
+    seen = {}
+    for lib in (torch, chainrule):
+        x = lib.ones(2, 3, 5, 5, requires_grad=needs[0])
+        w = lib.ones((3, 2, 3, 3) if transposed else (2, 3, 3, 3), requires_grad=needs[1])
+        b = lib.ones(2, requires_grad=needs[2])
+        conv = lib.nn.functional.conv_transpose2d if transposed else lib.nn.functional.conv2d
+        packed = []
+        with lib.autograd.graph.saved_tensors_hooks(lambda t: packed.append(tuple(t.shape)) or t, lambda t: t):
+            y = conv(x, w, b)
+        fn = y.grad_fn
+        before = [tuple(fn._saved_input.shape), tuple(fn._saved_weight.shape)]
+        y.sum().backward()
+        seen[lib.__name__] = (fn.name(), packed, before, x.grad is None, w.grad is None)
+    assert seen["chainrule"] == seen["torch"]
