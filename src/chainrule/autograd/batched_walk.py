@@ -118,7 +118,7 @@ def batched_backward(outputs, inputs, grad_outputs, retain_graph: bool, create_g
                     child is not None and id(child) in needed for child, _ in node.next_functions):
                 continue
             result = _run_node(node, grads, batch)
-            if not retain_graph and (node._saved or node.torch_kept is not None):
+            if not retain_graph and (node._saved or node.torch_kept is not None or node._ctx_tensors):
                 _function.release_saved(node)
             for (child, child_nr), g in zip(node.next_functions, result):
                 if child is not None and g is not None and id(child) in needed:

@@ -583,6 +583,8 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                     elif node._saved:  # release_saved's steps for a node that kept nothing else
                         node._saved = ()
                         node._freed = True
+                    elif node._ctx_tensors:
+                        _function.release_saved(node)
                 if type(result) is not tuple:
                     result = (result,)
                 if len(result) != len(node.next_functions):
@@ -815,7 +817,7 @@ def _call_rule(node, grads, retain_graph, exposed=None):
     finally:
         if user_state is not None:
             _function.numpy_errstate.reset(user_state)
-    if not retain_graph and (node._saved or node.torch_kept is not None):
+    if not retain_graph and (node._saved or node.torch_kept is not None or node._ctx_tensors):
         _function.release_saved(node)
     if type(result) is not tuple:
         result = (result,)
@@ -846,7 +848,7 @@ def _undefined_gradients(node, grads, retain_graph, exposed) -> tuple:
     """A built-in node none of whose outputs received a gradient: None for every input, as
     torch's generated nodes return when no gradient is defined; its saved tensors are still
     freed and its post-hooks still run (they may not replace a None)."""
-    if not retain_graph and (node._saved or node.torch_kept is not None):
+    if not retain_graph and (node._saved or node.torch_kept is not None or node._ctx_tensors):
         _function.release_saved(node)
     fixed = (None,) * len(node.next_functions)
     for hook in list(node._post_hooks.values() if node._post_hooks else ()):

@@ -255,6 +255,8 @@ class Node(FunctionCtx):
     _saved_for_forward = None
     # torch's _saved_<name> attributes of this node's op (see SavedValue), None when undeclared
     _torch_saved = None
+    # those that name a tensor kept on ctx, not saved (see _keeps_ctx_tensors)
+    _ctx_tensors = ()
     # what a composite op keeps for those names (see name_node's ``kept``), None when nothing
     torch_kept = None
     # what the explainer prints for this node, set from its Function's class attributes
@@ -475,9 +477,10 @@ class SavedValue:
     ctx_value("dim"), "_saved_alpha": 1, ...}``: torch's names, each a SavedValue or a constant.
     Nothing runs when the op is recorded; the value is made when someone reads the attribute."""
 
-    __slots__ = ("read", "slot", "tensor", "undefined", "position")
+    __slots__ = ("read", "slot", "tensor", "undefined", "position", "reads_strides")
 
-    def __init__(self, read, slot=None, tensor: bool = False, undefined=None, position=None) -> None:
+    def __init__(self, read, slot=None, tensor: bool = False, undefined=None, position=None,
+                 reads_strides: bool = False) -> None:
         self.read = read  # read(node) -> the value
         # the position in ctx.save_for_backward of the saved tensor read as is (its reads can be
         # hooked through _raw_saved_<name>), else None
@@ -488,12 +491,40 @@ class SavedValue:
         # undefined(node): True where torch's node keeps an undefined tensor there, which reads
         # None even once the graph is freed (its saved tensors' error is for defined ones)
         self.undefined = undefined
+        # True where the value is read from saved tensors' strides, which torch keeps as numbers
+        # that outlive the graph: release_saved keeps them (see SAVED_STRIDES_ON_RELEASE)
+        self.reads_strides = reads_strides
+
+
+def _always(node) -> bool:
+    return True
 
 
 def absent_tensor() -> SavedValue:
     """A tensor torch's node keeps undefined (a norm's missing weight): None, also once the
     graph is freed, with its ``_raw_saved_<name>`` listed."""
-    return SavedValue(lambda node: None, tensor=True, undefined=lambda node: True)
+    return SavedValue(lambda node: None, tensor=True, undefined=_always)
+
+
+def _keeps_ctx_tensors(declared) -> tuple:
+    """The tensors torch saves that an op's node keeps other than through save_for_backward
+    (``ctx.index`` of index_select): backward without retain_graph marks such a node freed even
+    where it saved nothing else, as torch's node releases every saved variable."""
+    return tuple(v for v in (declared or {}).values()
+                 if type(v) is SavedValue and v.tensor and v.position is None and v.undefined is not _always)
+
+
+def _strides_kept(declared) -> dict:
+    """The node class attributes that make release_saved keep the saved tensors' strides where a
+    declared value reads them (see SAVED_STRIDES_ON_RELEASE)."""
+    if any(type(v) is SavedValue and v.reads_strides for v in (declared or {}).values()):
+        return {"torch_kept": SAVED_STRIDES_ON_RELEASE}
+    return {}
+
+
+def _defines_ctx_tensor(node) -> bool:
+    # (an undefined one, where torch's node keeps none, leaves a second backward possible)
+    return any(v.undefined is None or not v.undefined(node) for v in node._ctx_tensors)
 
 
 def saved(position: int, then=None, needed: int | None = None, undefined=None) -> SavedValue:
@@ -539,6 +570,12 @@ def input_strides(position: int, saved_position: int | None = None, then=None) -
     def read(node):
         if not node.needs_input_grad[position]:
             return ()
+        if saved_position is not None and node._freed:
+            kept = node.torch_kept  # (a node whose saved_tensors_hooks packed them kept none)
+            strides = None if kept is None else kept.get(_SAVED_STRIDES)
+            if strides is not None and strides[saved_position] is not None:
+                steps, itemsize = strides[saved_position]
+                return tuple(step // itemsize for step in steps)
         tensor = None if saved_position is None else node.saved_values[saved_position]
         if tensor is None:
             fn = node.next_functions[position][0]
@@ -549,7 +586,7 @@ def input_strides(position: int, saved_position: int | None = None, then=None) -
             return tuple(tensor.stride())
         return contiguous_strides(node._input_meta[position][0])
 
-    return SavedValue(read)
+    return SavedValue(read, reads_strides=saved_position is not None)
 
 
 def kept_value(key: str, tensor: bool = False) -> SavedValue:
@@ -580,14 +617,36 @@ def _released(value):
     return _ReleasedTensor(value) if isinstance(value, _Tensor) else value
 
 
+# the key under which a node keeps its saved tensors' strides once they are freed
+_SAVED_STRIDES = "saved tensors' strides"
+# the class-level ``torch_kept`` of a node with stride attributes read from saved tensors (a
+# product's ``_saved_self_sym_strides``): not None, so the engine frees it through release_saved,
+# which keeps the strides (never written: release_saved gives the node its own dict)
+SAVED_STRIDES_ON_RELEASE: dict = {}
+
+
+def _raw_strides(tensor) -> tuple:
+    """A saved tensor's strides as its array has them (bytes, item size), a product's backward
+    step cheap: tensor.stride() only where it answers otherwise (a wrapper's, an empty array's)."""
+    data = tensor._data
+    if tensor._wrapper_strides is None and data.size:
+        return data.strides, data.itemsize
+    return tensor.stride(), 1
+
+
 def release_saved(node) -> None:
     """Free what ``node`` saved for its backward, as torch does after a walk without
     retain_graph: its saved tensors, and the tensors a composite op kept for torch's
     ``_saved_*`` names (else those would hold activations alive until the graph is dropped)."""
+    saved, kept = node._saved, node.torch_kept
+    if saved or kept is not None or _defines_ctx_tensor(node):
+        node._freed = True
     node._saved = ()
-    node._freed = True
-    if node.torch_kept is not None:
-        node.torch_kept = {key: _released(value) for key, value in node.torch_kept.items()}
+    if kept is SAVED_STRIDES_ON_RELEASE:
+        if saved and node._unpack_hook is None:
+            node.torch_kept = {_SAVED_STRIDES: tuple([None if t is None else _raw_strides(t) for t in saved])}
+    elif kept is not None:
+        node.torch_kept = {key: _released(value) for key, value in kept.items()}
 
 
 def as_uint64(value: int) -> int:
@@ -810,7 +869,9 @@ class FunctionMeta(type):
         cls._node_cls = type(type_name, (Node,), {"__slots__": (), "_forward_cls": cls, **overrides,
                                                   "__module__": cls.__module__, "label": label,
                                                   "rule": rule, "formula": formula,
-                                                  "_torch_saved": getattr(cls, "saved_attributes", None)})
+                                                  "_torch_saved": getattr(cls, "saved_attributes", None),
+                                                  "_ctx_tensors": _keeps_ctx_tensors(getattr(cls, "saved_attributes", None)),
+                                                  **_strides_kept(getattr(cls, "saved_attributes", None))})
 
 
 class Function(metaclass=FunctionMeta):
@@ -1769,6 +1830,8 @@ def name_node(output, name: str, *, label: str | None = None, rule: str | None =
         text = {k: v for k, v in (("label", label), ("rule", rule), ("formula", formula)) if v is not None}
         # the part's torch names do not describe the composite op's node: undeclared unless given
         text["_torch_saved"] = saved if saved is not None or name == cls.__name__ else None
+        if saved is not None:
+            text["_ctx_tensors"] = _keeps_ctx_tensors(saved)
         if type_name != name:
             text["name"] = classmethod(lambda _cls: name)
         renamed = _RENAMED_NODES[key] = type(type_name, (cls,), {"__slots__": (), "__module__": cls.__module__,

@@ -1084,8 +1084,9 @@ class Convolution(Function):
             ctx.geo = geo
             if ctx.needs_input_grad[1]:  # (the weight gradient's layout: _weight_grad_layout)
                 ctx.weight_grad_layout = _weight_grad_formats(x, w, geo)
-        # the weight always (a parameter, alive anyway: torch's _saved_weight reads it)
-        ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, w)
+        # both, whichever gradients are needed: torch's node saves input and weight always (its
+        # _saved_input, _saved_weight and saved_tensors_hooks' packs see both)
+        ctx.save_for_backward(x, w)
         if x.shape[0] == 0 or x.shape[1] == 0:  # torch's Empty backend: no output channels without input ones
             return array_module(x).zeros((x.shape[0], x.shape[1] and w.shape[0], *geo.out_shape), dtype=x.dtype)
         y = _bias_first_pointwise(x, w, bias[0], geo) if bias else None
@@ -1141,8 +1142,7 @@ class ConvInput(Function):
         ctx.geo = geo
         if ctx.needs_input_grad[1]:  # (the weight gradient's layout: _weight_grad_layout)
             ctx.weight_grad_layout = _weight_grad_formats(grad, w, geo, transposed=True)
-        ctx.save_for_backward(grad if ctx.needs_input_grad[1] else None,
-                              w if ctx.needs_input_grad[0] else None)
+        ctx.save_for_backward(grad, w)  # (both always, as conv's)
         if grad.shape[0] == 0:  # torch's Empty backend
             return array_module(grad).zeros((0, c, *geo.in_shape), dtype=grad.dtype)
         out = _conv_input(grad, w, geo, c)

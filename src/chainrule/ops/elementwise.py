@@ -1286,7 +1286,7 @@ class MulNumberInFloat32(Mul):
     rule = "∂/∂a = number (the gradient times the number, in float32, rounded once)"
     formula = "{0} * {number}"
     saved_attributes = {"_saved_other": SavedValue(lambda node: _wrapped_number(node.number), tensor=True),
-                        "_saved_self": SavedValue(lambda node: None, tensor=True)}
+                        "_saved_self": _function_module.absent_tensor()}
 
     to_aten_arguments = staticmethod(_number_to_aten)
     from_aten_arguments = staticmethod(_number_from_aten)
@@ -1311,7 +1311,7 @@ class DivNumberInFloat32(Div):
     rule = "∂/∂a = 1/number (the gradient over the number, in float32, rounded once)"
     formula = "{0} / {number}"
     saved_attributes = {"_saved_other": SavedValue(lambda node: _wrapped_number(node.number), tensor=True),
-                        "_saved_self": SavedValue(lambda node: None, tensor=True)}
+                        "_saved_self": _function_module.absent_tensor()}
 
     to_aten_arguments = staticmethod(_number_to_aten)
     from_aten_arguments = staticmethod(_number_from_aten)

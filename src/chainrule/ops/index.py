@@ -1209,7 +1209,8 @@ class IndexPut(Function):
     label = "index_put"
     rule = "the overwritten positions get no gradient; the values get the gradient there"
     saved_attributes = {"_saved_accumulate": False,
-                        "_saved_indices": SavedValue(lambda node: torch_indices(node.raw_key, node._input_meta[0][0]))}
+                        "_saved_indices": SavedValue(lambda node: torch_indices(node.raw_key, node._input_meta[0][0]),
+                                                    tensor=True)}
 
     @staticmethod
     def forward(ctx, x, value, key, raw_key=None):
@@ -2415,7 +2416,8 @@ class ScatterAdd(Function):
     _array_forward = True
     # torch keeps the index only for src's gradient
     saved_attributes = {"_saved_dim": _function.ctx_value("dim"), "_saved_index": _function.SavedValue(
-        lambda node: Tensor._make(node.index) if node.needs_input_grad[1] else None)}
+        lambda node: Tensor._make(node.index) if node.needs_input_grad[1] else None, tensor=True,
+        undefined=lambda node: not node.needs_input_grad[1])}
 
     @staticmethod
     def forward(ctx, x, src, index, dim):

@@ -161,7 +161,7 @@ def _matrix_strides(position: int, saved_position: int) -> SavedValue:
             return noted
         return from_inputs(node)
 
-    return SavedValue(read)
+    return SavedValue(read, reads_strides=True)
 
 
 class Matmul(Function):
