@@ -113,7 +113,8 @@ def test_convolution_saves_input_and_weight_always(needs, transposed):
         b = lib.ones(2, requires_grad=needs[2])
         conv = lib.nn.functional.conv_transpose2d if transposed else lib.nn.functional.conv2d
         packed = []
-        with lib.autograd.graph.saved_tensors_hooks(lambda t: packed.append(tuple(t.shape)) or t, lambda t: t):
+        with lib.autograd.graph.saved_tensors_hooks(lambda t, packed=packed: packed.append(tuple(t.shape)) or t,
+                                                    lambda t: t):
             y = conv(x, w, b)
         fn = y.grad_fn
         before = [tuple(fn._saved_input.shape), tuple(fn._saved_weight.shape)]
