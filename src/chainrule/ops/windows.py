@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _dtype
+from .. import _dtype, _layout
 from .._backend import refuse_pinning
 from .._opmath import fused_multiply_add_float32
 from ..tensor import Tensor
@@ -19,14 +19,38 @@ __all__ = ["hann_window", "hamming_window", "blackman_window", "bartlett_window"
 __not_methods__ = set(__all__)
 
 
+# torch's C++ names of the layouts, as its TensorOptions print them
+_LAYOUT_NAMES = {"strided": "Strided", "sparse_coo": "Sparse", "sparse_csr": "SparseCsr", "sparse_csc": "SparseCsc",
+                 "sparse_bsr": "SparseBsr", "sparse_bsc": "SparseBsc", "jagged": "Jagged"}
+
+
+def _tensor_options(dtype: _dtype.dtype, dtype_given: bool, layout) -> str:
+    """The window's options as torch's window checks print them: only dtype and layout are passed
+    on (requires_grad is applied afterwards), and a dtype or layout left out prints as the default."""
+    dtype_shown = _dtype.cpp_type_name(dtype) + ("" if dtype_given else " (default)")
+    layout_shown = "Strided (default)" if layout is None else _LAYOUT_NAMES.get(layout._name, layout._name)
+    return (f"TensorOptions(dtype={dtype_shown}, device=cpu, layout={layout_shown}, "
+            "requires_grad=false (default), pinned_memory=false, memory_format=(nullopt))")
+
+
 def _window(op: str, window_length: int, periodic: bool, dtype, layout, device, requires_grad: bool,
             formula) -> Tensor:
+    # torch's hann_window checks the options as given; the other windows check them after filling in
+    # the default dtype, so only hann_window's message calls a missing dtype the default
+    dtype_given = dtype is not None or op != "hann_window"
+    dtype = _dtype.get_default_dtype() if dtype is None else _dtype.to_dtype(dtype)
+    # torch's order: sparse layout, then dtype (complex passes), then the length
+    if layout is _layout.sparse_coo:
+        raise RuntimeError(f"{op} is not implemented for sparse types, got: "
+                           f"{_tensor_options(dtype, dtype_given, layout)}")
+    if not (dtype.is_floating_point or dtype.is_complex):
+        raise RuntimeError(f"{op} expects floating point dtypes, got: {_tensor_options(dtype, dtype_given, layout)}")
     creation._strided_only(layout, op)
     if window_length < 0:
         raise RuntimeError(f"{op} requires non-negative window_length, got window_length={window_length}")
-    dtype = _dtype.get_default_dtype() if dtype is None else _dtype.to_dtype(dtype)
-    if not dtype.is_floating_point:
-        raise RuntimeError(f"{op} expects floating point dtypes, got: {dtype}")
+    if dtype.is_complex and window_length > 1:
+        # the checks admit complex windows, but torch's arange has no complex kernel
+        raise NotImplementedError(f"\"arange_cpu\" not implemented for '{_dtype.scalar_name(dtype)}'")
     if window_length <= 1:
         values = np.ones(window_length)
     else:

@@ -1,0 +1,48 @@
+"""Session 61, lane progFI: what the Vocos / EfficientViT / CrossQ programs' probes found.
+
+The window functions (``torch.hann_window`` and its kin, which the spectral programs build their
+STFT windows with): torch's checks in torch's order and words (sparse layout, then a non-float dtype
+with the ``TensorOptions`` it was given, then the length; complex dtypes pass the checks, and only
+torch's arange refuses them past one point).
+"""
+
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+WINDOWS = ("hann_window", "hamming_window", "blackman_window", "bartlett_window", "kaiser_window")
+
+
+def _outcome(module, name, *args, **kwargs):
+    try:
+        result = getattr(module, name)(*args, **kwargs)
+    except Exception as error:  # noqa: BLE001  (the exception is the result compared)
+        return type(error).__name__, str(error)
+    return str(result.dtype).split(".")[-1], result.tolist()
+
+
+def _both(name, *args, **kwargs):
+    ours_kwargs = {k: getattr(chainrule, str(v).split(".")[-1]) if isinstance(v, (torch.dtype, torch.layout)) else v
+                   for k, v in kwargs.items()}
+    return _outcome(torch, name, *args, **kwargs), _outcome(chainrule, name, *args, **ours_kwargs)
+
+
+@pytest.mark.parametrize("name", WINDOWS)
+@pytest.mark.parametrize("kwargs", [{"dtype": torch.int64}, {"dtype": torch.uint8, "requires_grad": True},
+                                    {"dtype": torch.bool, "layout": torch.strided}, {"layout": torch.sparse_coo},
+                                    {"dtype": torch.int32, "layout": torch.sparse_coo}])
+@pytest.mark.parametrize("length", [-1, 0, 5])
+def test_window_checks_match_torch(name, kwargs, length):
+    theirs, ours = _both(name, length, **kwargs)
+    assert theirs[0] == "RuntimeError"
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("name", WINDOWS)
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+@pytest.mark.parametrize("length", [-1, 0, 1, 4])
+def test_complex_windows_pass_the_checks_as_torch(name, dtype, length):
+    theirs, ours = _both(name, length, dtype=dtype)
+    assert ours == theirs
