@@ -46,3 +46,27 @@ def test_window_checks_match_torch(name, kwargs, length):
 def test_complex_windows_pass_the_checks_as_torch(name, dtype, length):
     theirs, ours = _both(name, length, dtype=dtype)
     assert ours == theirs
+
+
+# float16/bfloat16 windows are built op by op as torch's kernels go: each op's scalar rounded to the
+# window's dtype, the op in float32, its result rounded. The cases are cos-free or have cos far from
+# a rounding boundary, so their bits do not depend on the CPU's float32 cos.
+@pytest.mark.parametrize(("name", "length", "periodic", "dtype"), [
+    ("bartlett_window", 5, True, torch.float16),
+    ("bartlett_window", 400, False, torch.float16),
+    ("bartlett_window", 400, True, torch.bfloat16),
+    ("hamming_window", 2, False, torch.float16),
+    ("hamming_window", 1, True, torch.float16),
+    ("blackman_window", 2, True, torch.bfloat16),
+    ("blackman_window", 2, False, torch.float16),
+])
+def test_half_windows_round_each_op_as_torch(name, length, periodic, dtype):
+    theirs, ours = _both(name, length, periodic=periodic, dtype=dtype)
+    assert ours == theirs
+
+
+def test_half_hann_window_values_near_torchs():
+    # the float32 cos inside may differ by an ulp between CPUs: compare within one bfloat16 ulp
+    theirs = torch.hann_window(3000, periodic=False, dtype=torch.bfloat16).float().numpy()
+    ours = chainrule.hann_window(3000, periodic=False, dtype=chainrule.bfloat16).float().numpy()
+    assert abs(theirs - ours).max() <= 2.0 ** -8

@@ -55,10 +55,16 @@ def _window(op: str, window_length: int, periodic: bool, dtype, layout, device, 
         values = np.ones(window_length)
     else:
         n = window_length + 1 if periodic else window_length
-        # the symmetric window of n points, step by step in the window's dtype as torch's kernels
-        # go (float32 rounds after each op); narrower dtypes are evaluated in float64 and rounded once
-        compute = np.float32 if dtype.np == np.float32 else np.float64
-        values = formula(np.arange(n, dtype=compute), n)[:window_length]
+        # the symmetric window of n points, op by op in the window's dtype as torch's kernels go:
+        # float32 rounds after each op; float16 and bfloat16 round each op's scalar to their dtype,
+        # compute in float32 and round the result
+        half = dtype.name in ("float16", "bfloat16")
+        compute = np.float32 if dtype.np == np.float32 or half else np.float64
+
+        def step(x: np.ndarray) -> np.ndarray:
+            return x.astype(dtype.np).astype(np.float32) if half else x
+
+        values = formula(step(np.arange(n, dtype=compute)), n, step)[:window_length]
     array = creation._xp(device).asarray(values.astype(dtype.np))
     return creation._finish(array, requires_grad)
 
@@ -71,26 +77,29 @@ def _cos(x: np.ndarray) -> np.ndarray:
 
 def _hamming(alpha: float, beta: float):
     # torch: arange(n).mul_(2π / (n - 1)).cos_().mul_(-beta).add_(alpha)
-    def formula(k, n):
+    def formula(k, n, step):
         real = k.dtype.type
-        return _cos(k * real(2 * np.pi / (n - 1))) * real(-beta) + real(alpha)
+        angle = step(k * step(real(2 * np.pi / (n - 1))))
+        return step(step(_cos(angle)) * step(real(-beta))) + step(real(alpha))
 
     return formula
 
 
-def _blackman(k, n):
+def _blackman(k, n, step):
     # torch: w = arange(n) * π / (n - 1); cos(4w) * 0.08 - cos(2w) * 0.5 + 0.42
     real = k.dtype.type
-    phase = k * real(np.pi / (n - 1))
-    return _cos(phase * real(4)) * real(0.08) - _cos(phase * real(2)) * real(0.5) + real(0.42)
+    phase = step(k * step(real(np.pi / (n - 1))))
+    fourth = step(step(_cos(phase * real(4))) * step(real(0.08)))
+    second = step(step(_cos(phase * real(2))) * real(0.5))
+    return step(step(fourth - second) + step(real(0.42)))
 
 
-def _bartlett(k, n):
+def _bartlett(k, n, step):
     # torch: arange(n) * 2 / (n - 1), its second half mapped by 2 - w
     real = k.dtype.type
-    window = k * real(2.0 / (n - 1))
+    window = step(k * step(real(2.0 / (n - 1))))
     first_half = ((n - 1) >> 1) + 1
-    window[first_half:] = window[first_half:] * real(-1) + real(2)
+    window[first_half:] = step(window[first_half:] * real(-1) + real(2))
     return window
 
 
@@ -181,7 +190,8 @@ def kaiser_window(window_length: int, periodic: bool = True, beta: float = 12.0,
     resolved = _dtype.get_default_dtype() if dtype is None else _dtype.to_dtype(dtype)
     real = np.float64 if resolved.np == np.float64 else np.float32
 
-    def formula(k, n):
+    def formula(k, n, step):
+        # torch's kaiser kernel computes in float32 from the arange and rounds once: no steps
         alpha = real((n - 1) / 2.0)
         # torch's arange is in the window's dtype: a float16/bfloat16 one rounds the positions
         ratio = (k.astype(resolved.np).astype(real) - alpha) / alpha
