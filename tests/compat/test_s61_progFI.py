@@ -3,7 +3,9 @@
 The window functions (``torch.hann_window`` and its kin, which the spectral programs build their
 STFT windows with): torch's checks in torch's order and words (sparse layout, then a non-float dtype
 with the ``TensorOptions`` it was given, then the length; complex dtypes pass the checks, and only
-torch's arange refuses them past one point).
+torch's arange refuses them past one point), and float16/bfloat16 windows rounded op by op.
+``F.fold``/``F.unfold`` of unbatched inputs (Vocos's overlap-add folds one frame matrix): the
+result's node is torch's Col2ImBackward0/Im2ColBackward0, not a squeeze's.
 """
 
 import pytest
@@ -70,3 +72,22 @@ def test_half_hann_window_values_near_torchs():
     theirs = torch.hann_window(3000, periodic=False, dtype=torch.bfloat16).float().numpy()
     ours = chainrule.hann_window(3000, periodic=False, dtype=chainrule.bfloat16).float().numpy()
     assert abs(theirs - ours).max() <= 2.0 ** -8
+
+
+def test_unbatched_fold_and_unfold_nodes_are_torchs():
+    for module in (torch, chainrule):
+        functional = module.nn.functional
+        columns = module.ones(3 * 4, 5, dtype=module.float64, requires_grad=True)
+        folded = functional.fold(columns, output_size=(1, 20), kernel_size=(1, 4), stride=(1, 4))
+        frames = module.ones(3, 1, 20, dtype=module.float64, requires_grad=True)
+        unfolded = functional.unfold(frames, kernel_size=(1, 4), stride=(1, 4))
+        assert folded.grad_fn.name() == "Col2ImBackward0"
+        assert unfolded.grad_fn.name() == "Im2ColBackward0"
+        assert [type(n).__name__ for n, _ in folded.grad_fn.next_functions] == ["AccumulateGrad"]
+        assert (folded.shape, folded.stride()) == ((3, 1, 20), (20, 20, 1))
+        assert (unfolded.shape, unfolded.stride()) == ((12, 5), (5, 1))
+        # the batched gradient of one unbatched node: the rows are the batch
+        weights = module.arange(2 * 12 * 5, dtype=module.float64).reshape(2, 12, 5)
+        (grad,) = module.autograd.grad(unfolded, frames, weights, is_grads_batched=True)
+        expected = module.stack([module.autograd.grad(unfolded, frames, w, retain_graph=True)[0] for w in weights])
+        assert module.equal(grad, expected)
