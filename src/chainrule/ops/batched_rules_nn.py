@@ -109,6 +109,8 @@ def _im2col(node, grad):
     # F.unfold and F.fold are linear and per sample, each the other's adjoint: the batch folded
     # into the samples
     adjoint = conv.Col2Im if node._forward_cls is conv.Im2Col else conv.Im2Col
+    if node.unbatched:  # one unbatched sample per row: the rows are the batch
+        return adjoint.apply(grad, geo=node.geo)
     return _unfolded(adjoint.apply(_as_samples(grad), geo=node.geo), grad.shape[0])
 
 

@@ -1715,15 +1715,18 @@ class Im2Col(Function):
     _array_forward = True
 
     @staticmethod
-    def forward(ctx, x, geo):
+    def forward(ctx, x, geo, unbatched=False):
+        # an unbatched (C, H, W) input is batched here, inside the node, so that the output's
+        # grad_fn is torch's Im2ColBackward0 rather than a squeeze's
         if ctx.needs_input_grad[0]:
-            ctx.geo = geo
-        return _im2col_nchw(x, geo)
+            ctx.geo, ctx.unbatched = geo, unbatched
+        cols = _im2col_nchw(x[None] if unbatched else x, geo)
+        return cols[0] if unbatched else cols
 
     @staticmethod
     def backward(ctx, grad):
         # unfold is linear; its adjoint is fold
-        return Col2Im.apply(grad, geo=ctx.geo)
+        return Col2Im.apply(grad, geo=ctx.geo, unbatched=ctx.unbatched)
 
 
 class Col2Im(Function):
@@ -1732,16 +1735,18 @@ class Col2Im(Function):
     _array_forward = True
 
     @staticmethod
-    def forward(ctx, cols, geo):
+    def forward(ctx, cols, geo, unbatched=False):
+        # an unbatched (C·kH·kW, L) input is batched inside the node (Col2ImBackward0, as torch)
         if ctx.needs_input_grad[0]:
-            ctx.geo = geo
-        out = _col2im_nchw(cols, geo)
+            ctx.geo, ctx.unbatched = geo, unbatched
+        out = _col2im_nchw(cols[None] if unbatched else cols, geo)
+        out = out[0] if unbatched else out
         return array_module(out).ascontiguousarray(out)  # a crop of the padded sum
 
     @staticmethod
     def backward(ctx, grad):
         # fold is linear; its adjoint is unfold
-        return Im2Col.apply(grad, geo=ctx.geo)
+        return Im2Col.apply(grad, geo=ctx.geo, unbatched=ctx.unbatched)
 
 
 def _fold_geometry(kernel_size, dilation, padding, stride, in_shape, opname: str) -> _Geometry:
@@ -1794,13 +1799,9 @@ def unfold(input: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tenso
                            f"{_paren(geo.kernel)}, dilation={_paren(geo.dilation)}, padding={_paren(geo.pad_lo)}, "
                            "calculated shape of the array of sliding blocks as "
                            f"{_paren(geo.out_shape)}, but its components must be at least one.")
-    unbatched = input.ndim == 3
-    if unbatched:
-        input = input.unsqueeze(0)
     if input._data.dtype.kind in "iu":  # torch's kernel: floats, complex and bool
         raise NotImplementedError(f"\"im2col_out_cpu\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
-    out = Im2Col.apply(input, geo=geo)
-    return out.squeeze(0) if unbatched else out
+    return Im2Col.apply(input, geo=geo, unbatched=input.ndim == 3)
 
 
 def fold(input: Tensor, output_size, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
@@ -1813,18 +1814,17 @@ def fold(input: Tensor, output_size, kernel_size, dilation=1, padding=0, stride=
         raise RuntimeError("Expected 2D or 3D (batch mode) tensor for input with possibly 0 batch size and non-zero "
                            f"dimensions for input, but got: {list(input.shape)}")
     unbatched = input.ndim == 2
-    if unbatched:
-        input = input.unsqueeze(0)
+    batched_shape = (1, *input.shape) if unbatched else tuple(input.shape)
     k = math.prod(geo.kernel)
-    if input.shape[1] % k:
+    if batched_shape[1] % k:
         raise RuntimeError("Expected size of input's dimension 1 to be divisible by the product of kernel_size, but "
-                           f"got input.size(1)={input.shape[1]} and kernel_size={_paren(geo.kernel)}.")
-    if math.prod(geo.out_shape) != input.shape[2]:
+                           f"got input.size(1)={batched_shape[1]} and kernel_size={_paren(geo.kernel)}.")
+    if math.prod(geo.out_shape) != batched_shape[2]:
         raise RuntimeError(f"Given output_size={_paren(geo.in_shape)}, kernel_size={_paren(geo.kernel)}, "
                            f"dilation={_paren(geo.dilation)}, padding={_paren(geo.pad_lo)}, stride={_paren(geo.stride)}, "
                            "expected size of input's dimension 2 to match the calculated number of sliding blocks "
                            f"{' * '.join(map(str, geo.out_shape))} = {math.prod(geo.out_shape)}, but got "
-                           f"input.size(2)={input.shape[2]}.")
+                           f"input.size(2)={batched_shape[2]}.")
     if any(m <= 0 for m in geo.out_shape):  # two negative counts whose product is the length
         raise RuntimeError(f"Given output_size={_paren(geo.in_shape)}, kernel_size={_paren(geo.kernel)}, "
                            f"dilation={_paren(geo.dilation)}, padding={_paren(geo.pad_lo)}, stride={_paren(geo.stride)}, "
@@ -1832,5 +1832,4 @@ def fold(input: Tensor, output_size, kernel_size, dilation=1, padding=0, stride=
                            "too small (non-positive)")
     if input._data.dtype.kind in "iu":  # torch's kernel: floats, complex and bool
         raise NotImplementedError(f"\"col2im_out_cpu\" not implemented for '{_dtype.scalar_name(input.dtype)}'")
-    out = Col2Im.apply(input, geo=geo)
-    return out.squeeze(0) if unbatched else out
+    return Col2Im.apply(input, geo=geo, unbatched=unbatched)

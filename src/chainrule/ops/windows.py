@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _dtype
+from .. import _dtype, _layout
 from .._backend import refuse_pinning
 from .._opmath import fused_multiply_add_float32
 from ..tensor import Tensor
@@ -19,22 +19,52 @@ __all__ = ["hann_window", "hamming_window", "blackman_window", "bartlett_window"
 __not_methods__ = set(__all__)
 
 
+# torch's C++ names of the layouts, as its TensorOptions print them
+_LAYOUT_NAMES = {"strided": "Strided", "sparse_coo": "Sparse", "sparse_csr": "SparseCsr", "sparse_csc": "SparseCsc",
+                 "sparse_bsr": "SparseBsr", "sparse_bsc": "SparseBsc", "jagged": "Jagged"}
+
+
+def _tensor_options(dtype: _dtype.dtype, dtype_given: bool, layout) -> str:
+    """The window's options as torch's window checks print them: only dtype and layout are passed
+    on (requires_grad is applied afterwards), and a dtype or layout left out prints as the default."""
+    dtype_shown = _dtype.cpp_type_name(dtype) + ("" if dtype_given else " (default)")
+    layout_shown = "Strided (default)" if layout is None else _LAYOUT_NAMES.get(layout._name, layout._name)
+    return (f"TensorOptions(dtype={dtype_shown}, device=cpu, layout={layout_shown}, "
+            "requires_grad=false (default), pinned_memory=false, memory_format=(nullopt))")
+
+
 def _window(op: str, window_length: int, periodic: bool, dtype, layout, device, requires_grad: bool,
             formula) -> Tensor:
+    # torch's hann_window checks the options as given; the other windows check them after filling in
+    # the default dtype, so only hann_window's message calls a missing dtype the default
+    dtype_given = dtype is not None or op != "hann_window"
+    dtype = _dtype.get_default_dtype() if dtype is None else _dtype.to_dtype(dtype)
+    # torch's order: sparse layout, then dtype (complex passes), then the length
+    if layout is _layout.sparse_coo:
+        raise RuntimeError(f"{op} is not implemented for sparse types, got: "
+                           f"{_tensor_options(dtype, dtype_given, layout)}")
+    if not (dtype.is_floating_point or dtype.is_complex):
+        raise RuntimeError(f"{op} expects floating point dtypes, got: {_tensor_options(dtype, dtype_given, layout)}")
     creation._strided_only(layout, op)
     if window_length < 0:
         raise RuntimeError(f"{op} requires non-negative window_length, got window_length={window_length}")
-    dtype = _dtype.get_default_dtype() if dtype is None else _dtype.to_dtype(dtype)
-    if not dtype.is_floating_point:
-        raise RuntimeError(f"{op} expects floating point dtypes, got: {dtype}")
+    if dtype.is_complex and window_length > 1:
+        # the checks admit complex windows, but torch's arange has no complex kernel
+        raise NotImplementedError(f"\"arange_cpu\" not implemented for '{_dtype.scalar_name(dtype)}'")
     if window_length <= 1:
         values = np.ones(window_length)
     else:
         n = window_length + 1 if periodic else window_length
-        # the symmetric window of n points, step by step in the window's dtype as torch's kernels
-        # go (float32 rounds after each op); narrower dtypes are evaluated in float64 and rounded once
-        compute = np.float32 if dtype.np == np.float32 else np.float64
-        values = formula(np.arange(n, dtype=compute), n)[:window_length]
+        # the symmetric window of n points, op by op in the window's dtype as torch's kernels go:
+        # float32 rounds after each op; float16 and bfloat16 round each op's scalar to their dtype,
+        # compute in float32 and round the result
+        half = dtype.name in ("float16", "bfloat16")
+        compute = np.float32 if dtype.np == np.float32 or half else np.float64
+
+        def step(x: np.ndarray) -> np.ndarray:
+            return x.astype(dtype.np).astype(np.float32) if half else x
+
+        values = formula(step(np.arange(n, dtype=compute)), n, step)[:window_length]
     array = creation._xp(device).asarray(values.astype(dtype.np))
     return creation._finish(array, requires_grad)
 
@@ -47,26 +77,29 @@ def _cos(x: np.ndarray) -> np.ndarray:
 
 def _hamming(alpha: float, beta: float):
     # torch: arange(n).mul_(2π / (n - 1)).cos_().mul_(-beta).add_(alpha)
-    def formula(k, n):
+    def formula(k, n, step):
         real = k.dtype.type
-        return _cos(k * real(2 * np.pi / (n - 1))) * real(-beta) + real(alpha)
+        angle = step(k * step(real(2 * np.pi / (n - 1))))
+        return step(step(_cos(angle)) * step(real(-beta))) + step(real(alpha))
 
     return formula
 
 
-def _blackman(k, n):
+def _blackman(k, n, step):
     # torch: w = arange(n) * π / (n - 1); cos(4w) * 0.08 - cos(2w) * 0.5 + 0.42
     real = k.dtype.type
-    phase = k * real(np.pi / (n - 1))
-    return _cos(phase * real(4)) * real(0.08) - _cos(phase * real(2)) * real(0.5) + real(0.42)
+    phase = step(k * step(real(np.pi / (n - 1))))
+    fourth = step(step(_cos(phase * real(4))) * step(real(0.08)))
+    second = step(step(_cos(phase * real(2))) * real(0.5))
+    return step(step(fourth - second) + step(real(0.42)))
 
 
-def _bartlett(k, n):
+def _bartlett(k, n, step):
     # torch: arange(n) * 2 / (n - 1), its second half mapped by 2 - w
     real = k.dtype.type
-    window = k * real(2.0 / (n - 1))
+    window = step(k * step(real(2.0 / (n - 1))))
     first_half = ((n - 1) >> 1) + 1
-    window[first_half:] = window[first_half:] * real(-1) + real(2)
+    window[first_half:] = step(window[first_half:] * real(-1) + real(2))
     return window
 
 
@@ -157,7 +190,8 @@ def kaiser_window(window_length: int, periodic: bool = True, beta: float = 12.0,
     resolved = _dtype.get_default_dtype() if dtype is None else _dtype.to_dtype(dtype)
     real = np.float64 if resolved.np == np.float64 else np.float32
 
-    def formula(k, n):
+    def formula(k, n, step):
+        # torch's kaiser kernel computes in float32 from the arange and rounds once: no steps
         alpha = real((n - 1) / 2.0)
         # torch's arange is in the window's dtype: a float16/bfloat16 one rounds the positions
         ratio = (k.astype(resolved.np).astype(real) - alpha) / alpha
