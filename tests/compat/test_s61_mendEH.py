@@ -1,0 +1,61 @@
+"""Lane mendEH (session 61): torch.func.vmap against torch's batching rules.
+
+addmv of mapped vectors by an unmapped matrix: torch's rule leaves the batch dim of the product behind and
+scales it there (alpha·mv is MulBackward1 under the PermuteBackward0 that moves the batch dim to the front).
+Inputs are multiples of 1/4 and the scalars dyadic, so every product is exact and the bits compared are the
+ops' order, not a BLAS's summation order.
+"""
+import numpy as np
+import pytest
+
+real_torch = pytest.importorskip("torch")
+
+import chainrule  # noqa: E402
+
+
+def _dyadic(rng, shape):
+    return (rng.integers(-12, 13, shape) / 4).astype(np.float32)
+
+
+def _graph(node):
+    """The node names of the graph under ``node``, depth first."""
+    if node is None:
+        return None
+    return (node.name(), tuple(_graph(child) for child, _ in node.next_functions))
+
+
+def _addmv_run(lib, arrays, in_dims, alpha, beta):
+    tensors = [lib.tensor(a, requires_grad=True) for a in arrays]
+    out = lib.func.vmap(lambda i, m, v: lib.addmv(i, m, v, alpha=alpha, beta=beta), in_dims=in_dims)(*tensors)
+    out.backward(lib.tensor(np.arange(out.numel(), dtype=np.float32).reshape(tuple(out.shape)) / 4))
+    return (out.detach().numpy(), out.stride(), _graph(out.grad_fn).__repr__().replace("torch::autograd::", ""),
+            [None if t.grad is None else t.grad.numpy() for t in tensors])
+
+
+@pytest.mark.parametrize("input_mapped", [False, True])
+@pytest.mark.parametrize("alpha, beta", [(2.5, 0), (0.5, 0), (2.5, 0.75), (-1.25, 1), (1, 0)])
+def test_addmv_of_mapped_vectors_scales_before_the_batch_dim_moves(input_mapped, alpha, beta):
+    rng = np.random.default_rng(61)
+    size, n, m = 3, 4, 2
+    arrays = [_dyadic(rng, (size, n) if input_mapped else (n,)), _dyadic(rng, (n, m)), _dyadic(rng, (size, m))]
+    in_dims = (0 if input_mapped else None, None, 0)
+    ours = _addmv_run(chainrule, arrays, in_dims, alpha, beta)
+    theirs = _addmv_run(real_torch, arrays, in_dims, alpha, beta)
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    assert ours[1:3] == theirs[1:3]
+    for mine, torch_grad in zip(ours[3], theirs[3]):
+        assert (mine is None) == (torch_grad is None)
+        if mine is not None:
+            np.testing.assert_array_equal(mine, torch_grad)
+
+
+def test_unary_ops_after_mapped_mv_keep_the_batch_dim_behind():
+    rng = np.random.default_rng(7)
+    mat, vectors = _dyadic(rng, (5, 2)), _dyadic(rng, (3, 2))
+    for op in ("neg", "exp"):
+        found = []
+        for lib in (chainrule, real_torch):
+            m = lib.tensor(mat, requires_grad=True)
+            out = lib.func.vmap(lambda v, lib=lib, m=m, op=op: getattr(lib.mv(m, v), op)())(lib.tensor(vectors))
+            found.append((out.stride(), repr(_graph(out.grad_fn)).replace("torch::autograd::", "")))
+        assert found[0] == found[1], op
