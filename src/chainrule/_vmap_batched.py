@@ -1152,7 +1152,8 @@ def _permuted(cls, operands, params, outs, size):
 
 
 def _reduced(cls, operands, params, outs, size):
-    """sum / mean over ``dims`` (each slice's; all of them for dim=None): over the dims behind the batch."""
+    """sum / mean (nansum, logsumexp, amax, prod along a dim) over ``dims`` (each slice's; all of them for
+    dim=None): over the dims behind the batch."""
     (x,) = operands
     dims = params.get("dims")
     if not isinstance(dims, tuple) or not all(isinstance(d, int) for d in dims):
@@ -1173,6 +1174,19 @@ def _reduced(cls, operands, params, outs, size):
         cls = SumDim if cls.__name__ == "Sum" else MeanDim
     return _function._apply_array_op(cls, x.data,
                                      **dict(params, dims=tuple(d % rank + 1 for d in dims) if rank else ()))
+
+
+def _multiplied(cls, operands, params, outs, size):
+    """prod of each whole slice as torch's batching rule runs it: the slice flattened (a view of the
+    batch's rows, ViewBackward0, where a slice is no row already) and multiplied along its row (the dim
+    overload, ProdBackward1). Over a dim, as the other reductions (``_reduced``)."""
+    from .ops.reduce import ProdDim
+
+    if cls.__name__ != "Prod":
+        return _reduced(cls, operands, params, outs, size)
+    (x,) = operands
+    data = x.data if _logical_rank(x) == 1 else x.data.reshape((size, -1))
+    return _function._apply_array_op(ProdDim, data, dims=(1,), keepdim=False, dtype=params.get("dtype"))
 
 
 def _expanded(cls, operands, params, outs, size):
@@ -1716,7 +1730,8 @@ _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped
                "WindowScatter": _pooled, "WindowGather": _pooled, "GeluBackward": _elementwise_kept,
                "Embedding": _embedding, "EmbeddingDenseBackward": _embedding_backward, "Gather": _along_index,
                "ScatterAlong": _along_index, "MaskedFill": _masked_filled, "AmaxAll": _all_extreme,
-               "AminAll": _all_extreme, "Amax": _reduced, "Amin": _reduced,
+               "AminAll": _all_extreme, "Amax": _reduced, "Amin": _reduced, "Nansum": _reduced, "Logsumexp": _reduced,
+               "Prod": _multiplied, "ProdDim": _multiplied,
                "LayerNorm": _layer_norm, "LayerNormBackward": _layer_norm_backward, "Transpose": _transposed,
                "Clone": _cloned, "Split": _split, "SplitWithSizes": _split, "Cat": _concatenated, "Bmm": _matmul,
                "FusedScaleShift": _scale_shifted, "GradientAgainst": _gradient_against, "Cumsum": _along_dim,

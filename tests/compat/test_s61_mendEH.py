@@ -59,3 +59,54 @@ def test_unary_ops_after_mapped_mv_keep_the_batch_dim_behind():
             out = lib.func.vmap(lambda v, lib=lib, m=m, op=op: getattr(lib.mv(m, v), op)())(lib.tensor(vectors))
             found.append((out.stride(), repr(_graph(out.grad_fn)).replace("torch::autograd::", "")))
         assert found[0] == found[1], op
+
+
+_REDUCTIONS = {
+    "prod()": lambda lib, t: lib.prod(t), "prod(0)": lambda lib, t: lib.prod(t, 0),
+    "prod(-1, keepdim)": lambda lib, t: lib.prod(t, -1, keepdim=True),
+    "prod(0, float64)": lambda lib, t: lib.prod(t, 0, dtype=lib.float64),
+    "nansum()": lambda lib, t: lib.nansum(t), "nansum(0, keepdim)": lambda lib, t: lib.nansum(t, 0, keepdim=True),
+    "nansum((0,), float64)": lambda lib, t: lib.nansum(t, (0,), dtype=lib.float64),
+    "logsumexp(0)": lambda lib, t: lib.logsumexp(t, 0), "logsumexp(-1, keepdim)": lambda lib, t: lib.logsumexp(t, -1, True),
+}
+
+
+def _reduction_run(lib, name, array):
+    x = lib.tensor(array, requires_grad=True)
+    out = lib.func.vmap(lambda t: _REDUCTIONS[name](lib, t))(x)
+    out.backward(lib.ones_like(out))
+    return out, x.grad
+
+
+@pytest.mark.parametrize("slice_shape", [(), (4,), (2, 3)])
+@pytest.mark.parametrize("name", sorted(_REDUCTIONS))
+def test_prod_nansum_logsumexp_run_once_on_the_batch(name, slice_shape):
+    """One op on the batch with torch's nodes (a 0-d slice made a column, UnsqueezeBackward0; a whole
+    slice's prod along its flattened row, ProdBackward1 over ViewBackward0), not a stack of slices."""
+    rng = np.random.default_rng(61)
+    array = (rng.integers(1, 7, (3, *slice_shape)) * rng.choice([-0.5, 0.5], (3, *slice_shape))).astype(np.float32)
+    if name.startswith("nansum") and array.size > 2:
+        array.flat[1] = np.nan
+    ours, our_grad = _reduction_run(chainrule, name, array)
+    theirs, their_grad = _reduction_run(real_torch, name, array)
+    assert repr(_graph(ours.grad_fn)) == repr(_graph(theirs.grad_fn))
+    assert (tuple(ours.shape), ours.stride(), str(ours.dtype).split(".")[1]) == \
+        (tuple(theirs.shape), theirs.stride(), str(theirs.dtype).split(".")[1])
+    if name.startswith("logsumexp"):  # (torch's exp is SLEEF's: its last bits are not NumPy's)
+        np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-6)
+        np.testing.assert_allclose(our_grad.numpy(), their_grad.numpy(), rtol=1e-6)
+        return
+    np.testing.assert_array_equal(ours.detach().numpy(), theirs.detach().numpy())
+    np.testing.assert_array_equal(our_grad.numpy(), their_grad.numpy())
+
+
+def test_prod_of_integer_slices_runs_once_on_the_batch(monkeypatch):
+    from chainrule import _vmap_batched
+
+    stacked = []
+    monkeypatch.setattr(_vmap_batched, "_stack_rows", lambda rows: stacked.append(rows))  # (the per-slice fallback's)
+    x = np.arange(-3, 3, dtype=np.int64)
+    ours = chainrule.func.vmap(lambda t: chainrule.prod(t, 0, keepdim=True))(chainrule.tensor(x))
+    theirs = real_torch.func.vmap(lambda t: real_torch.prod(t, 0, keepdim=True))(real_torch.tensor(x))
+    assert (ours.numpy().tolist(), str(ours.dtype).split(".")[1]) == (theirs.numpy().tolist(), str(theirs.dtype).split(".")[1])
+    assert stacked == []
