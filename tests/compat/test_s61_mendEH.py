@@ -110,3 +110,41 @@ def test_prod_of_integer_slices_runs_once_on_the_batch(monkeypatch):
     theirs = real_torch.func.vmap(lambda t: real_torch.prod(t, 0, keepdim=True))(real_torch.tensor(x))
     assert (ours.numpy().tolist(), str(ours.dtype).split(".")[1]) == (theirs.numpy().tolist(), str(theirs.dtype).split(".")[1])
     assert stacked == []
+
+
+def _stacked_lstm_cells(lib, nested: bool, given_state: bool):
+    lib.manual_seed(0)
+    cells = [lib.nn.LSTMCell(3, 2) for _ in range(2)]
+    params = {name: lib.stack([dict(c.named_parameters())[name].detach() for c in cells]) for name, _ in
+              cells[0].named_parameters()}
+    base = lib.nn.LSTMCell(3, 2).to("meta")
+    x = lib.ones((2, 2, 4, 3) if nested else (2, 4, 3))
+    h = lib.zeros(x.shape[:-1] + (2,))
+
+    def step(p, x, h):
+        return lib.func.functional_call(base, p, (x, (h, h)) if given_state else (x,))[0]
+
+    inner = lib.func.vmap(step, in_dims=(None, 0, 0)) if nested else step
+    return lambda: lib.func.vmap(inner)(params, x, h)
+
+
+@pytest.mark.parametrize("nested", [False, True])
+@pytest.mark.parametrize("given_state", [False, True])
+def test_vmapped_lstm_cell_is_refused_as_torch_refuses_it(nested, given_state):
+    # (its hidden state is a list of tensors, which torch's per-slice fallback cannot take)
+    for lib in (real_torch, chainrule):
+        with pytest.raises(RuntimeError, match=r"^Batching rule not implemented for aten::lstm_cell\. We could not "
+                                               r"generate a fallback\.$"):
+            _stacked_lstm_cells(lib, nested, given_state)()
+
+
+def test_lstm_cell_function_is_refused_under_vmap_but_runs_on_unbatched_operands():
+    w_ih, w_hh = np.ones((8, 3), np.float32) / 4, np.ones((8, 2), np.float32) / 4
+    for lib in (real_torch, chainrule):
+        weights = (lib.tensor(w_ih), lib.tensor(w_hh))
+        with pytest.raises(RuntimeError, match="aten::lstm_cell"):
+            lib.func.vmap(lambda x, lib=lib, weights=weights: lib.lstm_cell(x, (x[:, :2], x[:, :2]), *weights)[0])(
+                lib.ones(2, 4, 3))
+        shared = lib.func.vmap(lambda t, lib=lib, weights=weights: lib.lstm_cell(lib.ones(1, 3), (lib.ones(1, 2),) * 2,
+                                                                                 *weights)[0] + t)(lib.ones(2))
+        assert tuple(shared.shape) == (2, 1, 2)
