@@ -148,3 +148,19 @@ def test_lstm_cell_function_is_refused_under_vmap_but_runs_on_unbatched_operands
         shared = lib.func.vmap(lambda t, lib=lib, weights=weights: lib.lstm_cell(lib.ones(1, 3), (lib.ones(1, 2),) * 2,
                                                                                  *weights)[0] + t)(lib.ones(2))
         assert tuple(shared.shape) == (2, 1, 2)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+def test_vmapped_elu_has_eager_elus_bits(alpha):
+    """vmap's elu is eager elu's (its last bits torch's SLEEF expm1 would give differ from both alike)."""
+    array = (np.random.default_rng(61).standard_normal((3, 5, 7)) * 3).astype(np.float32)
+    found = []
+    for run in (lambda f, t: f(t), lambda f, t: chainrule.func.vmap(f)(t)):
+        x = chainrule.tensor(array, requires_grad=True)
+        out = run(lambda t: chainrule.nn.functional.elu(t, alpha), x)
+        out.backward(chainrule.ones_like(out))
+        found.append((out.detach().numpy(), x.grad.numpy()))
+    np.testing.assert_array_equal(found[0][0], found[1][0])
+    np.testing.assert_array_equal(found[0][1], found[1][1])
+    theirs = real_torch.nn.functional.elu(real_torch.tensor(array), alpha).numpy()
+    np.testing.assert_allclose(found[1][0], theirs, rtol=2e-7, atol=1e-7)
