@@ -164,3 +164,43 @@ def test_vmapped_elu_has_eager_elus_bits(alpha):
     np.testing.assert_array_equal(found[0][1], found[1][1])
     theirs = real_torch.nn.functional.elu(real_torch.tensor(array), alpha).numpy()
     np.testing.assert_allclose(found[1][0], theirs, rtol=2e-7, atol=1e-7)
+
+
+_PROD_INPUTS = {
+    "no zeros": [[1.5, -0.3, 2.7], [0.9, 1.1, -4.2]],
+    "one zero": [[1.5, 0.0, 2.7], [0.9, 1.1, -4.2]],
+    "a zero per row": [[1.5, 0.0, 2.7], [0.0, 1.1, -4.2]],
+    "two zeros in a row": [[0.0, 0.0, 2.7], [0.9, 1.1, -4.2]],
+}
+
+
+@pytest.mark.parametrize("case", sorted(_PROD_INPUTS))
+@pytest.mark.parametrize("dim", [None, 0, -1])
+def test_prod_gradient_rounds_as_torchs(case, dim):
+    """torch's prod_backward: grad · (result / input) without zeros, else the products of the elements before
+    and after each one (exclusive cumprods); also each row of jacrev's batched walk and vmap's."""
+    array = np.array(_PROD_INPUTS[case], dtype=np.float32) * np.float32(1.3)
+    found = []
+    for lib in (chainrule, real_torch):
+        x = lib.tensor(array, requires_grad=True)
+        out = lib.prod(x) if dim is None else lib.prod(x, dim)
+        out.backward(lib.ones_like(out) * 0.7)
+        f = (lambda t, lib=lib: lib.prod(t)) if dim is None else (lambda t, lib=lib: lib.prod(t, dim))
+        jacobian = lib.func.jacrev(f)(lib.tensor(array))
+        rows = lib.tensor(array, requires_grad=True)
+        lib.func.vmap(f)(rows).sum().backward()
+        found.append((x.grad.numpy(), jacobian.numpy(), rows.grad.numpy()))
+    for mine, theirs in zip(*found):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_prod_with_two_zeros_differentiates_twice_as_torch():
+    array = np.array([0.0, 0.0, 3.0, -2.0])
+    found = []
+    for lib in (chainrule, real_torch):
+        x = lib.tensor(array, requires_grad=True)
+        (first,) = lib.autograd.grad(lib.prod(x), x, create_graph=True)
+        (second,) = lib.autograd.grad(first.sum(), x)
+        found.append((first.detach().numpy(), second.numpy()))
+    np.testing.assert_array_equal(found[0][0], found[1][0])
+    np.testing.assert_array_equal(found[0][1], found[1][1])
