@@ -28,7 +28,7 @@ from ._backend import autocast_hook
 # backward: ops.reduce._running_total keeps a half-precision total in float32 itself and must see the
 # input's own dtype (widened here, a float16 input's gradient was summed as float32 and rounded once)
 ACCUMULATE_IN_FLOAT32 = frozenset({
-    "sum", "nansum", "mean", "prod", "prod_of_others", "var", "std", "norm", "cumprod",
+    "sum", "nansum", "mean", "prod", "var", "std", "norm", "cumprod",
     "logsumexp", "logcumsumexp", "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
     "matmul", "bmm", "dot", "einsum", "trace", "linear", "linear_backward",
     "conv", "conv_transpose", "conv_weight", "unfold", "fold",

@@ -361,6 +361,8 @@ def replay(trace: Trace, flat_args, flat_dims, outputs, size: int):
         return _run(trace, values, outputs, size)
     except Exception:  # noqa: BLE001 - _Stop, or an op refusing the batch: the slices run one by one
         return None
+    finally:
+        _batch_dim_behind.clear()
 
 
 def _resolve(trace: Trace, values: dict, t, version) -> _Value:
@@ -718,7 +720,20 @@ def _padded(value: _Value, rank: int):
     return data.reshape((data.shape[0],) + (1,) * missing + tuple(data.shape[1:]))
 
 
+# id(a replay value read back transposed) -> (it, the value before: its batch dim last): mv's of mapped
+# vectors, whose batch dim torch's rule leaves behind until an op moves it to the front
+_batch_dim_behind: dict[int, tuple] = {}
+
+
 def _elementwise(cls, operands, params, outs, size):
+    behind = _batch_dim_behind.get(id(operands[0].data)) if len(operands) == 1 else None
+    if behind is not None and behind[0] is operands[0].data:
+        # a unary op keeps the batch dim where it is in torch's rule (addmv's alpha·mv: MulBackward1 under
+        # the PermuteBackward0 that finally moves it to the front); a binary op's moves it first
+        inner = _function._apply_array_op(cls, behind[1], **params)
+        out = inner.permute(1, 0)
+        _batch_dim_behind[id(out)] = (out, inner)
+        return out
     rank = max(_logical_rank(v) for v in operands)
     return _function._apply_array_op(cls, *[_padded(v, rank) for v in operands], **params)
 
@@ -1085,7 +1100,9 @@ def _matmul(cls, operands, params, outs, size):
     elif b.batched and not a.batched and a_rank == 2 and b_rank == 1:
         # a matrix times mapped vectors: one mm against their transpose, read back transposed (torch's
         # rule: PermuteBackward0 over MmBackward0, the result in the mm's column-major layout)
-        out = a.data.mm(b.data.permute(1, 0)).permute(1, 0)
+        product = a.data.mm(b.data.permute(1, 0))
+        out = product.permute(1, 0)
+        _batch_dim_behind[id(out)] = (out, product)
     else:
         x = a.data.unsqueeze(-2) if a_rank == 1 else a.data
         y = b.data.unsqueeze(-1) if b_rank == 1 else b.data
@@ -1135,7 +1152,8 @@ def _permuted(cls, operands, params, outs, size):
 
 
 def _reduced(cls, operands, params, outs, size):
-    """sum / mean over ``dims`` (each slice's; all of them for dim=None): over the dims behind the batch."""
+    """sum / mean (nansum, logsumexp, amax, prod along a dim) over ``dims`` (each slice's; all of them for
+    dim=None): over the dims behind the batch."""
     (x,) = operands
     dims = params.get("dims")
     if not isinstance(dims, tuple) or not all(isinstance(d, int) for d in dims):
@@ -1156,6 +1174,19 @@ def _reduced(cls, operands, params, outs, size):
         cls = SumDim if cls.__name__ == "Sum" else MeanDim
     return _function._apply_array_op(cls, x.data,
                                      **dict(params, dims=tuple(d % rank + 1 for d in dims) if rank else ()))
+
+
+def _multiplied(cls, operands, params, outs, size):
+    """prod of each whole slice as torch's batching rule runs it: the slice flattened (a view of the
+    batch's rows, ViewBackward0, where a slice is no row already) and multiplied along its row (the dim
+    overload, ProdBackward1). Over a dim, as the other reductions (``_reduced``)."""
+    from .ops.reduce import ProdDim
+
+    if cls.__name__ != "Prod":
+        return _reduced(cls, operands, params, outs, size)
+    (x,) = operands
+    data = x.data if _logical_rank(x) == 1 else x.data.reshape((size, -1))
+    return _function._apply_array_op(ProdDim, data, dims=(1,), keepdim=False, dtype=params.get("dtype"))
 
 
 def _expanded(cls, operands, params, outs, size):
@@ -1699,7 +1730,8 @@ _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped
                "WindowScatter": _pooled, "WindowGather": _pooled, "GeluBackward": _elementwise_kept,
                "Embedding": _embedding, "EmbeddingDenseBackward": _embedding_backward, "Gather": _along_index,
                "ScatterAlong": _along_index, "MaskedFill": _masked_filled, "AmaxAll": _all_extreme,
-               "AminAll": _all_extreme, "Amax": _reduced, "Amin": _reduced,
+               "AminAll": _all_extreme, "Amax": _reduced, "Amin": _reduced, "Nansum": _reduced, "Logsumexp": _reduced,
+               "Prod": _multiplied, "ProdDim": _multiplied,
                "LayerNorm": _layer_norm, "LayerNormBackward": _layer_norm_backward, "Transpose": _transposed,
                "Clone": _cloned, "Split": _split, "SplitWithSizes": _split, "Cat": _concatenated, "Bmm": _matmul,
                "FusedScaleShift": _scale_shifted, "GradientAgainst": _gradient_against, "Cumsum": _along_dim,

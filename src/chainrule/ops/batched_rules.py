@@ -26,6 +26,7 @@ from ..autograd import function as _function
 from ..autograd.batched_grad import CatRows, StackRows, UnstackRows, broadcasting_rule, register_batched_rule
 from ..autograd.engine import SumToScalar, SumToSize
 from ..autograd.function import is_recording
+from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor
 from . import (
     activation,
@@ -494,30 +495,19 @@ def _prod(node, grad):
     x, out = node.saved_values
     if grad._data.dtype.kind == "c":
         return NotImplemented  # (the ordinary rule conjugates)
+    if not x.ndim:
+        return grad
     grad = _reinserted(node, grad)
-    if not array_module(x._data).any(x._data == 0):
-        return grad * _kept(node, out) / x
-    return grad * reduce._prod_of_others(x, tuple(range(x.ndim)) if node.dims is None else node.dims)
-
-
-@register_batched_rule(reduce.ProdOfOthers)
-def _prod_of_others(node, u):
-    # (prod's gradient factor with zeros in x, recorded): ∂/∂x_k = Σ_{i≠k} u_i · Π_{j∉{i,k}} x_j, as the
-    # ordinary rule builds it over the reduced dims flattened to n, the batch dim in front
-    (x,) = node.saved_values
-    if not x.ndim or u._data.dtype.kind == "c":
-        return NotImplemented
-    dims, batch = node.dims, u.shape[0]
-    rest = tuple(d for d in range(x.ndim) if d not in dims)
-    rest_shape, dims_shape = tuple(x.shape[d] for d in rest), tuple(x.shape[d] for d in dims)
-    n = math.prod(dims_shape)
-    flat = x.permute(*(rest + dims)).reshape(rest_shape + (n,))
-    flat_u = u.permute(0, *(1 + d for d in rest + dims)).reshape((batch,) + rest_shape + (n, 1))
-    eye = Tensor._make(array_module(x._data).eye(n, dtype=bool))
-    rows = elementwise.where(eye, 1.0, flat.unsqueeze(-2).expand(*rest_shape, n, n))
-    pairs = elementwise.where(eye, 0.0, reduce.ProdOfOthers.apply(rows, dims=(len(rest_shape) + 1,)))
-    grad = (flat_u * pairs).sum(-2).reshape((batch,) + rest_shape + dims_shape)
-    return grad.permute(0, *(1 + int(d) for d in np.argsort(rest + dims)))
+    xp = array_module(x._data)
+    zeros = int(xp.count_nonzero(x._data == 0))
+    if not zeros:
+        return grad * (_kept(node, out) / x)
+    if node._forward_cls is reduce.ProdDim:
+        return reduce._prod_safe_zeros(grad, x, node.dims[0])
+    if zeros > 1 and not is_grad_enabled():
+        return Tensor._make(xp.zeros((grad.shape[0], *x.shape), dtype=grad._data.dtype))
+    flat = reduce._prod_safe_zeros(grad.reshape((grad.shape[0], 1)), x.reshape(-1), 0)
+    return flat.reshape((grad.shape[0], *x.shape))
 
 
 @register_batched_rule(reduce.MedianAll, statistics.NanmedianAll)

@@ -382,7 +382,10 @@ def gru_cell(input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor
 def lstm_cell(input: Tensor, hx, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None = None,
               b_hh: Tensor | None = None) -> tuple:
     """torch.lstm_cell: one LSTM step from ``hx = (h, c)``, returning ``(h', c')``."""
+    from .rnn import refuse_lstm_cell_under_vmap
+
     h0, c0 = hx
+    refuse_lstm_cell_under_vmap(input, h0, c0, w_ih, w_hh, b_ih, b_hh)
     return _cell("LSTM", input, h0, c0, w_ih, w_hh, b_ih, b_hh)
 
 

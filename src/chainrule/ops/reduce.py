@@ -405,61 +405,34 @@ class Prod(Function):
         xp = array_module(grad)
         x, out = ctx.saved_values
         shape, dims = x._data.shape, ctx.dims
+        if not x._data.ndim:
+            return grad
         grad = _keep(grad, shape, dims, ctx.keepdim)
-        if not xp.any(x._data == 0):
-            return grad * _keep(out, shape, dims, ctx.keepdim) / x
-        return grad * _prod_of_others(x, dims)
+        zeros = int(xp.count_nonzero(x._data == 0))
+        if not zeros:
+            return grad * (_keep(out, shape, dims, ctx.keepdim) / x)  # (torch's order: out / x first)
+        if ctx._forward_cls is ProdDim:
+            return _prod_safe_zeros(grad, x, dims[0])
+        # torch's whole prod: the flattened input's products of others; plain zeros where two elements are 0
+        # and no graph is recorded (under create_graph the products, whose own gradient is not 0)
+        if zeros > 1 and not is_grad_enabled():
+            return Tensor._make(xp.zeros(shape, dtype=grad._data.dtype))
+        return _prod_safe_zeros(grad, x.reshape(-1), 0).reshape(shape)
 
 
-def _prod_of_others(x: Tensor, dims: tuple) -> Tensor:
-    """prod_{k != i} x_k over ``dims`` for every i, exact when x has zeros."""
-    return ProdOfOthers.apply(x, dims=dims)
+def _prod_safe_zeros(grad: Tensor, x: Tensor, dim: int) -> Tensor:
+    """grad · prod_{k != i} x_k along ``dim`` as torch's prod_safe_zeros_backward rounds it: the product of
+    the elements before i times the product of those after i, each an exclusive cumprod (exact with zeros)."""
+    from .creation import ones
+    from .shape import cat
 
-
-class ProdOfOthers(Function):
-    """prod_{k != i} x_k over ``dims`` for every i: prod's gradient factor when x has zeros."""
-
-    _array_forward = True
-    label = "prod_of_others"
-    rule = "∂/∂x_k = Σ_{i≠k} u_i · prod_{j∉{i,k}} x_j"
-    formula = None
-
-    @staticmethod
-    def forward(ctx, x, dims):
-        ctx.dims = dims
-        ctx.save_for_backward(x)
-        xp = array_module(x)
-        # only the slices holding exactly one zero have nonzero entries there
-        is_zero = x == 0
-        zeros = xp.sum(is_zero, axis=dims, keepdims=True)
-        nonzero_prod = xp.prod(xp.where(is_zero, 1, x), axis=dims, keepdims=True)
-        others = xp.where(zeros == 0, xp.prod(x, axis=dims, keepdims=True) / xp.where(is_zero, 1, x),
-                          xp.where((zeros == 1) & is_zero, nonzero_prod, 0))
-        return others.astype(x.dtype, copy=False)
-
-    @staticmethod
-    @conjugate_rule
-    def backward(ctx, u):
-        # with the reduced dims moved last and flattened to n: row i of an n x n matrix holding x
-        # with x_i replaced by 1 has, as its own products of others, prod_{j∉{i,k}} x_j at k != i
-        from .elementwise import where
-
-        (x,) = ctx.saved_values
-        dims = ctx.dims
-        ndim = x._data.ndim
-        if not ndim:
-            return None  # a 0-d x has no others: the product is the constant 1
-        rest = tuple(d for d in range(ndim) if d not in dims)
-        rest_shape = tuple(x._data.shape[d] for d in rest)
-        dims_shape = tuple(x._data.shape[d] for d in dims)
-        n = math.prod(dims_shape)
-        flat = x.permute(*(rest + dims)).reshape(rest_shape + (n,))
-        flat_u = u.permute(*(rest + dims)).reshape(rest_shape + (n, 1))
-        eye = Tensor._make(array_module(x._data).eye(n, dtype=bool))
-        rows = where(eye, 1.0, flat.unsqueeze(-2).expand(*rest_shape, n, n))
-        pairs = where(eye, 0.0, ProdOfOthers.apply(rows, dims=(len(rest_shape) + 1,)))
-        grad = sum(flat_u * pairs, -2).reshape(rest_shape + dims_shape)
-        return grad.permute(*np.argsort(rest + dims))
+    n = x._data.shape[dim]
+    if not x._data.size:
+        return grad.expand_as(x)
+    one = ones(x._data.shape[:dim] + (1,) + x._data.shape[dim + 1:], dtype=grad.dtype, device=grad.device)
+    before = cumprod(cat([one, x.narrow(dim, 0, n - 1)], dim), dim)
+    after = cumprod(cat([one, x.narrow(dim, 1, n - 1).flip(dim)], dim), dim).flip(dim)
+    return grad * (before * after)
 
 
 def prod(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:

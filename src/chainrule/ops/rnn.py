@@ -645,6 +645,16 @@ def elman_cell(mode: str, x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih
     return tanh(pre_activation) if mode == "RNN_TANH" else relu(pre_activation)
 
 
+def refuse_lstm_cell_under_vmap(*tensors) -> None:
+    """torch's vmap refusal of lstm_cell with any operand batched: its hidden state is a list of tensors,
+    which its per-slice fallback cannot take (gru_cell's, one tensor, runs slice by slice)."""
+    from .. import _vmap_frames
+
+    if _vmap_frames._frames:
+        _vmap_frames.refuse_unbatchable("Batching rule not implemented for aten::lstm_cell. We could not generate a "
+                                        "fallback.", *tensors)
+
+
 def composed_cell(mode: str, x: Tensor, h: Tensor, c: Tensor | None, w_ih: Tensor, w_hh: Tensor,
                   b_ih: Tensor | None, b_hh: Tensor | None):
     """One LSTM or GRU step, x (B, I), h and c (B, H), composed as torch's CPU ``lstm_cell`` /

@@ -31,6 +31,7 @@ from ...ops.rnn import (
     elman_cell,
     onednn_runs,
     recurrent_layer,
+    refuse_lstm_cell_under_vmap,
     warn_projection_composed,
 )
 from ...ops.shape import cat, stack
@@ -619,6 +620,9 @@ class RNNCellBase(Module):
                                 f"not {type(hx).__name__}")
             if len(hx) != 2:
                 raise RuntimeError("lstm_cell expects two hidden states")
+        if is_lstm:
+            refuse_lstm_cell_under_vmap(input, *(hx if hx is not None else ()), self.weight_ih, self.weight_hh,
+                                        self.bias_ih, self.bias_hh)
         if not batched:
             input = input.unsqueeze(0)
         if input.shape[-1] != self.input_size:
