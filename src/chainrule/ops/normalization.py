@@ -23,6 +23,7 @@ from ..autograd.function import (
     SavedValue,
     absent_tensor,
     ctx_value,
+    kept_value,
     name_node,
     numpy_errstate,
     saved,
@@ -1298,6 +1299,8 @@ def _batch_norm_computed(input: Tensor, running_mean: Tensor | None, running_var
         invstd = (1.0 / np.sqrt(running_var._data + eps)).astype(np.float32)
         out = EvalBatchNorm.apply(input, *_unit_affine(input, c, weight, bias), mean=running_mean._data,
                                   var=running_var._data, eps=eps, shape=shape, invstd=invstd)
+        out = name_node(out, "NativeBatchNormBackward0", label=EvalBatchNorm.label, saved=_COMPOSED_BATCH_NORM_SAVED,
+                        kept=_batch_norm_kept(input, weight, running_mean, running_var, eps))
         return relaid_as_suggested(out, input)
     scale = _statistic((1.0 / xp.sqrt(running_var._data + eps)).astype(input._data.dtype), statistics)
     if weight is not None:
@@ -1316,8 +1319,30 @@ def _batch_norm_computed(input: Tensor, running_mean: Tensor | None, running_var
         out = FusedScaleShift.apply(input, scale.reshape(shape), shift.reshape(shape))
     else:
         out = input * scale.reshape(shape) + shift.reshape(shape)
-    out = name_node(out, "NativeBatchNormBackward0", label="batch_norm (eval)")
+    out = name_node(out, "NativeBatchNormBackward0", label="batch_norm (eval)", saved=_COMPOSED_BATCH_NORM_SAVED,
+                    kept=_batch_norm_kept(input, weight, running_mean, running_var, eps))
     return relaid_as_suggested(out, input)
+
+
+def _batch_norm_kept(input: Tensor, weight, running_mean, running_var, eps: float, stats: dict | None = None) -> dict:
+    """What torch's NativeBatchNormBackward0 keeps, for a batch norm composed of several nodes: in
+    training (``stats``) each channel's mean and 1/σ as result1 and result2, in eval mode empty ones."""
+    if stats is None:
+        result1 = result2 = Tensor._make(array_module(input._data).empty(0, dtype=input._data.dtype))
+    else:
+        mean, var = stats["mean"].reshape(-1), stats["var"].reshape(-1)
+        result1 = Tensor._make(mean.astype(input._data.dtype, copy=False))
+        result2 = Tensor._make((1.0 / array_module(var).sqrt(var + eps)).astype(input._data.dtype, copy=False))
+    return {"eps": eps, "input": input, "result1": result1, "result2": result2, "running_mean": running_mean,
+            "running_var": running_var, "training": stats is not None, "weight": weight}
+
+
+# torch's _saved_* of a batch norm recorded as several nodes (eval mode, a float64 one with a
+# weight or a bias alone), read from _batch_norm_kept
+_COMPOSED_BATCH_NORM_SAVED = {
+    **{f"_saved_{name}": kept_value(name, tensor=True)
+       for name in ("input", "result1", "result2", "running_mean", "running_var", "weight")},
+    "_saved_eps": kept_value("eps"), "_saved_training": kept_value("training")}
 
 
 def _unrecorded_on_arrays(*tensors) -> bool:

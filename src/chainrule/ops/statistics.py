@@ -218,7 +218,7 @@ def nanmedian(input: Tensor, dim=None, keepdim: bool = False):
     if _function_module.active_dispatch is not None:  # (a mode sees the call as given)
         _function_module.note_given(NanmedianDim, input, aten_call=(
             ("nanmedian", "dim"), _given_args((input, dim, keepdim), (False,)), {}))
-    return _select_along(NanmedianDim, input, index, d, keepdim, "nanmedian")
+    return _select_along(NanmedianDim, input, index, d, keepdim, "nanmedian", dim)
 
 
 # ---------------------------------------------------------------- histogram

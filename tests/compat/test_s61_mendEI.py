@@ -1,0 +1,123 @@
+"""Saved tensors of nodes (grad_fn._saved_* / _raw_saved_*) against torch 2.13: the names a node
+lists, their values before and after backward (retain_graph both ways, torch's "freed" error)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _tensor(lib, *shape, seed=0, grad=True):
+    return lib.tensor(np.random.RandomState(seed).randn(*shape).astype(np.float32), requires_grad=grad)
+
+
+def _encoded(value):
+    """A saved value as plain data: a tensor's shape, dtype and values (rounded), a number, a tuple."""
+    if isinstance(value, (tuple, list)):
+        return tuple(_encoded(v) for v in value)
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else round(value, 5)
+    if hasattr(value, "unpack"):  # a _raw_saved_* SavedTensor: its type only (torch's refuses some unpacks)
+        return "SavedTensor"
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        values = value.detach().tolist()
+        if value.dtype.is_floating_point:
+            values = np.round(np.asarray(values, dtype=np.float64), 4).tolist()
+        return tuple(value.shape), str(value.dtype).rpartition(".")[2], values
+    return value
+
+
+def _read(node, name):
+    try:
+        return _encoded(getattr(node, name))
+    except RuntimeError as error:
+        return "RuntimeError", str(error).split(".")[0]
+
+
+def _saved(lib, build, retain):
+    lib.manual_seed(0)
+    out = build(lib)
+    out = out[0] if isinstance(out, tuple) else out
+    node = out.grad_fn
+    names = sorted(n for n in dir(node) if n.startswith(("_saved_", "_raw_saved_")))
+    before = {n: _read(node, n) for n in names}
+    out.sum().backward(retain_graph=retain)
+    return node.name(), names, before, {n: _read(node, n) for n in names}
+
+
+def _put(lib, accumulate, source_grad=True):
+    return _tensor(lib, 3, 4).put(lib.tensor([0, -5]), _tensor(lib, 2, seed=1, grad=source_grad), accumulate=accumulate)
+
+
+# (name, build(lib) -> output): ops whose nodes declared none of torch's saved attributes
+_OPS = [
+    ("take", lambda lib: _tensor(lib, 3, 4).take(lib.tensor([0, 5, -1]))),
+    ("masked_select", lambda lib: _tensor(lib, 3, 1).masked_select(lib.tensor([[True, False, True, False]]))),
+    ("cummax", lambda lib: _tensor(lib, 3, 4).cummax(1)),
+    ("cummin_negative_dim", lambda lib: _tensor(lib, 3, 4).cummin(-2)),
+    ("kthvalue", lambda lib: _tensor(lib, 3, 4).kthvalue(2, -1, keepdim=True)),
+    ("median_dim", lambda lib: _tensor(lib, 3, 4).median(1)),
+    ("nanmedian_dim", lambda lib: _tensor(lib, 3, 4).nanmedian(-1)),
+    ("mode", lambda lib: _tensor(lib, 3, 4).mode(-2)),
+    ("index_add", lambda lib: _tensor(lib, 3, 4).index_add(-2, lib.tensor([0, 2]), _tensor(lib, 2, 4, seed=1),
+                                                         alpha=2)),
+    ("index_add_source_no_grad", lambda lib: _tensor(lib, 3, 4).index_add(0, lib.tensor([0, 2]),
+                                                                         _tensor(lib, 2, 4, seed=1, grad=False))),
+    ("index_copy", lambda lib: _tensor(lib, 3, 4).index_copy(-1, lib.tensor([0, 2]), _tensor(lib, 3, 2, seed=1))),
+    ("index_fill", lambda lib: _tensor(lib, 3, 4).index_fill(-1, lib.tensor([0, 2]), 1.5)),
+    ("index_fill_tensor", lambda lib: _tensor(lib, 3, 4).index_fill(0, lib.tensor([1]), lib.tensor(2.0))),
+    ("index_fill_tensor_grad", lambda lib: _tensor(lib, 3, 4).index_fill(
+        -2, lib.tensor([0, 2]), lib.tensor(1.5, requires_grad=True))),
+    ("put", lambda lib: _put(lib, False)),
+    ("put_accumulate_source_no_grad", lambda lib: _put(lib, True, source_grad=False)),
+    ("rrelu_training", lambda lib: lib.nn.functional.rrelu(_tensor(lib, 3, 4), 0.1, 0.3, training=True)),
+    ("multi_margin_loss", lambda lib: lib.nn.functional.multi_margin_loss(
+        _tensor(lib, 3, 4), lib.tensor([0, 1, 3]), p=2, margin=0.5, weight=_tensor(lib, 4, seed=1, grad=False),
+        reduction="sum")),
+    ("multilabel_margin_loss", lambda lib: lib.nn.functional.multilabel_margin_loss(
+        _tensor(lib, 3, 4), lib.tensor([[0, 1, -1, 0], [3, -1, 1, 1], [2, 1, 0, 3]]), reduction="none")),
+    ("grid_sample", lambda lib: lib.nn.functional.grid_sample(
+        _tensor(lib, 1, 2, 4, 4), _tensor(lib, 1, 3, 3, 2, seed=1) * 0.5, mode="bicubic", padding_mode="reflection",
+        align_corners=False)),
+    ("grid_sample_3d_nearest", lambda lib: lib.nn.functional.grid_sample(
+        _tensor(lib, 1, 2, 3, 4, 4), _tensor(lib, 1, 2, 3, 3, 3, seed=1, grad=False), mode="nearest",
+        padding_mode="border", align_corners=True)),
+    ("embedding_bag_mean_2d", lambda lib: lib.nn.functional.embedding_bag(lib.tensor([[0, 2, 2], [1, 3, 4]]),
+                                                                           _tensor(lib, 5, 3))),
+    ("embedding_bag_sum_weights", lambda lib: lib.nn.functional.embedding_bag(
+        lib.tensor([0, 2, 1, 3]), _tensor(lib, 5, 3), lib.tensor([0, 2, 2]), mode="sum",
+        per_sample_weights=_tensor(lib, 4, seed=1))),
+    ("embedding_bag_max_padding", lambda lib: lib.nn.functional.embedding_bag(
+        lib.tensor([0, 2, 1, 3, 4]), _tensor(lib, 5, 3), lib.tensor([0, 2, 2]), mode="max", padding_idx=-4)),
+    ("embedding_bag_float64_sum", lambda lib: lib.nn.functional.embedding_bag(
+        lib.tensor([0, 2, 1, 3]), _tensor(lib, 5, 3).double(), lib.tensor([0, 2]), mode="sum",
+        include_last_offset=True)),
+    ("batch_norm_eval", lambda lib: lib.nn.functional.batch_norm(
+        _tensor(lib, 2, 3, 4), lib.zeros(3) + 0.5, lib.ones(3) * 2, _tensor(lib, 3, seed=1), None, training=False,
+        eps=1e-3)),
+    ("batch_norm_eval_float64", lambda lib: lib.nn.functional.batch_norm(
+        _tensor(lib, 2, 3).double(), lib.zeros(3).double(), lib.ones(3).double(), None,
+        _tensor(lib, 3, seed=1, grad=False).double(), training=False)),
+]
+
+
+@pytest.mark.parametrize("retain", [True, False])
+@pytest.mark.parametrize("name, build", _OPS, ids=[case[0] for case in _OPS])
+def test_saved_attributes_as_torchs(name, build, retain):
+    assert _saved(chainrule, build, retain) == _saved(torch, build, retain)
+
+
+def test_eval_rrelu_lists_torchs_names():
+    # (its noise is torch's empty_like, never read in eval mode: compared by shape only)
+    seen = {}
+    for lib in (torch, chainrule):
+        node = lib.nn.functional.rrelu(_tensor(lib, 3, 4), 0.1, 0.2).grad_fn
+        seen[lib.__name__] = (node.name(), sorted(n for n in dir(node) if n.startswith(("_saved_", "_raw_saved_"))),
+                              node._saved_lower, node._saved_upper, node._saved_training, tuple(node._saved_noise.shape))
+    assert seen["chainrule"] == seen["torch"]
