@@ -1,5 +1,6 @@
 """Saved tensors of nodes (grad_fn._saved_* / _raw_saved_*) against torch 2.13: the names a node
-lists, their values before and after backward (retain_graph both ways, torch's "freed" error)."""
+lists, their values before and after backward (retain_graph both ways, torch's "freed" error),
+and the node names of the batch norms composed of several nodes."""
 
 from __future__ import annotations
 
@@ -121,3 +122,26 @@ def test_eval_rrelu_lists_torchs_names():
         seen[lib.__name__] = (node.name(), sorted(n for n in dir(node) if n.startswith(("_saved_", "_raw_saved_"))),
                               node._saved_lower, node._saved_upper, node._saved_training, tuple(node._saved_noise.shape))
     assert seen["chainrule"] == seen["torch"]
+
+
+def _batch_norm(lib, dtype, training, weight, bias):
+    rows = np.random.RandomState(3)
+    x = lib.tensor(rows.randn(2, 3, 4), dtype=dtype, requires_grad=True)
+    w = lib.tensor(rows.rand(3) + 0.5, dtype=dtype, requires_grad=True) if weight else None
+    b = lib.tensor(rows.randn(3), dtype=dtype, requires_grad=True) if bias else None
+    running = lib.tensor(rows.randn(3) * 0.1, dtype=dtype), lib.tensor(rows.rand(3) + 0.5, dtype=dtype)
+    out = lib.nn.functional.batch_norm(x, *running, w, b, training=training, eps=1e-4)
+    node = out.grad_fn
+    names = sorted(n for n in dir(node) if n.startswith("_saved_"))
+    values = {n: _read(node, n) for n in names}
+    out.pow(2).sum().backward()
+    grads = [None if t is None else np.round(t.grad.numpy(), 6).tolist() for t in (x, w, b)]
+    return node.name(), values, grads
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("weight, bias", [(True, False), (False, True)])
+def test_float64_batch_norm_with_one_affine_parameter_is_one_node(training, weight, bias):
+    # torch's NativeBatchNormBackward0, where the float64 norm and its affine were MulBackward0/AddBackward0
+    assert (_batch_norm(chainrule, chainrule.float64, training, weight, bias)
+            == _batch_norm(torch, torch.float64, training, weight, bias))

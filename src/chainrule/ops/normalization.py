@@ -1279,6 +1279,9 @@ def _batch_norm_computed(input: Tensor, running_mean: Tensor | None, running_var
         else:
             out = _affine(_watch_output(Normalize.apply(x, dims=dims, eps=eps, stats=stats, follow_layout=True)),
                           weight, bias, shape)
+            if weight is not None or bias is not None:  # torch's one node for the norm and its affine
+                out = name_node(out, "NativeBatchNormBackward0", label="batch_norm", saved=_COMPOSED_BATCH_NORM_SAVED,
+                                kept=_batch_norm_kept(x, weight, running_mean, running_var, eps, stats))
         if _updates_as_float32_kernel(input, running_mean, running_var) and not _batch_norm_contiguous(input._data):
             _update_noncontiguous_running_stats(running_mean, running_var, input._data, count, momentum,
                                                 stats.get("float64_sums"))
