@@ -1909,7 +1909,8 @@ def _index_put_form(op: str, first: int):
 
 
 # torch's index_put node keeps the indices as given and the accumulate flag
-_INDEX_PUT_SAVED = {"_saved_accumulate": kept_value("accumulate"), "_saved_indices": kept_value("indices", tensor=True)}
+_INDEX_PUT_SAVED = {"_saved_accumulate": kept_value("accumulate"),
+                    "_saved_indices": kept_value("indices", tensor=True, sequence=True)}
 
 
 def _put(self: Tensor, index: Tensor, source: Tensor, accumulate: bool = False) -> Tensor:

@@ -145,3 +145,46 @@ def test_float64_batch_norm_with_one_affine_parameter_is_one_node(training, weig
     # torch's NativeBatchNormBackward0, where the float64 norm and its affine were MulBackward0/AddBackward0
     assert (_batch_norm(chainrule, chainrule.float64, training, weight, bias)
             == _batch_norm(torch, torch.float64, training, weight, bias))
+
+
+def _indices_read(lib, key, retain):
+    out = _tensor(lib, 3, 4, 2)[key(lib)]
+    node = out.grad_fn
+
+    def reads():
+        raw = node._raw_saved_indices
+        unpacked = [None if r.unpack() is None else tuple(r.unpack().shape) for r in raw]
+        return type(raw).__name__, [type(r).__name__ for r in raw], unpacked, _encoded(node._saved_indices)
+
+    before = reads()
+    out.sum().backward(retain_graph=retain)
+    try:
+        after = reads()
+    except RuntimeError as error:
+        after = str(error).split(".")[0]
+    return before, after
+
+
+_INDEX_KEYS = [
+    ("vector", lambda lib: lib.tensor([0, 2])),
+    ("after_a_slice", lambda lib: (slice(None), lib.tensor([[0, 1]]))),
+    ("around_a_slice", lambda lib: (lib.tensor([0, 2]), slice(None), lib.tensor([1, 0]))),
+    ("after_an_ellipsis", lambda lib: (Ellipsis, lib.tensor([1, 0]))),
+    ("after_none", lambda lib: (None, lib.tensor([0, 2]))),
+    ("mask", lambda lib: lib.tensor([True, False, True])),
+]
+
+
+@pytest.mark.parametrize("retain", [True, False])
+@pytest.mark.parametrize("name, key", _INDEX_KEYS, ids=[case[0] for case in _INDEX_KEYS])
+def test_index_raw_saved_indices_is_a_tuple_of_saved_tensors(name, key, retain):
+    # one SavedTensor per index, a slice's unpacking to None; torch's freed error for the whole list
+    assert _indices_read(chainrule, key, retain) == _indices_read(torch, key, retain)
+
+
+def test_index_put_raw_saved_indices_is_a_tuple():
+    seen = {}
+    for lib in (torch, chainrule):
+        node = _tensor(lib, 3, 4).index_put((lib.tensor([0, 1]), lib.tensor([2, 3])), lib.tensor(1.0)).grad_fn
+        seen[lib.__name__] = [tuple(r.unpack().tolist()) for r in node._raw_saved_indices]
+    assert seen["chainrule"] == seen["torch"] == [(0, 1), (2, 3)]

@@ -427,7 +427,11 @@ class _SavedName:
             declared = type(node)._torch_saved
             value = None if declared is None else declared.get(name[4:])
             if type(value) is SavedValue and value.tensor:
-                return SavedTensor(node, value)
+                if not value.sequence:
+                    return SavedTensor(node, value)
+                if node._freed:  # torch's error for a list of saved tensors, read as a whole
+                    node.saved_values  # noqa: B018 - the property raises it
+                return tuple([SavedTensor(node, value, k) for k in range(len(value.read(node)))])
         raise AttributeError(f"'{type(node).__name__}' object has no attribute '{name}'")
 
 
@@ -477,10 +481,10 @@ class SavedValue:
     ctx_value("dim"), "_saved_alpha": 1, ...}``: torch's names, each a SavedValue or a constant.
     Nothing runs when the op is recorded; the value is made when someone reads the attribute."""
 
-    __slots__ = ("read", "slot", "tensor", "undefined", "position", "reads_strides")
+    __slots__ = ("read", "slot", "tensor", "undefined", "position", "reads_strides", "sequence")
 
     def __init__(self, read, slot=None, tensor: bool = False, undefined=None, position=None,
-                 reads_strides: bool = False) -> None:
+                 reads_strides: bool = False, sequence: bool = False) -> None:
         self.read = read  # read(node) -> the value
         # the position in ctx.save_for_backward of the saved tensor read as is (its reads can be
         # hooked through _raw_saved_<name>), else None
@@ -494,6 +498,9 @@ class SavedValue:
         # True where the value is read from saved tensors' strides, which torch keeps as numbers
         # that outlive the graph: release_saved keeps them (see SAVED_STRIDES_ON_RELEASE)
         self.reads_strides = reads_strides
+        # True where the value is a tuple of tensors (or None), torch's list of saved tensors: its
+        # _raw_saved_<name> is a tuple of SavedTensors, one per entry (a None one unpacks to None)
+        self.sequence = sequence
 
 
 def _always(node) -> bool:
@@ -589,13 +596,15 @@ def input_strides(position: int, saved_position: int | None = None, then=None) -
     return SavedValue(read, reads_strides=saved_position is not None)
 
 
-def kept_value(key: str, tensor: bool = False) -> SavedValue:
-    """The value a composite op handed ``name_node`` as ``kept[key]`` (``tensor``: a tensor or None)."""
+def kept_value(key: str, tensor: bool = False, sequence: bool = False) -> SavedValue:
+    """The value a composite op handed ``name_node`` as ``kept[key]`` (``tensor``: a tensor or None;
+    ``sequence``: a tuple of those, see SavedValue)."""
     def read(node):
         return node.torch_kept[key]
 
     # (None stays None once the graph is freed: an undefined tensor, which torch reads as None then too)
-    return SavedValue(read, tensor=tensor, undefined=(lambda node: read(node) is None) if tensor else None)
+    return SavedValue(read, tensor=tensor, undefined=(lambda node: read(node) is None) if tensor else None,
+                      sequence=sequence)
 
 
 class _ReleasedTensor:
@@ -660,14 +669,16 @@ class SavedTensor:
     through hooks (``register_hooks(pack_hook, unpack_hook)``, as saved_tensors_hooks does for
     every saved tensor of a region)."""
 
-    __slots__ = ("_node", "_value")
+    __slots__ = ("_node", "_value", "_entry")
 
-    def __init__(self, node, value: SavedValue) -> None:
+    def __init__(self, node, value: SavedValue, entry: int | None = None) -> None:
         self._node = node
         self._value = value
+        self._entry = entry  # the position in a list of saved tensors (SavedValue.sequence), else None
 
     def unpack(self):
-        return self._value.read(self._node)
+        value = self._value.read(self._node)
+        return value if self._entry is None else value[self._entry]
 
     @property
     def data(self):

@@ -535,7 +535,7 @@ class Index(Function):
     node_name = "IndexBackward0"
     label = "index"
     rule = "scatters the gradient into zeros at the indexed positions (repeated indices summed)"
-    saved_attributes = {"_saved_indices": _function.SavedValue(_saved_indices, tensor=True),
+    saved_attributes = {"_saved_indices": _function.SavedValue(_saved_indices, tensor=True, sequence=True),
                         "_saved_self_sym_sizes": _function.SavedValue(lambda node: tuple(node.shape))}
 
     @staticmethod
@@ -1210,7 +1210,7 @@ class IndexPut(Function):
     rule = "the overwritten positions get no gradient; the values get the gradient there"
     saved_attributes = {"_saved_accumulate": False,
                         "_saved_indices": SavedValue(lambda node: torch_indices(node.raw_key, node._input_meta[0][0]),
-                                                    tensor=True)}
+                                                    tensor=True, sequence=True)}
 
     @staticmethod
     def forward(ctx, x, value, key, raw_key=None):
