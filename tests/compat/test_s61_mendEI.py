@@ -188,3 +188,28 @@ def test_index_put_raw_saved_indices_is_a_tuple():
         node = _tensor(lib, 3, 4).index_put((lib.tensor([0, 1]), lib.tensor([2, 3])), lib.tensor(1.0)).grad_fn
         seen[lib.__name__] = [tuple(r.unpack().tolist()) for r in node._raw_saved_indices]
     assert seen["chainrule"] == seen["torch"] == [(0, 1), (2, 3)]
+
+
+# (name, build(lib) -> output): ops given a negative dim, which torch's node reports as given
+_NEGATIVE_DIMS = [
+    ("select", lambda lib: _tensor(lib, 3, 4).select(-1, 1)),
+    ("narrow", lambda lib: _tensor(lib, 3, 4).narrow(-1, 1, 2)),
+    ("cat", lambda lib: lib.cat([_tensor(lib, 3, 4), _tensor(lib, 3, 2, seed=1)], -1)),
+    ("chunk", lambda lib: _tensor(lib, 3, 4).chunk(2, -1)[1]),
+    ("permute", lambda lib: _tensor(lib, 3, 4, 2).permute(-1, 0, -2)),
+    ("scatter_add", lambda lib: _tensor(lib, 3, 4).scatter_add(-1, lib.tensor([[0], [1], [2]]), _tensor(lib, 3, 1))),
+    ("diagonal", lambda lib: _tensor(lib, 3, 4).diagonal(1, -1, -2)),
+    ("cumulative_trapezoid", lambda lib: lib.cumulative_trapezoid(_tensor(lib, 3, 4))),
+    ("cosine_similarity", lambda lib: lib.nn.functional.cosine_similarity(_tensor(lib, 3, 4), _tensor(lib, 3, 4, seed=1),
+                                                                          dim=-1)),
+    ("index_select_positive", lambda lib: _tensor(lib, 3, 4)[:, -1]),  # (an index key's dim: torch's is positive)
+]
+
+
+@pytest.mark.parametrize("name, build", _NEGATIVE_DIMS, ids=[case[0] for case in _NEGATIVE_DIMS])
+def test_negative_dims_as_torchs_nodes_report_them(name, build):
+    def dims(lib):
+        node = build(lib).grad_fn
+        return node.name(), {n: getattr(node, n) for n in dir(node) if n.startswith("_saved_") and "dim" in n}
+
+    assert dims(chainrule) == dims(torch)

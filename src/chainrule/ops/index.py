@@ -647,7 +647,8 @@ class Select(Index):
     label = "select"
     rule = "places the gradient at the picked index, zeros elsewhere"
     # torch's names, of the last select (a negative index as torch's C++ node reports it)
-    saved_attributes = {"_saved_dim": _function.SavedValue(lambda node: _last_step(node, int)[0]),
+    saved_attributes = {"_saved_dim": _function.SavedValue(lambda node: _function.as_uint64(getattr(
+                            node, "given_dim", None) or _last_step(node, int)[0])),
                         "_saved_index": _function.SavedValue(lambda node: _function.as_uint64(int(_last_step(node, int)[1]))),
                         "_saved_self_sym_sizes": _function.SavedValue(lambda node: _last_step(node, int)[2])}
 
@@ -688,7 +689,8 @@ def _slice_value(name: str):
     as 0 and INT64_MAX, a negative one as torch's C++ node reports it), step, dim, sizes."""
     def read(node):
         dim, k, sizes = _last_step(node, slice)
-        value = {"_saved_dim": dim, "_saved_self_sym_sizes": sizes, "_saved_step": 1 if k.step is None else int(k.step),
+        value = {"_saved_dim": _function.as_uint64(getattr(node, "given_dim", None) or dim),
+                 "_saved_self_sym_sizes": sizes, "_saved_step": 1 if k.step is None else int(k.step),
                  "_saved_start": 0 if k.start is None else _function.as_uint64(int(k.start)),
                  "_saved_end": 2 ** 63 - 1 if k.stop is None else _function.as_uint64(int(k.stop))}
         return value[name]
@@ -2415,7 +2417,7 @@ class ScatterAdd(Function):
     rule = "∂/∂self = G, ∂/∂src = G gathered at the index"
     _array_forward = True
     # torch keeps the index only for src's gradient
-    saved_attributes = {"_saved_dim": _function.ctx_value("dim"), "_saved_index": _function.SavedValue(
+    saved_attributes = {"_saved_dim": _GIVEN_DIM, "_saved_index": _function.SavedValue(
         lambda node: Tensor._make(node.index) if node.needs_input_grad[1] else None, tensor=True,
         undefined=lambda node: not node.needs_input_grad[1])}
 
@@ -2474,7 +2476,7 @@ def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
     _check_range(array, _as_1d(input._data).shape[d], d, "scatter_add")
     if _function.active_dispatch is not None:  # (a mode sees the call as given)
         _function.note_given(ScatterAdd, input, aten_call=(("scatter_add", "default"), (input, dim, index, src), {}))
-    return ScatterAdd.apply(input, src, index=array, dim=d)
+    return _keep_given_dim(ScatterAdd.apply(input, src, index=array, dim=d), dim)
 
 
 # torch's scatter nodes keep the dim as given (a negative one as the C++ node's unsigned) and the index

@@ -530,7 +530,7 @@ def _trapezoid(op: str, y: Tensor, x, dx, dim: int, cumulative: bool) -> Tensor:
     if x is None:
         dx = 1.0 if dx is None else dx
         if cumulative:
-            return (dx / 2.0 * pairs).cumsum(d)
+            return (dx / 2.0 * pairs).cumsum(dim)  # (along the dim as given, which torch's node keeps)
         # torch multiplies by dx as a C++ double: mul's Scalar overload (MulBackward1)
         return name_node((y.sum(d) - (y.select(d, 0) + y.select(d, -1)) * 0.5) * dx, "MulBackward1", label=op)
     spacing = _spacing(y, x, dx, d, op)
