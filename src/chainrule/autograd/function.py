@@ -252,6 +252,12 @@ class Node(FunctionCtx):
     _overwritten_operands = None
     # the unpack hook of saved_tensors_hooks when this node's saved tensors were packed, else None
     _unpack_hook = None
+    # torch's _saved_* names in the order its node saves them, for saved_tensors_hooks to pack in
+    # that order (see graph._pack_in_torch_order), else None: the saved tensors in their own order
+    torch_pack_order = None
+    # how many packed values at the end of _saved are no saved tensor of the rule's (a norm's packed
+    # statistics): unpacked with the others, not handed to the rule
+    _packed_extras = 0
     _saved_for_forward = None
     # torch's _saved_<name> attributes of this node's op (see SavedValue), None when undeclared
     _torch_saved = None
@@ -881,6 +887,7 @@ class FunctionMeta(type):
                                                   "__module__": cls.__module__, "label": label,
                                                   "rule": rule, "formula": formula,
                                                   "_torch_saved": getattr(cls, "saved_attributes", None),
+                                                  "torch_pack_order": getattr(cls, "torch_pack_order", None),
                                                   "_ctx_tensors": _keeps_ctx_tensors(getattr(cls, "saved_attributes", None)),
                                                   **_strides_kept(getattr(cls, "saved_attributes", None))})
 
@@ -1981,6 +1988,8 @@ def _unpack_saved(node) -> tuple:
         if node._saved[i] is not None and not isinstance(t, _Tensor):
             raise TypeError(f"{node.name()}: the unpack hook of saved_tensors_hooks returned a "
                             f"{type(t).__name__}, expected a Tensor")
+    if node._packed_extras:  # (unpacked as torch's backward unpacks them; the rule does not read them)
+        unpacked = unpacked[:-node._packed_extras]
     own_outputs = node._saved_outputs or ()
     unpacked = tuple(_in_original_place(t, s) if type(s) is _PackedSaved and i not in own_outputs else t
                      for i, (t, s) in enumerate(zip(unpacked, node._saved)))
