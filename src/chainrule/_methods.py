@@ -1909,7 +1909,8 @@ def _index_put_form(op: str, first: int):
 
 
 # torch's index_put node keeps the indices as given and the accumulate flag
-_INDEX_PUT_SAVED = {"_saved_accumulate": kept_value("accumulate"), "_saved_indices": kept_value("indices", tensor=True)}
+_INDEX_PUT_SAVED = {"_saved_accumulate": kept_value("accumulate"),
+                    "_saved_indices": kept_value("indices", tensor=True, sequence=True)}
 
 
 def _put(self: Tensor, index: Tensor, source: Tensor, accumulate: bool = False) -> Tensor:
@@ -1938,7 +1939,14 @@ def _put(self: Tensor, index: Tensor, source: Tensor, accumulate: bool = False) 
     positions = Tensor._make((flat_index % max(n, 1)).astype(np.int64))
     result = _put_flat(self, positions, source.reshape(-1), accumulate, "put")
     return name_node(result, "PutBackward0", label="put",
-                     rule="the put values get the gradient at their positions; self the rest (all of it, accumulating)")
+                     rule="the put values get the gradient at their positions; self the rest (all of it, accumulating)",
+                     saved=_PUT_SAVED, kept={"accumulate": bool(accumulate), "index": index,
+                                             "source": source if source.requires_grad else None})
+
+
+# torch's put node keeps the index as given, the accumulate flag, and source for its own gradient
+_PUT_SAVED = {"_saved_accumulate": kept_value("accumulate"), "_saved_index": kept_value("index", tensor=True),
+              "_saved_source": kept_value("source", tensor=True)}
 
 
 def _resize(self: Tensor, *sizes, size=None, memory_format=None) -> Tensor:

@@ -252,6 +252,12 @@ class Node(FunctionCtx):
     _overwritten_operands = None
     # the unpack hook of saved_tensors_hooks when this node's saved tensors were packed, else None
     _unpack_hook = None
+    # torch's _saved_* names in the order its node saves them, for saved_tensors_hooks to pack in
+    # that order (see graph._pack_in_torch_order), else None: the saved tensors in their own order
+    torch_pack_order = None
+    # how many packed values at the end of _saved are no saved tensor of the rule's (a norm's packed
+    # statistics): unpacked with the others, not handed to the rule
+    _packed_extras = 0
     _saved_for_forward = None
     # torch's _saved_<name> attributes of this node's op (see SavedValue), None when undeclared
     _torch_saved = None
@@ -427,7 +433,11 @@ class _SavedName:
             declared = type(node)._torch_saved
             value = None if declared is None else declared.get(name[4:])
             if type(value) is SavedValue and value.tensor:
-                return SavedTensor(node, value)
+                if not value.sequence:
+                    return SavedTensor(node, value)
+                if node._freed:  # torch's error for a list of saved tensors, read as a whole
+                    node.saved_values  # noqa: B018 - the property raises it
+                return tuple([SavedTensor(node, value, k) for k in range(len(value.read(node)))])
         raise AttributeError(f"'{type(node).__name__}' object has no attribute '{name}'")
 
 
@@ -477,10 +487,10 @@ class SavedValue:
     ctx_value("dim"), "_saved_alpha": 1, ...}``: torch's names, each a SavedValue or a constant.
     Nothing runs when the op is recorded; the value is made when someone reads the attribute."""
 
-    __slots__ = ("read", "slot", "tensor", "undefined", "position", "reads_strides")
+    __slots__ = ("read", "slot", "tensor", "undefined", "position", "reads_strides", "sequence")
 
     def __init__(self, read, slot=None, tensor: bool = False, undefined=None, position=None,
-                 reads_strides: bool = False) -> None:
+                 reads_strides: bool = False, sequence: bool = False) -> None:
         self.read = read  # read(node) -> the value
         # the position in ctx.save_for_backward of the saved tensor read as is (its reads can be
         # hooked through _raw_saved_<name>), else None
@@ -494,6 +504,9 @@ class SavedValue:
         # True where the value is read from saved tensors' strides, which torch keeps as numbers
         # that outlive the graph: release_saved keeps them (see SAVED_STRIDES_ON_RELEASE)
         self.reads_strides = reads_strides
+        # True where the value is a tuple of tensors (or None), torch's list of saved tensors: its
+        # _raw_saved_<name> is a tuple of SavedTensors, one per entry (a None one unpacks to None)
+        self.sequence = sequence
 
 
 def _always(node) -> bool:
@@ -589,13 +602,15 @@ def input_strides(position: int, saved_position: int | None = None, then=None) -
     return SavedValue(read, reads_strides=saved_position is not None)
 
 
-def kept_value(key: str, tensor: bool = False) -> SavedValue:
-    """The value a composite op handed ``name_node`` as ``kept[key]`` (``tensor``: a tensor or None)."""
+def kept_value(key: str, tensor: bool = False, sequence: bool = False) -> SavedValue:
+    """The value a composite op handed ``name_node`` as ``kept[key]`` (``tensor``: a tensor or None;
+    ``sequence``: a tuple of those, see SavedValue)."""
     def read(node):
         return node.torch_kept[key]
 
     # (None stays None once the graph is freed: an undefined tensor, which torch reads as None then too)
-    return SavedValue(read, tensor=tensor, undefined=(lambda node: read(node) is None) if tensor else None)
+    return SavedValue(read, tensor=tensor, undefined=(lambda node: read(node) is None) if tensor else None,
+                      sequence=sequence)
 
 
 class _ReleasedTensor:
@@ -660,14 +675,16 @@ class SavedTensor:
     through hooks (``register_hooks(pack_hook, unpack_hook)``, as saved_tensors_hooks does for
     every saved tensor of a region)."""
 
-    __slots__ = ("_node", "_value")
+    __slots__ = ("_node", "_value", "_entry")
 
-    def __init__(self, node, value: SavedValue) -> None:
+    def __init__(self, node, value: SavedValue, entry: int | None = None) -> None:
         self._node = node
         self._value = value
+        self._entry = entry  # the position in a list of saved tensors (SavedValue.sequence), else None
 
     def unpack(self):
-        return self._value.read(self._node)
+        value = self._value.read(self._node)
+        return value if self._entry is None else value[self._entry]
 
     @property
     def data(self):
@@ -870,6 +887,7 @@ class FunctionMeta(type):
                                                   "__module__": cls.__module__, "label": label,
                                                   "rule": rule, "formula": formula,
                                                   "_torch_saved": getattr(cls, "saved_attributes", None),
+                                                  "torch_pack_order": getattr(cls, "torch_pack_order", None),
                                                   "_ctx_tensors": _keeps_ctx_tensors(getattr(cls, "saved_attributes", None)),
                                                   **_strides_kept(getattr(cls, "saved_attributes", None))})
 
@@ -1970,6 +1988,8 @@ def _unpack_saved(node) -> tuple:
         if node._saved[i] is not None and not isinstance(t, _Tensor):
             raise TypeError(f"{node.name()}: the unpack hook of saved_tensors_hooks returned a "
                             f"{type(t).__name__}, expected a Tensor")
+    if node._packed_extras:  # (unpacked as torch's backward unpacks them; the rule does not read them)
+        unpacked = unpacked[:-node._packed_extras]
     own_outputs = node._saved_outputs or ()
     unpacked = tuple(_in_original_place(t, s) if type(s) is _PackedSaved and i not in own_outputs else t
                      for i, (t, s) in enumerate(zip(unpacked, node._saved)))

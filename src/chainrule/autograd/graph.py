@@ -87,22 +87,57 @@ def _pack_outputs(out) -> None:
         return
     pack_hook, unpack_hook = _hooks_stack[-1]
     own_outputs = node._saved_outputs or ()
-    packed = []
-    for i, saved in enumerate(node._saved):
+    packed = list(node._saved)
+
+    def pack(i, saved):
         # torch saves a number as a number: no hook (nor for a cached number operand, ops/elementwise._constant)
         if saved is None or getattr(saved, "_wrapped_number", False) or id(saved) in _function.constant_numbers:
-            packed.append(saved)
-            continue
+            return
         # torch hands pack_hook the tensor itself: for a saved output, the output (with its grad_fn)
         tensor = saved
         if i in own_outputs:
             tensor = next((o for o in outputs if isinstance(o, Tensor) and o.grad_fn is node
                            and o._output_nr == saved._output_nr), saved)
         # the original's place in the graph is kept beside what pack returns (an output's is its node)
-        packed.append(_function._PackedSaved(pack_hook(tensor), original=None if i in own_outputs else saved))
-    node._saved = tuple(packed)
+        packed[i] = _function._PackedSaved(pack_hook(tensor), original=None if i in own_outputs else saved)
+
+    order = node.torch_pack_order
+    extras, left = _pack_in_torch_order(node, order, pack, pack_hook) if order is not None and node._torch_saved \
+        else ((), ())
+    for i, saved in enumerate(node._saved):
+        if packed[i] is saved and i not in left:
+            pack(i, saved)
+    node._saved = tuple(packed) + extras
+    node._packed_extras = len(extras)
     node._saved_versions = None  # torch checks no versions through hooks: unpack's result is used
     node._unpack_hook = unpack_hook
+
+
+def _pack_in_torch_order(node, order: tuple, pack, pack_hook) -> tuple:
+    """Pack a node's saved tensors in the order torch's node saves them (``torch_pack_order``: its
+    _saved_* names): a name read from a saved tensor packs that one; one the node computes when read
+    (a norm's mean and 1/σ, which torch's node saves as results) packs its value, returned as packed
+    extras, which each unpack of the node's saved tensors unpacks too, as torch's backward does. A
+    name torch keeps undefined packs nothing (its saved tensor, a norm's unit weight, is left as it
+    is). Returns the packed extras and the positions of the saved tensors left unpacked."""
+    declared = node._torch_saved
+    extras, left = [], []
+    for name in order:
+        value = declared.get(name)
+        if value is None:
+            continue
+        if value.undefined is not None and value.undefined(node):
+            if value.slot is not None:
+                left.append(value.slot)
+            continue
+        if value.slot is not None:
+            pack(value.slot, node._saved[value.slot])
+            continue
+        with no_grad():
+            tensor = value.read(node)
+        if tensor is not None:
+            extras.append(_function._PackedSaved(pack_hook(tensor)))
+    return tuple(extras), left
 
 
 class saved_tensors_hooks:

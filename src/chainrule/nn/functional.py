@@ -335,7 +335,7 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
     if not eps >= 0:  # NaN too
         raise RuntimeError(f"eps must be non-negative, got: {eps:g}")
     x1, x2 = broadcast_tensors(x1, x2)
-    dim = _wrap_dim(dim, x1.ndim, "cosine_similarity")
+    _wrap_dim(dim, x1.ndim, "cosine_similarity")  # (the ops below take the dim as given, which their nodes keep)
     n1 = x1.norm(2, dim, keepdim=True).clone()
     n2 = x2.norm(2, dim, keepdim=True).clone()
     with _no_grad():

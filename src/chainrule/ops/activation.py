@@ -498,7 +498,8 @@ def randomized_leaky_relu(input: Tensor, lower: float, upper: float, training: b
             return name_node(out, "RreluWithNoiseBackward1", label="rrelu") if in_place_node else out
         out = LeakyRelu.apply(float_kernel_input(input, "leaky_relu_cpu"), negative_slope=float((lower + upper) / 2),
                               second_order_node="RreluWithNoiseBackwardBackward0", contiguous=True)
-        return name_node(out, "RreluWithNoiseBackward0", label="rrelu")
+        return name_node(out, "RreluWithNoiseBackward0", label="rrelu", saved=_RRELU_EVAL_SAVED,
+                         kept={"lower": lower, "upper": upper})
     x = float_kernel_input(input, "rrelu_with_noise_out_cpu")
     if xp is np and x._data.dtype == np.float16:  # torch's CPU kernel has no half version
         raise NotImplementedError("\"rrelu_with_noise_out_cpu\" not implemented for 'Half'")
@@ -507,9 +508,9 @@ def randomized_leaky_relu(input: Tensor, lower: float, upper: float, training: b
         return _run_inplace(input, lambda t: (t.float() * Tensor._make(slopes)).to(t.dtype)) if inplace else (
             (x.float() * Tensor._make(slopes)).to(x.dtype))
     if inplace:
-        return _run_inplace_named(input, lambda t: RreluWithNoise.apply(t, slopes=slopes), node="RreluWithNoiseBackward1",
-                                  saved_names={})
-    return RreluWithNoise.apply(x, slopes=slopes)
+        return _run_inplace_named(input, lambda t: RreluWithNoise.apply(t, slopes=slopes, bounds=(lower, upper)),
+                                  node="RreluWithNoiseBackward1", saved_names={})
+    return RreluWithNoise.apply(x, slopes=slopes, bounds=(lower, upper))
 
 
 def _eval_rrelu_shown(input: Tensor, lower: float, upper: float, inplace: bool) -> Tensor | None:
@@ -558,17 +559,31 @@ class RreluWithNoise(Function):
     rule = "scales the gradient by the slope drawn for each element (1 where a > 0)"
     formula = "rrelu({0})"
     _array_forward = True
+    # torch's names: its noise is the slopes drawn
+    saved_attributes = {"_saved_lower": SavedValue(lambda node: node.bounds[0]),
+                        "_saved_noise": SavedValue(lambda node: Tensor._make(node.slopes), tensor=True),
+                        "_saved_self": saved(0), "_saved_training": True,
+                        "_saved_upper": SavedValue(lambda node: node.bounds[1])}
 
     @staticmethod
-    def forward(ctx, x, slopes):
+    def forward(ctx, x, slopes, bounds):
         ctx.save_for_backward(x)
         ctx.slopes = slopes
+        ctx.bounds = bounds
         return row_major(x * slopes)  # torch's output: a contiguous empty_like
 
     @staticmethod
     def backward(ctx, grad):
         # d = the drawn slope; torch's backward takes the input, so a penalty's gradient keeps an edge to it
         return depending_on(_scaled_mask(grad, ctx.slopes, ctx.slopes, saved_first=True), *ctx.saved_values, node="RreluWithNoiseBackwardBackward0")
+
+
+# torch's _saved_* of eval rrelu (a leaky relu of the mean slope); its noise, which eval mode never
+# reads, is an empty_like of the input: zeros here
+_RRELU_EVAL_SAVED = {"_saved_lower": kept_value("lower"),
+                     "_saved_noise": SavedValue(lambda node: Tensor._make(
+                         array_module(node.saved_values[0]._data).zeros_like(node.saved_values[0]._data)), tensor=True),
+                     "_saved_self": saved(0), "_saved_training": False, "_saved_upper": kept_value("upper")}
 
 
 def _rrelu_slopes(data, lower: float, upper: float, xp, generator=None):

@@ -190,7 +190,39 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None, 
             out = _rounded(out, low)
             if mode == "mean":
                 out = _rounded(out.to(_dtype.float32) / Tensor._make(sizes[:, None]), low)
-    return name_node(out, "EmbeddingBagBackward0")
+    if out._grad_fn is None:
+        return out
+    flat, offsets = (input, offsets) if input.dim() == 1 else (
+        input.reshape(-1), creation.arange(0, input.numel(), input.size(1), dtype=input.dtype, device=input.device))
+    weights = None if per_sample_weights is None else per_sample_weights.reshape(-1)
+    return name_node(out, "EmbeddingBagBackward0", saved=_EMBEDDING_BAG_SAVED, kept={
+        "indices": flat, "offsets": offsets, "mode": _MODES.index(mode), "include_last_offset": include_last_offset,
+        "padding_idx": _function.as_uint64(-1 if padding_idx is None else padding_idx),
+        "per_sample_weights": weights, "scale_grad_by_freq": scale_grad_by_freq, "sparse": sparse,
+        "weight": weight if weights is not None and weights.requires_grad else None, "weight rows": weight,
+        "weight_sym_argsize_0": num_rows})
+
+
+def _kept_bag_result(position: int) -> _function.SavedValue:
+    def read(node):
+        kept = node.torch_kept
+        padding = kept["padding_idx"]
+        return _bag_results(kept["weight rows"], kept["indices"], kept["offsets"], kept["mode"],
+                            kept["include_last_offset"], None if padding == _function.as_uint64(-1) else padding,
+                            True)[position]
+
+    return _function.SavedValue(read, tensor=True)
+
+
+# torch's _saved_* of embedding_bag: the flat indices and offsets (a 2-d input's made by arange, as
+# F.embedding_bag makes them), the arguments, and its kernel's three index results (result1..3), made
+# when read; the weight only for per_sample_weights' gradient
+_EMBEDDING_BAG_SAVED = {
+    **{f"_saved_{name}": _function.kept_value(name, tensor=True)
+       for name in ("indices", "offsets", "per_sample_weights", "weight")},
+    **{f"_saved_{name}": _function.kept_value(name)
+       for name in ("mode", "padding_idx", "scale_grad_by_freq", "sparse", "weight_sym_argsize_0")},
+    **{f"_saved_result{k + 1}": _kept_bag_result(k) for k in range(3)}}
 
 
 def _bags_to_mode(input, weight, offsets, scale_grad_by_freq, mode, sparse, per_sample_weights, include_last_offset,
@@ -351,6 +383,13 @@ def aten_embedding_bag(weight: Tensor, indices: Tensor, offsets: Tensor, scale_g
         raise RuntimeError("`mode` must be sum, mean, or max.")
     output = embedding_bag(indices, weight, offsets, None, 2, scale_grad_by_freq, _MODES[mode], sparse,
                            per_sample_weights, include_last_offset, padding_idx)
+    return (output, *_bag_results(weight, indices, offsets, mode, include_last_offset, padding_idx,
+                                  weight.requires_grad))
+
+
+def _bag_results(weight: Tensor, indices: Tensor, offsets: Tensor, mode: int, include_last_offset: bool,
+                 padding_idx: int | None, weight_requires_grad: bool) -> tuple:
+    """torch's offset2bag, bag_size and max_indices (see aten_embedding_bag) of flat indices and offsets."""
     xp = array_module(weight._data)
     index_dtype = np.promote_types(indices._data.dtype, offsets._data.dtype)
     starts = offsets._data.astype(index_dtype)
@@ -362,7 +401,7 @@ def aten_embedding_bag(weight: Tensor, indices: Tensor, offsets: Tensor, scale_g
     # counted in the last bag (its sum leaves it out, its mean divides by it: torch's kernel)
     bag_starts = starts[:num_bags]
     offset2bag = (xp.searchsorted(bag_starts, xp.arange(length), side="right") - 1).astype(index_dtype)
-    if weight.requires_grad or mode != 0:
+    if weight_requires_grad or mode != 0:
         bag_size = xp.zeros(num_bags, dtype=index_dtype)
         if mode != 0 and num_bags:
             bag_size[:-1] = bag_starts[1:] - bag_starts[:-1]
@@ -378,7 +417,7 @@ def aten_embedding_bag(weight: Tensor, indices: Tensor, offsets: Tensor, scale_g
         max_indices = bag_size.copy()
     if fast_sum:
         offset2bag = offset2bag[:0]
-    return tuple([output] + [Tensor._make(array) for array in (offset2bag, bag_size, max_indices)])
+    return tuple([Tensor._make(array) for array in (offset2bag, bag_size, max_indices)])
 
 
 def _max_rows(weight, indices, offset2bag, padding, num_bags: int, index_dtype):

@@ -535,7 +535,7 @@ class Index(Function):
     node_name = "IndexBackward0"
     label = "index"
     rule = "scatters the gradient into zeros at the indexed positions (repeated indices summed)"
-    saved_attributes = {"_saved_indices": _function.SavedValue(_saved_indices, tensor=True),
+    saved_attributes = {"_saved_indices": _function.SavedValue(_saved_indices, tensor=True, sequence=True),
                         "_saved_self_sym_sizes": _function.SavedValue(lambda node: tuple(node.shape))}
 
     @staticmethod
@@ -647,7 +647,8 @@ class Select(Index):
     label = "select"
     rule = "places the gradient at the picked index, zeros elsewhere"
     # torch's names, of the last select (a negative index as torch's C++ node reports it)
-    saved_attributes = {"_saved_dim": _function.SavedValue(lambda node: _last_step(node, int)[0]),
+    saved_attributes = {"_saved_dim": _function.SavedValue(lambda node: _function.as_uint64(getattr(
+                            node, "given_dim", None) or _last_step(node, int)[0])),
                         "_saved_index": _function.SavedValue(lambda node: _function.as_uint64(int(_last_step(node, int)[1]))),
                         "_saved_self_sym_sizes": _function.SavedValue(lambda node: _last_step(node, int)[2])}
 
@@ -688,7 +689,8 @@ def _slice_value(name: str):
     as 0 and INT64_MAX, a negative one as torch's C++ node reports it), step, dim, sizes."""
     def read(node):
         dim, k, sizes = _last_step(node, slice)
-        value = {"_saved_dim": dim, "_saved_self_sym_sizes": sizes, "_saved_step": 1 if k.step is None else int(k.step),
+        value = {"_saved_dim": _function.as_uint64(getattr(node, "given_dim", None) or dim),
+                 "_saved_self_sym_sizes": sizes, "_saved_step": 1 if k.step is None else int(k.step),
                  "_saved_start": 0 if k.start is None else _function.as_uint64(int(k.start)),
                  "_saved_end": 2 ** 63 - 1 if k.stop is None else _function.as_uint64(int(k.stop))}
         return value[name]
@@ -1210,7 +1212,7 @@ class IndexPut(Function):
     rule = "the overwritten positions get no gradient; the values get the gradient there"
     saved_attributes = {"_saved_accumulate": False,
                         "_saved_indices": SavedValue(lambda node: torch_indices(node.raw_key, node._input_meta[0][0]),
-                                                    tensor=True)}
+                                                    tensor=True, sequence=True)}
 
     @staticmethod
     def forward(ctx, x, value, key, raw_key=None):
@@ -2415,7 +2417,7 @@ class ScatterAdd(Function):
     rule = "∂/∂self = G, ∂/∂src = G gathered at the index"
     _array_forward = True
     # torch keeps the index only for src's gradient
-    saved_attributes = {"_saved_dim": _function.ctx_value("dim"), "_saved_index": _function.SavedValue(
+    saved_attributes = {"_saved_dim": _GIVEN_DIM, "_saved_index": _function.SavedValue(
         lambda node: Tensor._make(node.index) if node.needs_input_grad[1] else None, tensor=True,
         undefined=lambda node: not node.needs_input_grad[1])}
 
@@ -2474,7 +2476,7 @@ def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
     _check_range(array, _as_1d(input._data).shape[d], d, "scatter_add")
     if _function.active_dispatch is not None:  # (a mode sees the call as given)
         _function.note_given(ScatterAdd, input, aten_call=(("scatter_add", "default"), (input, dim, index, src), {}))
-    return ScatterAdd.apply(input, src, index=array, dim=d)
+    return _keep_given_dim(ScatterAdd.apply(input, src, index=array, dim=d), dim)
 
 
 # torch's scatter nodes keep the dim as given (a negative one as the C++ node's unsigned) and the index
@@ -2916,13 +2918,35 @@ def index_func_meta(op: str, input: Tensor, dim: int, index: Tensor, source) -> 
     return d
 
 
+def _index_for_source(node):
+    # (torch keeps the index only for source's gradient)
+    return Tensor._make(node.index) if node.needs_input_grad[1] else None
+
+
+def _kept_source(node):
+    return None if node.source is None else Tensor._make(node.source)
+
+
+_SOURCE_DIM = SavedValue(lambda node: len(node._input_meta[1][0]))
+# torch's _saved_source, kept for source's gradient only; held on the node, not saved (no version
+# check): index_put composes these ops, and its torch node keeps no values, which may be written in
+# place before backward
+_SOURCE = SavedValue(_kept_source, tensor=True, undefined=lambda node: node.source is None)
+
+
 class IndexAdd(Function):
     label = "index_add"
     rule = "∂/∂self = G; ∂/∂source = α·G read at the slabs it was added to"
     _array_forward = True
+    # torch's names: source (and the index) kept only for source's gradient
+    saved_attributes = {"_saved_alpha": _function.ctx_value("alpha"), "_saved_dim": _GIVEN_DIM,
+                        "_saved_index": SavedValue(_index_for_source, tensor=True,
+                                                   undefined=lambda node: not node.needs_input_grad[1]),
+                        "_saved_source": _SOURCE, "_saved_source_dim": _SOURCE_DIM}
 
     @staticmethod
     def forward(ctx, x, source, index, dim, alpha):
+        ctx.source = source if ctx.needs_input_grad[1] else None
         ctx.index = index
         ctx.dim = dim
         ctx.alpha = alpha
@@ -2960,7 +2984,15 @@ def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1
     array, d = _index_dim(input, dim, index, "index_add", alpha)
     alpha = checked_scalar(alpha, input.dtype)  # -1 on uint8 adds 255 times, wrapping, as torch
     _dtype.refuse_wide_unsigned("index.index_add", input._data)
-    return IndexAdd.apply(input, source, index=array, dim=d, alpha=alpha)
+    return _keep_given_dim(IndexAdd.apply(input, source, index=array, dim=d, alpha=alpha), dim)
+
+
+def _keep_given_dim(out: Tensor, dim) -> Tensor:
+    """``out``, its node keeping the dim as given, for torch's ``_saved_dim`` (a negative one as the
+    C++ node's unsigned)."""
+    if out._grad_fn is not None and dim < 0:
+        out._grad_fn.given_dim = dim
+    return out
 
 
 def _same_dtype(t: Tensor, like: Tensor) -> Tensor:
@@ -2973,6 +3005,8 @@ class IndexFill(Function):
     label = "index_fill"
     rule = "the filled slabs get no gradient; the rest passes through"
     _array_forward = True
+    saved_attributes = {"_saved_dim": _GIVEN_DIM,
+                        "_saved_index": SavedValue(lambda node: Tensor._make(node.index), tensor=True)}
 
     @staticmethod
     def forward(ctx, x, index, dim, value):
@@ -3013,19 +3047,31 @@ def index_fill(input: Tensor, dim: int, index: Tensor, value) -> Tensor:
             mask = xp.zeros(input._data.shape, dtype=bool)
             _moved(mask, d)[array] = True
             return name_node(where(Tensor._make(mask), _same_dtype(value, input), input), "IndexFillBackward1",
-                             label="index_fill")
+                             label="index_fill", saved=_INDEX_FILL_KEPT_SAVED, kept={"dim": dim, "index": index})
         out = IndexFill.apply(input, index=array, dim=d, value=checked_scalar(value.item(), input.dtype))
-        return name_node(out, "IndexFillBackward1", label="index_fill")  # torch's node of the tensor overload
-    return IndexFill.apply(input, index=array, dim=d, value=checked_scalar(value, input.dtype))
+        # torch's node of the tensor overload
+        return name_node(_keep_given_dim(out, dim), "IndexFillBackward1", label="index_fill",
+                         saved=IndexFill.saved_attributes)
+    return _keep_given_dim(IndexFill.apply(input, index=array, dim=d, value=checked_scalar(value, input.dtype)), dim)
+
+
+# torch's _saved_* of index_fill with a value that needs a gradient, composed with where
+_INDEX_FILL_KEPT_SAVED = {"_saved_dim": SavedValue(lambda node: _function.as_uint64(node.torch_kept["dim"])),
+                          "_saved_index": _function.kept_value("index", tensor=True)}
 
 
 class IndexCopy(Function):
     label = "index_copy"
     rule = "the copied-over slabs pass no gradient to self; source gets the gradient of its slabs"
     _array_forward = True
+    # torch's names: source kept only for its own gradient
+    saved_attributes = {"_saved_dim": _GIVEN_DIM,
+                        "_saved_index": SavedValue(lambda node: Tensor._make(node.index), tensor=True),
+                        "_saved_source": _SOURCE, "_saved_source_dim": _SOURCE_DIM}
 
     @staticmethod
     def forward(ctx, x, source, index, dim):
+        ctx.source = source if ctx.needs_input_grad[1] else None
         ctx.index = index
         ctx.dim = dim
         out = x.copy()
@@ -3057,7 +3103,7 @@ def index_copy(input: Tensor, dim: int, index: Tensor, source: Tensor) -> Tensor
     array, d = _index_dim(input, dim, index, "index_copy", source=source)
     _check_source("index_copy_", input, source, array, d)
     _dtype.refuse_wide_unsigned("index.index_copy", input._data)
-    return IndexCopy.apply(input, source, index=array, dim=d)
+    return _keep_given_dim(IndexCopy.apply(input, source, index=array, dim=d), dim)
 
 
 # ---------------------------------------------------------------- masks
@@ -3176,6 +3222,7 @@ def masked_select(input: Tensor, mask: Tensor) -> Tensor:
     from .shape import broadcast_tensors
 
     _check_mask(mask, "masked_select")
+    given_input, given_mask = input, mask
     if _vmap_frames.running() and _vmap_frames.batched_value(mask):
         raise RuntimeError("vmap: Attempted to vmap over `mask` in torch.masked_select(self, mask) We cannot support "
                            "this because for each batch this would return a differently shaped Tensor. Please file an "
@@ -3183,7 +3230,13 @@ def masked_select(input: Tensor, mask: Tensor) -> Tensor:
     if input._data.shape != mask._data.shape:
         mask, input = broadcast_tensors(mask, input)  # torch's order (expand_outplace(mask, self)): its error's a and b
     _dtype.refuse_wide_unsigned("index.masked_select", input._data)
-    return name_node(getitem(input, mask), "MaskedSelectBackward0", label="masked_select")
+    return name_node(getitem(input, mask), "MaskedSelectBackward0", label="masked_select", saved=_MASKED_SELECT_SAVED,
+                     kept={"mask": given_mask, "self": given_input})
+
+
+# torch's _saved_* of masked_select: its arguments as given (before they are broadcast together)
+_MASKED_SELECT_SAVED = {"_saved_mask": _function.kept_value("mask", tensor=True),
+                        "_saved_self": _function.kept_value("self", tensor=True)}
 
 
 class MaskedScatter(Function):
@@ -3318,7 +3371,13 @@ def take(input: Tensor, index: Tensor) -> Tensor:
         bad = _first_out_of_range(array, -n, n)
         raise IndexError(f"out of range: tried to access index {bad} on a tensor of {n} elements.")
     _dtype.refuse_wide_unsigned("index.take", input._data)
-    return name_node(getitem(input.reshape(-1), array), "TakeBackward0", label="take")
+    return name_node(getitem(input.reshape(-1), array), "TakeBackward0", label="take", saved=_TAKE_SAVED,
+                     kept={"index": index, "self": input})
+
+
+# torch's _saved_* of take: the index and the input as given
+_TAKE_SAVED = {"_saved_index": _function.kept_value("index", tensor=True),
+               "_saved_self": _function.kept_value("self", tensor=True)}
 
 
 @honours_out

@@ -37,6 +37,7 @@ from ..autograd.function import (
     QUIET,
     Function,
     SavedValue,
+    as_uint64,
     ctx_value,
     input_sizes,
     input_strides,
@@ -2292,8 +2293,9 @@ class Diagonal(Function):
     label = "diagonal"
     rule = "puts the gradient back on the diagonal, zeros elsewhere"
     _array_forward = True
-    saved_attributes = {"_saved_dim1": ctx_value("params", lambda params: params[2]),
-                        "_saved_dim2": ctx_value("params", lambda params: params[3]),
+    # the dims as given (negative ones as the C++ node's unsigned)
+    saved_attributes = {"_saved_dim1": SavedValue(lambda node: as_uint64(_given_plane(node)[0])),
+                        "_saved_dim2": SavedValue(lambda node: as_uint64(_given_plane(node)[1])),
                         "_saved_offset": ctx_value("params", lambda params: params[1]),
                         "_saved_self_sym_sizes": input_sizes(0)}
 
@@ -2347,7 +2349,15 @@ def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Te
         raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
     if _function_module.active_dispatch is not None:  # (a mode sees the dims as given)
         _function_module.note_given(Diagonal, input, given_dims=(offset, dim1, dim2))
-    return Diagonal.apply(input, offset=offset, dim1=d1, dim2=d2)._share(input)
+    out = Diagonal.apply(input, offset=offset, dim1=d1, dim2=d2)._share(input)
+    if out._grad_fn is not None and (dim1 < 0 or dim2 < 0):
+        out._grad_fn.given_plane = (dim1, dim2)
+    return out
+
+
+def _given_plane(node) -> tuple:
+    """The (dim1, dim2) a diagonal was given (kept where one is negative), else those it ran on."""
+    return getattr(node, "given_plane", None) or node.params[2:4]
 
 
 def diag(input: Tensor, diagonal: int = 0) -> Tensor:

@@ -15,7 +15,7 @@ from .. import _dtype, _vmap_frames
 from .._backend import array_module
 from .._opmath import cpu_autocast_policy
 from ..autograd import function as _function
-from ..autograd.function import name_node
+from ..autograd.function import kept_value, name_node
 from ..tensor import Tensor
 from . import elementwise as ew
 from ._arg_parser import check_number
@@ -145,7 +145,20 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
     loss = ew.where(others, hinge, ew.zeros_like_tensor(hinge)).sum(1) / classes
     if input.dim() < 2:  # one sample: its loss has the target's shape, () or (1,)
         loss = loss.reshape(tuple(target.shape))
-    return name_node(_reduce(loss, reduction), "MultiMarginLossBackward0", label="multi_margin_loss")
+    return name_node(_reduce(loss, reduction), "MultiMarginLossBackward0", label="multi_margin_loss",
+                     saved=_MULTI_MARGIN_SAVED, kept={"margin": margin, "p": p, "reduction": _REDUCTIONS.index(reduction),
+                                                      "self": input, "target": target, "weight": weight})
+
+
+# torch's _saved_* of its one-kernel margin losses: the arguments as given
+_MULTI_MARGIN_SAVED = {"_saved_margin": kept_value("margin"), "_saved_p": kept_value("p"),
+                       "_saved_reduction": kept_value("reduction"), "_saved_self": kept_value("self", tensor=True),
+                       "_saved_target": kept_value("target", tensor=True),
+                       "_saved_weight": kept_value("weight", tensor=True)}
+# and the multi-label one's is_target: 1 at each sample's listed classes, in the input's shape and dtype
+_MULTILABEL_MARGIN_SAVED = {"_saved_is_target": kept_value("is_target", tensor=True),
+                            "_saved_reduction": kept_value("reduction"), "_saved_self": kept_value("self", tensor=True),
+                            "_saved_target": kept_value("target", tensor=True)}
 
 
 def _check_nonempty_rows(input: Tensor) -> None:
@@ -185,7 +198,10 @@ def multilabel_margin_loss(input: Tensor, target: Tensor, size_average=None, red
     hinge = ew.clamp_min(1.0 - (x.unsqueeze(2) - x.unsqueeze(1)), 0.0)
     loss = (hinge * Tensor._make(pairs)).sum((1, 2)) / classes
     loss = loss.reshape(()) if unbatched and reduction == "none" else loss
-    return name_node(_reduce(loss, reduction), "MultilabelMarginLossBackward0", label="multilabel_margin_loss")
+    is_target = Tensor._make((times_listed > 0).astype(dtype).reshape(input.shape))
+    return name_node(_reduce(loss, reduction), "MultilabelMarginLossBackward0", label="multilabel_margin_loss",
+                     saved=_MULTILABEL_MARGIN_SAVED, kept={"is_target": is_target, "reduction": _REDUCTIONS.index(reduction),
+                                                           "self": input, "target": target})
 
 
 @honours_legacy_flags

@@ -23,6 +23,7 @@ from ..autograd.function import (
     SavedValue,
     absent_tensor,
     ctx_value,
+    kept_value,
     name_node,
     numpy_errstate,
     saved,
@@ -187,6 +188,13 @@ class LayerNormalizeBackward(NormalizeBackward):
         return _cuda_kernels.layer_norm_backward(grad, x, mean, invstd.reshape(mean.shape))[0]
 
 
+# the order torch's norm nodes save their tensors in (what saved_tensors_hooks packs, in order):
+# the arguments, then the results
+_BATCH_NORM_PACK_ORDER = ("_saved_input", "_saved_running_mean", "_saved_running_var", "_saved_weight",
+                          "_saved_result1", "_saved_result2")
+_LAYER_NORM_PACK_ORDER = ("_saved_bias", "_saved_input", "_saved_weight", "_saved_result1", "_saved_result2")
+
+
 class Normalize(Function):
     """x̂ = (x - mean) / sqrt(var + eps) over ``dims`` (biased var), the core of every *_norm.
 
@@ -214,6 +222,7 @@ class Normalize(Function):
         "_saved_training": True,
         "_saved_weight": absent_tensor(),  # (undefined: torch lists _raw_saved_weight, which reads None)
     }
+    torch_pack_order = _BATCH_NORM_PACK_ORDER
     forward_state = ("xhat", "mean", "invstd")
 
     @staticmethod
@@ -257,6 +266,7 @@ class LayerNormalize(Normalize):
         "_saved_result2": ctx_value("invstd", Tensor._make, tensor=True),
         "_saved_weight": absent_tensor(),
     }
+    torch_pack_order = _LAYER_NORM_PACK_ORDER
     forward_state = ("xhat", "mean", "invstd", "kernel_mean")
 
     @staticmethod
@@ -299,6 +309,28 @@ def _group_statistics(x, groups: int, eps: float) -> tuple:
     return xhat, invstd, mean
 
 
+def _group_mean(node) -> Tensor:
+    """Each (sample, group)'s mean of the saved input, (N, groups): torch's group norm result1."""
+    x = node.saved_values[0]._data
+    n, groups = node.invstd.shape[:2]
+    return Tensor._make(x.reshape(n, groups, -1).mean(axis=2) if x.size else node.invstd.reshape(n, groups) * 0)
+
+
+# torch's grad_fn._saved_* of a group norm: the sizes, the input, each (sample, group)'s mean and 1/σ
+_GROUP_NORM_SAVED = {
+    "_saved_C": SavedValue(lambda node: node._input_meta[0][0][1]),
+    "_saved_HxW": SavedValue(lambda node: math.prod(node._input_meta[0][0][2:])),
+    "_saved_N": SavedValue(lambda node: node._input_meta[0][0][0]),
+    "_saved_eps": ctx_value("eps"),
+    "_saved_group": SavedValue(lambda node: node.invstd.shape[1]),
+    "_saved_input": saved(0),
+    "_saved_result1": SavedValue(_group_mean, tensor=True),
+    "_saved_result2": SavedValue(lambda node: Tensor._make(node.invstd.reshape(node.invstd.shape[:2])), tensor=True),
+    "_saved_weight": absent_tensor(),
+}
+_GROUP_NORM_PACK_ORDER = ("_saved_input", "_saved_weight", "_saved_result1", "_saved_result2")
+
+
 class GroupNormalize(Function):
     """x̂ of group norm: (N, C, *) normalised per sample over groups of C/groups channels."""
 
@@ -307,6 +339,8 @@ class GroupNormalize(Function):
     label = "group_norm"
     rule = "per sample and group: ∂/∂x = (1/σ)·(g - mean(g) - x̂·mean(g·x̂))"
     formula = None
+    saved_attributes = _GROUP_NORM_SAVED
+    torch_pack_order = _GROUP_NORM_PACK_ORDER
 
     @staticmethod
     def forward(ctx, x, groups, eps):
@@ -368,9 +402,14 @@ class GroupNorm(Function):
     label = "group_norm"
     rule = "per sample and group: ∂/∂x = (1/σ)·(ĝ - mean(ĝ) - x̂·mean(ĝ·x̂)) with ĝ = g·γ; ∂/∂γ = Σ g·x̂, ∂/∂β = Σ g"
     formula = None
+    # (the weight None where w is the constant 1 standing for group_norm's missing one, as torch's node keeps it)
+    saved_attributes = {**_GROUP_NORM_SAVED, "_saved_weight": saved(1, undefined=lambda node: node.unit_weight)}
+    torch_pack_order = _GROUP_NORM_PACK_ORDER
 
     @staticmethod
-    def forward(ctx, x, w, b, groups, eps):
+    def forward(ctx, x, w, b, groups, eps, unit_weight=False):
+        if unit_weight:
+            ctx.unit_weight = True
         xhat, invstd, _ = _group_statistics(x, groups, eps)
         channel_view = (1, x.shape[1]) + (1,) * (x.ndim - 2)
         out = xhat.reshape(x.shape) * w.reshape(channel_view)
@@ -653,9 +692,9 @@ class BatchNorm(Function):
         "_saved_running_var": ctx_value("stats", lambda stats: stats.get("running", (None, None))[1], tensor=True),
         "_saved_training": True,
         # (None where the caller gave no weight and the kernel's 1 stood in, as torch's reads)
-        "_saved_weight": SavedValue(lambda node: node.saved_values[1] if node.weight_given else None, tensor=True,
-                                    undefined=lambda node: not node.weight_given),
+        "_saved_weight": saved(1, undefined=lambda node: not node.weight_given),
     }
+    torch_pack_order = _BATCH_NORM_PACK_ORDER
 
     @staticmethod
     def forward(ctx, x, w, b, dims, eps, stats):
@@ -823,6 +862,7 @@ class LayerNorm(Function):
         # (None for the unit weight and zero bias that stand for layer_norm's missing ones, as torch's node keeps them)
         "_saved_weight": saved(1, undefined=lambda node: node.unit_weight),
     }
+    torch_pack_order = _LAYER_NORM_PACK_ORDER
 
     @staticmethod
     def forward(ctx, x, w, b, dims, eps, half_on_cpu=False, unit_bias=False, unit_weight=False):
@@ -873,6 +913,9 @@ class LayerNorm(Function):
 
 # (set on the node where the forward's w or b is that unit weight or zero bias)
 LayerNorm._node_cls.unit_weight = LayerNorm._node_cls.unit_bias = False
+
+
+GroupNorm._node_cls.unit_weight = False  # (set on the node where the forward's w is that constant 1)
 
 
 class LayerNormBackward(Function):
@@ -1278,6 +1321,9 @@ def _batch_norm_computed(input: Tensor, running_mean: Tensor | None, running_var
         else:
             out = _affine(_watch_output(Normalize.apply(x, dims=dims, eps=eps, stats=stats, follow_layout=True)),
                           weight, bias, shape)
+            if weight is not None or bias is not None:  # torch's one node for the norm and its affine
+                out = name_node(out, "NativeBatchNormBackward0", label="batch_norm", saved=_COMPOSED_BATCH_NORM_SAVED,
+                                kept=_batch_norm_kept(x, weight, running_mean, running_var, eps, stats))
         if _updates_as_float32_kernel(input, running_mean, running_var) and not _batch_norm_contiguous(input._data):
             _update_noncontiguous_running_stats(running_mean, running_var, input._data, count, momentum,
                                                 stats.get("float64_sums"))
@@ -1298,6 +1344,8 @@ def _batch_norm_computed(input: Tensor, running_mean: Tensor | None, running_var
         invstd = (1.0 / np.sqrt(running_var._data + eps)).astype(np.float32)
         out = EvalBatchNorm.apply(input, *_unit_affine(input, c, weight, bias), mean=running_mean._data,
                                   var=running_var._data, eps=eps, shape=shape, invstd=invstd)
+        out = name_node(out, "NativeBatchNormBackward0", label=EvalBatchNorm.label, saved=_COMPOSED_BATCH_NORM_SAVED,
+                        kept=_batch_norm_kept(input, weight, running_mean, running_var, eps))
         return relaid_as_suggested(out, input)
     scale = _statistic((1.0 / xp.sqrt(running_var._data + eps)).astype(input._data.dtype), statistics)
     if weight is not None:
@@ -1316,8 +1364,30 @@ def _batch_norm_computed(input: Tensor, running_mean: Tensor | None, running_var
         out = FusedScaleShift.apply(input, scale.reshape(shape), shift.reshape(shape))
     else:
         out = input * scale.reshape(shape) + shift.reshape(shape)
-    out = name_node(out, "NativeBatchNormBackward0", label="batch_norm (eval)")
+    out = name_node(out, "NativeBatchNormBackward0", label="batch_norm (eval)", saved=_COMPOSED_BATCH_NORM_SAVED,
+                    kept=_batch_norm_kept(input, weight, running_mean, running_var, eps))
     return relaid_as_suggested(out, input)
+
+
+def _batch_norm_kept(input: Tensor, weight, running_mean, running_var, eps: float, stats: dict | None = None) -> dict:
+    """What torch's NativeBatchNormBackward0 keeps, for a batch norm composed of several nodes: in
+    training (``stats``) each channel's mean and 1/σ as result1 and result2, in eval mode empty ones."""
+    if stats is None:
+        result1 = result2 = Tensor._make(array_module(input._data).empty(0, dtype=input._data.dtype))
+    else:
+        mean, var = stats["mean"].reshape(-1), stats["var"].reshape(-1)
+        result1 = Tensor._make(mean.astype(input._data.dtype, copy=False))
+        result2 = Tensor._make((1.0 / array_module(var).sqrt(var + eps)).astype(input._data.dtype, copy=False))
+    return {"eps": eps, "input": input, "result1": result1, "result2": result2, "running_mean": running_mean,
+            "running_var": running_var, "training": stats is not None, "weight": weight}
+
+
+# torch's _saved_* of a batch norm recorded as several nodes (eval mode, a float64 one with a
+# weight or a bias alone), read from _batch_norm_kept
+_COMPOSED_BATCH_NORM_SAVED = {
+    **{f"_saved_{name}": kept_value(name, tensor=True)
+       for name in ("input", "result1", "result2", "running_mean", "running_var", "weight")},
+    "_saved_eps": kept_value("eps"), "_saved_training": kept_value("training")}
 
 
 def _unrecorded_on_arrays(*tensors) -> bool:
@@ -1688,7 +1758,7 @@ def _group_norm_computed(input: Tensor, num_groups: int, weight: Tensor | None, 
         xp = array_module(x._data)
         unit = (Tensor._make(xp.ones(c, x._data.dtype)) if weight is None else weight,
                 Tensor._make(xp.zeros(c, x._data.dtype)) if bias is None else bias)
-        return GroupNorm.apply(x, *unit, groups=num_groups, eps=eps)
+        return GroupNorm.apply(x, *unit, groups=num_groups, eps=eps, unit_weight=weight is None)
     out = _watch_output(GroupNormalize.apply(x, groups=num_groups, eps=eps))
     if weight is None and bias is None:
         return _with_absent_affine(out)

@@ -29,6 +29,7 @@ from ..autograd.function import (
     as_uint64,
     ctx_value,
     input_sizes,
+    kept_value,
     name_node,
     on_arrays,
     saved,
@@ -822,6 +823,10 @@ class ScatterAddAlong(ScatterAlong):
         return out
 
 
+def _kept_indices(node) -> Tensor:
+    return Tensor._make((node.index if node.keepdim else node.index.squeeze(node.dim)).astype(np.int64, copy=False))
+
+
 class CumExtremum(Gather):
     """cummax/cummin values: an index may repeat along ``dim``, so the gradient is summed there."""
 
@@ -837,12 +842,17 @@ class CumExtremum(Gather):
 
 class Cummax(CumExtremum):
     node_name = "CummaxBackward0"
+    # torch's names: the dim as given, the indices, the input (handed over as torch_kept)
+    saved_attributes = {"_saved_dim": SavedValue(lambda node: as_uint64(getattr(node, "given_dim", node.dim))),
+                        "_saved_indices": SavedValue(_kept_indices, tensor=True),
+                        "_saved_self": kept_value("self", tensor=True)}
     label = "cummax"
     rule = "adds each gradient into the position of the running maximum it copied (repeats summed)"
 
 
 class Cummin(CumExtremum):
     node_name = "CumminBackward0"
+    saved_attributes = Cummax.saved_attributes
     label = "cummin"
     rule = "adds each gradient into the position of the running minimum it copied (repeats summed)"
 
@@ -854,10 +864,6 @@ def _traced(op, **arguments):
     as torch's batching rule of the op runs it; None where the op is to run on unrecorded (inside
     that call, or a call the record takes otherwise)."""
     return _function_module.traced_call(op, arguments)
-
-
-def _kept_indices(node) -> Tensor:
-    return Tensor._make((node.index if node.keepdim else node.index.squeeze(node.dim)).astype(np.int64, copy=False))
 
 
 class MaxDim(Gather):
@@ -909,6 +915,7 @@ class TopkValues(Gather):
 
 class MedianDim(Gather):
     params_from_values = True  # (index: where the values are)
+    saved_attributes = MaxDim.saved_attributes
     node_name = "MedianBackward1"
     label = "median"
     rule = "routes the gradient to the median element along the dim"
@@ -916,6 +923,7 @@ class MedianDim(Gather):
 
 class NanmedianDim(Gather):
     params_from_values = True  # (index: where the values are)
+    saved_attributes = MaxDim.saved_attributes
     node_name = "NanmedianBackward1"
     label = "nanmedian"
     rule = "routes the gradient to the median of the non-NaN elements along the dim"
@@ -923,6 +931,7 @@ class NanmedianDim(Gather):
 
 class KthvalueValues(Gather):
     params_from_values = True  # (index: where the values are)
+    saved_attributes = MaxDim.saved_attributes
     node_name = "KthvalueBackward0"
     label = "kthvalue"
     rule = "routes the gradient to the k-th smallest element"
@@ -930,6 +939,7 @@ class KthvalueValues(Gather):
 
 class ModeValues(Gather):
     params_from_values = True  # (index: where the values are)
+    saved_attributes = MaxDim.saved_attributes
     node_name = "ModeBackward0"
     label = "mode"
     rule = "routes the gradient to the chosen element"
@@ -939,14 +949,17 @@ class ModeValues(Gather):
 _ZERO_D_RULE = "0-d input: reshapes the gradient back onto the 1-element tensor the op ran on (the step below)"
 
 
-def _select_along(cls, input: Tensor, index: np.ndarray, dim: int, keepdim: bool, name: str):
-    """(values, indices) of ``input`` at ``index`` (keepdim-shaped) along ``dim``, torch-style."""
+def _select_along(cls, input: Tensor, index: np.ndarray, dim: int, keepdim: bool, name: str, given_dim=None):
+    """(values, indices) of ``input`` at ``index`` (keepdim-shaped) along ``dim``, torch-style;
+    ``given_dim``: the dim as the caller gave it, for the node's ``_saved_dim``."""
     xp = array_module(input)
     if input._data.ndim == 0:
         values = cls.apply(input.reshape(1), index=index.reshape(1), dim=0, keepdim=True).reshape(())
         return _RETURN_TYPES[name](name_node(values, cls._node_cls.__name__, label=cls.label, rule=_ZERO_D_RULE),
                                    Tensor._make(xp.zeros((), np.int64)))
     values = cls.apply(input, index=index, dim=dim, keepdim=keepdim)
+    if given_dim is not None and values._grad_fn is not None:
+        values._grad_fn.given_dim = given_dim
     # (a handler's: index was found on a wrapper's placeholder, the handler's on its values)
     indices = _function_module.dispatched_indices(values) if _function_module.active_dispatch is not None else None
     if indices is None:
@@ -2386,7 +2399,7 @@ def median(input: Tensor, dim=None, keepdim: bool = False):
     if _function_module.active_dispatch is not None:  # (a mode sees the call as given)
         _function_module.note_given(MedianDim, input, aten_call=(
             ("median", "dim"), _given_args((input, dim, keepdim), (False,)), {}))
-    return _select_along(MedianDim, input, _median_index(x, d), d, keepdim, "median")
+    return _select_along(MedianDim, input, _median_index(x, d), d, keepdim, "median", dim)
 
 
 def median_of_rows(rows: Tensor) -> Tensor:
@@ -2470,7 +2483,7 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
     if _function_module.active_dispatch is not None:  # (a mode sees the call as given)
         _function_module.note_given(KthvalueValues, input, aten_call=(
             ("kthvalue", "default"), _given_args((input, k, dim, keepdim), (-1, False)), {}))
-    return _select_along(KthvalueValues, input, index, d, keepdim, "kthvalue")
+    return _select_along(KthvalueValues, input, index, d, keepdim, "kthvalue", dim)
 
 
 @honours_out
@@ -2502,7 +2515,7 @@ def mode(input: Tensor, dim: int = -1, keepdim: bool = False):
     if _function_module.active_dispatch is not None:  # (a mode sees the call as given)
         _function_module.note_given(ModeValues, input, aten_call=(
             ("mode", "default"), _given_args((input, dim, keepdim), (-1, False)), {}))
-    return _select_along(ModeValues, input, index, d, keepdim, "mode")
+    return _select_along(ModeValues, input, index, d, keepdim, "mode", dim)
 
 
 def _tied_mode_index(rows: np.ndarray) -> np.ndarray:
@@ -2694,7 +2707,10 @@ def _cum_extremum(op: str, cls, input: Tensor, dim: int, largest: bool):
     index = accumulate(xp, "maximum", xp.where(update, positions, 0), d)
     if _function_module.active_dispatch is not None:  # (a mode sees the call as given)
         _function_module.note_given(cls, input, aten_call=((op, "default"), (input, dim), {}))
-    return _select_along(cls, input, index, d, True, op)
+    result = _select_along(cls, input, index, d, True, op, dim)
+    if result[0]._grad_fn is not None:
+        result[0]._grad_fn.torch_kept = {"self": input}  # torch's _saved_self
+    return result
 
 
 @honours_out

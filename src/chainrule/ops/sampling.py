@@ -21,7 +21,7 @@ from .._opmath import cpu_autocast_policy
 from .._torch_function import user_stacklevel
 from ..autograd import function as _function
 from ..autograd.forward_ad import carries_tangent
-from ..autograd.function import Function, ctx_value, name_node, on_arrays
+from ..autograd.function import Function, ctx_value, kept_value, name_node, on_arrays
 from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..tensor import Tensor
 from .creation import linspace
@@ -483,9 +483,20 @@ class GridValues(Function):
         return stack([g[spatial - 1 - k] for k in range(spatial)], dim=-1).reshape(ctx.grid_shape)
 
 
-def _grid_sampler_node(out: Tensor) -> Tensor:
-    """The composed parts' last node named as torch's one (GridSampler2DBackward0, GridSampler3DBackward0)."""
-    return name_node(out, f"GridSampler{out.ndim - 2}DBackward0")
+def _grid_sampler_node(out: Tensor, input: Tensor, grid: Tensor, mode: str, padding_mode: str, align: bool) -> Tensor:
+    """The composed parts' last node named as torch's one (GridSampler2DBackward0, GridSampler3DBackward0),
+    with its saved arguments (the modes as aten's enums)."""
+    return name_node(out, f"GridSampler{out.ndim - 2}DBackward0", saved=_GRID_SAMPLER_SAVED,
+                     kept={"align_corners": align, "grid": grid, "input": input,
+                           "interpolation_mode": ("bilinear", "nearest", "bicubic").index(mode),
+                           "padding_mode": ("zeros", "border", "reflection").index(padding_mode)})
+
+
+# torch's _saved_* of grid_sampler_2d/3d: input and grid whichever needs a gradient
+_GRID_SAMPLER_SAVED = {"_saved_align_corners": kept_value("align_corners"), "_saved_grid": kept_value("grid", tensor=True),
+                       "_saved_input": kept_value("input", tensor=True),
+                       "_saved_interpolation_mode": kept_value("interpolation_mode"),
+                       "_saved_padding_mode": kept_value("padding_mode")}
 
 
 @cpu_autocast_policy("float32")
@@ -618,7 +629,7 @@ def _grid_sample(input: Tensor, grid: Tensor, mode: str, padding_mode: str, alig
                     row = term if row is None else row + term
                 term = row * weights[0][tap_y].unsqueeze(1)
                 out = term if out is None else out + term
-            return _grid_sampler_node(out.reshape(batch, channels, *out_shape))
+            return _grid_sampler_node(out.reshape(batch, channels, *out_shape), input, grid, mode, padding_mode, align)
         # the 4 x 4 taps, y's outer: each tap's integer position moved inside by the padding mode
         # (a constant of the grid), and its weight y's times x's
         offsets = xp.arange(-1, 3, dtype=low[0].dtype).reshape(1, 4, 1)
@@ -654,7 +665,7 @@ def _grid_sample(input: Tensor, grid: Tensor, mode: str, padding_mode: str, alig
             corner = low[d][:, None, :] + xp.arange(2, dtype=low[d].dtype).reshape(1, 2, 1)
             positions.append(corner.reshape(batch, *axis, points))
         out = read_taps(positions, weight.reshape(batch, corners, points))
-    return _grid_sampler_node(out.reshape(batch, channels, *out_shape))
+    return _grid_sampler_node(out.reshape(batch, channels, *out_shape), input, grid, mode, padding_mode, align)
 
 
 # ---------------------------------------------------------------- separable resampling

@@ -778,7 +778,9 @@ class Permute(Function):
     label = "permute"
     rule = "applies the inverse permutation to the gradient"
     _array_forward = True
-    saved_attributes = {"_saved_dims": ctx_value("dims")}
+    # the dims as given (negative ones as the C++ node's unsigned)
+    saved_attributes = {"_saved_dims": SavedValue(lambda node: tuple(as_uint64(d) for d in getattr(node, "given_dims",
+                                                                                                   node.dims)))}
 
     @staticmethod
     def forward(ctx, x, dims):
@@ -849,8 +851,10 @@ def permute(input: Tensor, *spread_dims, dims=None) -> Tensor:
         wrapped.append(_wrap_dim(d, ndim, "permute"))
         if wrapped[-1] in wrapped[:-1]:
             raise RuntimeError("permute(): duplicate dims are not allowed.")
-    dims = tuple(wrapped)
+    given, dims = dims, tuple(wrapped)
     view = _share(Permute.apply(input, dims=dims), input)
+    if view._grad_fn is not None and dims != tuple(given):
+        view._grad_fn.given_dims = given
     return view if input._numpy_empty_strides is None else _keep_empty_strides(view, input, dims)
 
 
@@ -1124,7 +1128,7 @@ class Cat(Function):
     label = "cat"
     rule = "slices the gradient back into the pieces"
     _array_forward = True
-    saved_attributes = {"_saved_dim": ctx_value("dim")}
+    saved_attributes = {"_saved_dim": SavedValue(lambda node: as_uint64(getattr(node, "given_dim", node.dim)))}
 
     @staticmethod
     def forward(ctx, *arrays, dim, skipped=()):
@@ -1197,7 +1201,7 @@ def cat(tensors, dim: int = 0, *, out=None) -> Tensor:
             break
     if _function_module.active_dispatch is not None and dim != d:  # (a mode sees the dim as given: cat(xs, -1))
         _function_module.note_given(Cat, every[0], given_dim=dim)
-    return Cat.apply(*every, dim=d, skipped=skipped)
+    return _keep_given_dim(Cat.apply(*every, dim=d, skipped=skipped), dim)
 
 
 concat = concatenate = cat
@@ -1407,9 +1411,10 @@ def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
     length = input._data.shape[d]
     chunks = int(chunks)  # a NumPy int too: the size computed from it goes to split, which takes Python ints
     size = -(-length // chunks) if length else 0
+    # (torch's chunk splits along the dim as given, which its node keeps)
     if size == 0:
-        return tuple(split(input, [0] * chunks if length == 0 else [length], d))
-    return split(input, size, d)
+        return tuple(split(input, [0] * chunks if length == 0 else [length], dim))
+    return split(input, size, dim)
 
 
 def unbind(input: Tensor, dim: int = 0) -> tuple:
@@ -1757,7 +1762,8 @@ def narrow(input: Tensor, dim: int, start, length: int) -> Tensor:
     if start + length > size:
         raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({size}).")
     # always a SliceBackward0 in torch, even when the slice keeps the whole dim
-    return name_node(input[(slice(None),) * d + (slice(start, start + length),)], "SliceBackward0")
+    return _keep_given_dim(name_node(input[(slice(None),) * d + (slice(start, start + length),)], "SliceBackward0"),
+                           dim)
 
 
 def select(input: Tensor, dim: int, index: int) -> Tensor:
@@ -1770,7 +1776,15 @@ def select(input: Tensor, dim: int, index: int) -> Tensor:
     if not -size <= index < size:
         raise IndexError(f"select(): index {index} out of range for tensor of size "
                          f"{list(input._data.shape)} at dimension {d}")
-    return input[(slice(None),) * d + (index,)]
+    return _keep_given_dim(input[(slice(None),) * d + (index,)], dim)
+
+
+def _keep_given_dim(out: Tensor, dim) -> Tensor:
+    """``out``, its node keeping a negative ``dim`` as given: torch's ``_saved_dim`` reports it (as
+    the C++ node's unsigned), where the node's own reads the dim it ran along."""
+    if dim < 0 and out._grad_fn is not None:
+        out._grad_fn.given_dim = dim
+    return out
 
 
 class Unfold(Function):

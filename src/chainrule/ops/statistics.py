@@ -218,7 +218,7 @@ def nanmedian(input: Tensor, dim=None, keepdim: bool = False):
     if _function_module.active_dispatch is not None:  # (a mode sees the call as given)
         _function_module.note_given(NanmedianDim, input, aten_call=(
             ("nanmedian", "dim"), _given_args((input, dim, keepdim), (False,)), {}))
-    return _select_along(NanmedianDim, input, index, d, keepdim, "nanmedian")
+    return _select_along(NanmedianDim, input, index, d, keepdim, "nanmedian", dim)
 
 
 # ---------------------------------------------------------------- histogram
@@ -530,7 +530,7 @@ def _trapezoid(op: str, y: Tensor, x, dx, dim: int, cumulative: bool) -> Tensor:
     if x is None:
         dx = 1.0 if dx is None else dx
         if cumulative:
-            return (dx / 2.0 * pairs).cumsum(d)
+            return (dx / 2.0 * pairs).cumsum(dim)  # (along the dim as given, which torch's node keeps)
         # torch multiplies by dx as a C++ double: mul's Scalar overload (MulBackward1)
         return name_node((y.sum(d) - (y.select(d, 0) + y.select(d, -1)) * 0.5) * dx, "MulBackward1", label=op)
     spacing = _spacing(y, x, dx, d, op)
