@@ -182,3 +182,20 @@ def test_deepseek_gate_and_sorted_dispatch():
     for t, c in zip(results[0][:4], results[1][:4]):
         _close(t, c, rtol=1e-5)
     assert results[1][4] == results[0][4]
+
+
+@pytest.mark.parametrize("op", ["var_mean", "std_mean"])
+@pytest.mark.parametrize("kwargs", [{}, {"dim": 1}, {"dim": (0, -1), "unbiased": False, "keepdim": True}])
+def test_var_mean_node_keeps_torch_saved_arguments(op, kwargs):
+    x = np.random.default_rng(5).standard_normal((3, 4)).astype(np.float32)
+    seen = []
+    for lib in (torch, chainrule):
+        t = lib.tensor(x, requires_grad=True)
+        first, mean = getattr(lib, op)(t, **kwargs)
+        node = first.grad_fn
+        values = [node._saved_correction, node._saved_dim, node._saved_keepdim, mean.grad_fn._saved_keepdim,
+                  node._saved_self.detach().numpy().tolist()]
+        if op == "std_mean":
+            values.append(node._saved_result0.detach().numpy().tolist())
+        seen.append(values)
+    assert seen[1] == seen[0]

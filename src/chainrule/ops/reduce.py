@@ -29,6 +29,7 @@ from ..autograd.function import (
     as_uint64,
     ctx_value,
     input_sizes,
+    kept_value,
     name_node,
     on_arrays,
     saved,
@@ -664,7 +665,8 @@ def var_mean(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, c
     variance = _note_var_arguments(Var.apply(input, dims=dims, correction=correction, keepdim=keepdim), dim,
                                    correction_given, correction)
     # torch records one node with two outputs; ours are two, both named as torch's
-    return name_node((variance, MeanBesideVariance.apply(input, dims=dims, keepdim=keepdim)), "VarMeanBackward0")
+    return name_node((variance, MeanBesideVariance.apply(input, dims=dims, keepdim=keepdim)), "VarMeanBackward0",
+                     saved=_VAR_MEAN_SAVED, kept=_var_mean_kept(variance, input, keepdim))
 
 
 def std_mean(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
@@ -673,7 +675,22 @@ def std_mean(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, c
     dims, correction, keepdim = _var_args("std_mean", input, dim, unbiased, keepdim, correction)
     deviation = _note_var_arguments(Std.apply(input, dims=dims, correction=correction, keepdim=keepdim), dim,
                                     correction_given, correction)
-    return name_node((deviation, MeanBesideVariance.apply(input, dims=dims, keepdim=keepdim)), "StdMeanBackward0")
+    return name_node((deviation, MeanBesideVariance.apply(input, dims=dims, keepdim=keepdim)), "StdMeanBackward0",
+                     saved=_STD_MEAN_SAVED, kept=_var_mean_kept(deviation, input, keepdim))
+
+
+# torch's one var_mean / std_mean node keeps its arguments as given, its input and (std_mean) its std
+_VAR_MEAN_SAVED = {"_saved_correction": kept_value("correction"), "_saved_dim": kept_value("dim"),
+                   "_saved_keepdim": kept_value("keepdim"), "_saved_self": kept_value("self", tensor=True)}
+_STD_MEAN_SAVED = {**_VAR_MEAN_SAVED, "_saved_result0": kept_value("result0", tensor=True)}
+
+
+def _var_mean_kept(first: Tensor, input: Tensor, keepdim: bool):
+    node = first._grad_fn
+    if node is None:
+        return None
+    return {"correction": getattr(node, "given_correction", None), "dim": _given_dims(node), "keepdim": keepdim,
+            "self": input, "result0": first}
 
 
 # ---------------------------------------------------------------- max, min and friends
