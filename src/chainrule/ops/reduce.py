@@ -320,6 +320,9 @@ class MeanBesideVariance(Mean):
     def forward(ctx, x, dims, keepdim):
         if x.size == 0:  # torch fills both results of an empty input with a (positive) quiet NaN
             return _nan_filled(Mean.forward(ctx, x, dims, keepdim))
+        if x.dtype == np.complex64:  # torch's complex var_mean takes each part's mean apart
+            real = MeanBesideVariance.forward(ctx, x.real, dims, keepdim)
+            return real + 1j * MeanBesideVariance.forward(ctx, x.imag, dims, keepdim)
         if x.dtype.itemsize > 4 or x.dtype.kind == "c":
             return Mean.forward(ctx, x, dims, keepdim)
         return Mean.forward(ctx, x.astype(np.float64), dims, keepdim).astype(x.dtype, copy=False)
@@ -501,6 +504,13 @@ class Var(Function):
         # d var = 2 (x - mean) / (n - correction) dx
         x = ctx.saved_values[0]
         dims = ctx.dims
+        if ctx.n_minus_correction <= 0 and (x.ndim == 0 or getattr(ctx, "given_dims", None) is None):
+            # torch's rule for a reduction over no dim with no degrees of freedom left: a real
+            # NaN where x equals its mean, else +inf (a complex input's gradient has imaginary 0)
+            from .elementwise import where
+
+            no_freedom = where(Tensor._make(x._data == x._data.mean()), float("nan"), float("inf"))
+            return (grad * no_freedom).to(x.dtype)
         centered = x - mean(x, dims, keepdim=True)
         # scale before multiplying by the centered values, so huge inputs do not overflow first (as torch)
         scale = 2.0 / ctx.n_minus_correction if ctx.n_minus_correction else float("inf")
@@ -519,6 +529,11 @@ def _variance(x, dims: tuple, correction, keepdim: bool, dof: int, take_sqrt: bo
     full reduction) and takes the root before rounding once to the dtype: a float32 two-pass
     variance differs from it in the last bit for most inputs."""
     xp = array_module(x)
+    if x.dtype.kind == "c":
+        # torch adds the parts' variances, each rounded to the real dtype, then takes the root
+        out = (_variance(x.real, dims, correction, keepdim, dof, take_sqrt=False)
+               + _variance(x.imag, dims, correction, keepdim, dof, take_sqrt=False))
+        return _as_array(xp.sqrt(out), out) if take_sqrt else out
     wide = x.astype(np.float64) if x.dtype.itemsize <= 4 else x
     if x.size == 0:  # torch fills the variance of no elements instead of dividing 0 by 0 (and NumPy's
         # mean of them would warn "Mean of empty slice": silencing that with catch_warnings on every call
@@ -564,16 +579,8 @@ def var(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correc
     """torch.var: ``sum((x - mean)^2) / (N - correction)``; ``unbiased=False`` means correction 0."""
     correction_given = correction is not None or unbiased is not None
     dims, correction, keepdim = _var_args("var", input, dim, unbiased, keepdim, correction)
-    if input._data.dtype.kind == "c":
-        return _complex_var(input, dims, correction, keepdim)
     return _note_var_arguments(Var.apply(input, dims=dims, correction=correction, keepdim=keepdim), dim,
                                correction_given, correction)
-
-
-def _complex_var(input: Tensor, dims, correction, keepdim: bool) -> Tensor:
-    # E|z - mean|² splits into the parts' variances (a real result)
-    return (Var.apply(input.real, dims=dims, correction=correction, keepdim=keepdim)
-            + Var.apply(input.imag, dims=dims, correction=correction, keepdim=keepdim))
 
 
 def _note_var_arguments(out: Tensor, dim, correction_given: bool, correction: int) -> Tensor:
@@ -620,29 +627,43 @@ def std(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correc
     """torch.std: the square root of ``var`` (same ``correction`` / ``unbiased`` arguments)."""
     correction_given = correction is not None or unbiased is not None
     dims, correction, keepdim = _var_args("std", input, dim, unbiased, keepdim, correction)
-    if input._data.dtype.kind == "c":
-        return _complex_var(input, dims, correction, keepdim).sqrt()
     return _note_var_arguments(Std.apply(input, dims=dims, correction=correction, keepdim=keepdim), dim,
                                correction_given, correction)
 
 
 def var_mean(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
     """torch.var_mean: the tuple ``(var, mean)`` over the same dims."""
+    correction_given = correction is not None or unbiased is not None
     dims, correction, keepdim = _var_args("var_mean", input, dim, unbiased, keepdim, correction)
-    if input._data.dtype.kind == "c":  # a real variance beside the complex mean, as torch's
-        return _complex_var(input, dims, correction, keepdim), Mean.apply(input, dims=dims, keepdim=keepdim)
+    variance = _note_var_arguments(Var.apply(input, dims=dims, correction=correction, keepdim=keepdim), dim,
+                                   correction_given, correction)
     # torch records one node with two outputs; ours are two, both named as torch's
-    return name_node((Var.apply(input, dims=dims, correction=correction, keepdim=keepdim),
-                      MeanBesideVariance.apply(input, dims=dims, keepdim=keepdim)), "VarMeanBackward0")
+    return name_node((variance, MeanBesideVariance.apply(input, dims=dims, keepdim=keepdim)), "VarMeanBackward0",
+                     saved=_VAR_MEAN_SAVED, kept=_var_mean_kept(variance, input, keepdim))
 
 
 def std_mean(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
     """torch.std_mean: the tuple ``(std, mean)`` over the same dims."""
+    correction_given = correction is not None or unbiased is not None
     dims, correction, keepdim = _var_args("std_mean", input, dim, unbiased, keepdim, correction)
-    if input._data.dtype.kind == "c":
-        return _complex_var(input, dims, correction, keepdim).sqrt(), Mean.apply(input, dims=dims, keepdim=keepdim)
-    return name_node((Std.apply(input, dims=dims, correction=correction, keepdim=keepdim),
-                      MeanBesideVariance.apply(input, dims=dims, keepdim=keepdim)), "StdMeanBackward0")
+    deviation = _note_var_arguments(Std.apply(input, dims=dims, correction=correction, keepdim=keepdim), dim,
+                                    correction_given, correction)
+    return name_node((deviation, MeanBesideVariance.apply(input, dims=dims, keepdim=keepdim)), "StdMeanBackward0",
+                     saved=_STD_MEAN_SAVED, kept=_var_mean_kept(deviation, input, keepdim))
+
+
+# torch's one var_mean / std_mean node keeps its arguments as given, its input and (std_mean) its std
+_VAR_MEAN_SAVED = {"_saved_correction": kept_value("correction"), "_saved_dim": kept_value("dim"),
+                   "_saved_keepdim": kept_value("keepdim"), "_saved_self": kept_value("self", tensor=True)}
+_STD_MEAN_SAVED = {**_VAR_MEAN_SAVED, "_saved_result0": kept_value("result0", tensor=True)}
+
+
+def _var_mean_kept(first: Tensor, input: Tensor, keepdim: bool):
+    node = first._grad_fn
+    if node is None:
+        return None
+    return {"correction": getattr(node, "given_correction", None), "dim": _given_dims(node), "keepdim": keepdim,
+            "self": input, "result0": first}
 
 
 # ---------------------------------------------------------------- max, min and friends
