@@ -1,0 +1,117 @@
+"""Session 61, lane mendEG: autograd semantics matched to torch 2.13.
+
+- create_graph: the recorded backward graphs of var/std, logsumexp, the vector norms, sum/mean over
+  given dims, mse_loss and square are made of torch's nodes (its derivative formulas op for op).
+"""
+
+import collections
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _node_names(fn) -> collections.Counter:
+    seen, names, stack = set(), [], [fn]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        names.append(node.name())
+        stack.extend(next_fn for next_fn, _ in node.next_functions)
+    return collections.Counter(names)
+
+
+def _recorded_gradient(lib, f, data):
+    x = lib.tensor(data, requires_grad=True)
+    y = f(lib, x)
+    # a weighted sum, so that the gradient reaching the op is itself recorded
+    w = lib.tensor(np.linspace(0.5, 1.5, y.numel()).reshape(tuple(y.shape)), requires_grad=True)
+    (g,) = lib.autograd.grad((y * w).sum(), x, create_graph=True)
+    return g
+
+
+_F = {
+    "var": lambda t, x: x.var(),
+    "var_dim": lambda t, x: x.var(1),
+    "var_mean": lambda t, x: t.var_mean(x)[0],
+    "std": lambda t, x: x.std(),
+    "std_dims": lambda t, x: x.std((0, 1)),
+    "std_dim_keepdim": lambda t, x: x.std(-1, keepdim=True, correction=0),
+    "logsumexp": lambda t, x: t.logsumexp(x, 1),
+    "logsumexp_all": lambda t, x: t.logsumexp(x, (0, 1)),
+    "norm": lambda t, x: x.norm(),
+    "norm_dim": lambda t, x: x.norm(dim=1),
+    "norm_p1": lambda t, x: x.norm(p=1, dim=0),
+    "norm_inf": lambda t, x: x.norm(p=float("inf")),
+    "vector_norm_p3": lambda t, x: t.linalg.vector_norm(x, 3, dim=1),
+    "vector_norm_p1_5": lambda t, x: t.linalg.vector_norm(x, 1.5),
+    "vector_norm_p0_5": lambda t, x: t.linalg.vector_norm(x, 0.5, dim=0, keepdim=True),
+    "matrix_norm": lambda t, x: t.linalg.matrix_norm(x),
+    "mean_dims": lambda t, x: x.mean((0, -1)),
+    "sum_all_dims": lambda t, x: x.sum((0, 1)),
+    "mse_loss": lambda t, x: t.nn.functional.mse_loss(x, t.full((3, 4), 0.25, dtype=x.dtype)),
+    "mse_loss_target": lambda t, x: t.nn.functional.mse_loss(t.full((3, 4), 0.25, dtype=x.dtype), x * x,
+                                                             reduction="sum"),
+    "mse_loss_none": lambda t, x: t.nn.functional.mse_loss(x, x.flip(0), reduction="none"),
+    "square": lambda t, x: x.square(),
+    "pow": lambda t, x: x**3,
+}
+
+
+@pytest.mark.parametrize("name", list(_F))
+def test_recorded_backward_nodes_are_torchs(name):
+    data = np.random.default_rng(0).standard_normal((3, 4))
+    want = _recorded_gradient(torch, _F[name], data)
+    got = _recorded_gradient(chainrule, _F[name], data)
+    assert _node_names(got.grad_fn) == _node_names(want.grad_fn)
+    np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["var_dim", "std_dims", "logsumexp", "norm_dim", "vector_norm_p3",
+                                  "vector_norm_p1_5", "mse_loss", "mse_loss_target", "square"])
+def test_recorded_backward_differentiates_as_torchs(name):
+    data = np.random.default_rng(1).standard_normal((3, 4))
+    v = np.random.default_rng(2).standard_normal((3, 4))
+    hvps = []
+    for lib in (torch, chainrule):
+        x = lib.tensor(data, requires_grad=True)
+        (g,) = lib.autograd.grad(_F[name](lib, x).sum(), x, create_graph=True)
+        (h,) = lib.autograd.grad((g * lib.tensor(v)).sum(), x)
+        hvps.append(h.detach().numpy())
+    np.testing.assert_allclose(hvps[1], hvps[0], rtol=1e-10, atol=1e-12)
+    x = chainrule.tensor(data, requires_grad=True)
+    assert chainrule.autograd.gradgradcheck(lambda x: _F[name](chainrule, x), (x,))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_mse_loss_gradient_is_torchs_kernel_bit_for_bit(reduction):
+    # torch's mse_loss_backward: alpha·(x - t)·g with alpha = 2 (2/n for 'mean') in the dtype
+    rng = np.random.default_rng(3)
+    for shape in [(7,), (5, 7), (2, 3, 5)]:
+        a, b = rng.standard_normal(shape).astype(np.float32), rng.standard_normal(shape).astype(np.float32)
+        grads = []
+        for lib in (torch, chainrule):
+            x, t = lib.tensor(a, requires_grad=True), lib.tensor(b, requires_grad=True)
+            y = lib.nn.functional.mse_loss(x, t, reduction=reduction)
+            y.backward(lib.full(tuple(y.shape), 1.37))
+            grads.append((x.grad.detach().numpy(), t.grad.detach().numpy()))
+        np.testing.assert_array_equal(grads[1][0], grads[0][0])
+        np.testing.assert_array_equal(grads[1][1], grads[0][1])
+
+
+@pytest.mark.parametrize("op", ["var", "std"])
+@pytest.mark.filterwarnings("ignore:.*degrees of freedom")
+def test_no_degrees_of_freedom_gradient_is_torchs(op):
+    # torch's var_backward without dims: inf, and nan where the input is its mean
+    for data, correction in [(np.array(0.7), 1), (np.array([0.5]), 1), (np.array([0.5, -1.0, 2.0]), 3)]:
+        grads = []
+        for lib in (torch, chainrule):
+            x = lib.tensor(data, requires_grad=True)
+            getattr(x, op)(correction=correction).backward()
+            grads.append(x.grad.detach().numpy())
+        np.testing.assert_array_equal(grads[1], grads[0])
