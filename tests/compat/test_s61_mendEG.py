@@ -115,3 +115,35 @@ def test_no_degrees_of_freedom_gradient_is_torchs(op):
             getattr(x, op)(correction=correction).backward()
             grads.append(x.grad.detach().numpy())
         np.testing.assert_array_equal(grads[1], grads[0])
+
+
+# item 3: writing a view made under no_grad, with grad enabled -------------------------------------
+_NO_GRAD_VIEWS = {"slice": lambda x: x[1:], "transpose": lambda x: x.t(), "split": lambda x: x.split(1)[0],
+                  "select": lambda x: x[0]}
+_WRITES = {
+    "ellipsis": lambda lib, v: v.__setitem__(Ellipsis, 1.0),
+    "ellipsis_tensor": lambda lib, v: v.__setitem__(Ellipsis, lib.ones(tuple(v.shape), dtype=v.dtype)),
+    "full_slice": lambda lib, v: v.__setitem__(slice(0, 100), 2.0),
+    "negative_start": lambda lib, v: v.__setitem__(slice(-100, None), 2.0),
+    "index": lambda lib, v: v.__setitem__(0, 1.0),
+    "copy_": lambda lib, v: v.copy_(lib.ones(tuple(v.shape), dtype=v.dtype)),
+    "add_": lambda lib, v: v.add_(1),
+}
+
+
+def _write_outcome(lib, view, write):
+    base = lib.tensor(np.arange(12.0).reshape(3, 4), requires_grad=True) * 1
+    with lib.no_grad():
+        v = _NO_GRAD_VIEWS[view](base)
+    try:
+        _WRITES[write](lib, v)
+    except RuntimeError as e:
+        return str(e)
+    return None
+
+
+@pytest.mark.parametrize("view", list(_NO_GRAD_VIEWS))
+@pytest.mark.parametrize("write", list(_WRITES))
+def test_writing_a_no_grad_view_is_refused_in_torchs_words(view, write):
+    # set_item slices to the view itself for Ellipsis and a full slice (no new view to name)
+    assert _write_outcome(chainrule, view, write) == _write_outcome(torch, view, write)

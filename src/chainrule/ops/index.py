@@ -2119,10 +2119,33 @@ def _assigned_number(value, dtype):
     return value.real if isinstance(value, complex) and not dtype.is_complex else value
 
 
+def _slices_to_itself(raw_key, shape: tuple) -> bool:
+    """Whether torch's set_item slicing of ``raw_key`` leaves the tensor itself, making no view:
+    Ellipsis, and slices from 0 to the dim's end by 1 (applySlice's shortcut; a read aliases it)."""
+    items = raw_key if type(raw_key) is tuple else (raw_key,)
+    if sum(1 for item in items if item is not Ellipsis) > len(shape):
+        return False
+    dim = 0
+    for item in items:
+        if item is Ellipsis:
+            dim = len(shape) - sum(1 for rest in items[items.index(item) + 1:] if rest is not Ellipsis)
+        elif type(item) is slice:
+            # (the start as given, the stop clamped to the dim: x[-n:] is a view, x[0:n + 5] is x)
+            from_start = item.start is None or type(item.start) is int and item.start == 0
+            to_end = item.stop is None or type(item.stop) is int and item.stop >= shape[dim]
+            by_one = item.step is None or type(item.step) is int and item.step == 1
+            if not (from_start and to_end and by_one):
+                return False
+            dim += 1
+        else:
+            return False
+    return True
+
+
 def _made_without_grad_write_refusal(view: Tensor, raw_key, key) -> RuntimeError:
     """torch's refusal of ``view[key] = value`` with grad enabled, ``view`` made under no_grad: a
     basic key writes into a new view of it (named in the message), an advanced one into it."""
-    if not _is_basic(key):
+    if not _is_basic(key) or _slices_to_itself(raw_key, view._data.shape):
         return view._view_state.refusal(view, "is being")
     with enable_grad():
         written = getitem(view, raw_key)
