@@ -147,3 +147,26 @@ def _write_outcome(lib, view, write):
 def test_writing_a_no_grad_view_is_refused_in_torchs_words(view, write):
     # set_item slices to the view itself for Ellipsis and a full slice (no new view to name)
     assert _write_outcome(chainrule, view, write) == _write_outcome(torch, view, write)
+
+
+# item 4: autograd.grad with no input beyond the output --------------------------------------------
+def _unreachable_grad(lib, leaf_output: bool, outputs: int):
+    calls = []
+    x = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = lib.tensor([4.0, 5.0], requires_grad=True)
+    z = x if leaf_output else x[0]
+    z.retain_grad()
+    z.register_hook(lambda g: calls.append(g.tolist()))
+    w = (x * 3).sum()
+    outs = (z, w)[:outputs]
+    seeds = (lib.ones_like(z) * 0.5, lib.tensor(2.0))[:outputs]
+    (g,) = lib.autograd.grad(outs, (y,), seeds, allow_unused=True, retain_graph=True)
+    return g, calls, None if leaf_output or z.grad is None else z.grad.tolist()
+
+
+@pytest.mark.parametrize("leaf_output", [False, True])
+@pytest.mark.parametrize("outputs", [1, 2])
+def test_a_lone_outputs_hooks_run_though_no_input_is_reached(leaf_output, outputs):
+    # torch's engine evaluates a lone output's node as its graph root (its tensor hooks and retain_grad
+    # run); with several outputs its GraphRoot hands nothing to nodes that need not run
+    assert _unreachable_grad(chainrule, leaf_output, outputs) == _unreachable_grad(torch, leaf_output, outputs)
