@@ -1,7 +1,10 @@
 """Session 61, lane mendEG: autograd semantics matched to torch 2.13.
 
 - create_graph: the recorded backward graphs of var/std, logsumexp, the vector norms, sum/mean over
-  given dims, mse_loss and square are made of torch's nodes (its derivative formulas op for op).
+  given dims, mse_loss, square and abs are made of torch's nodes (its derivative formulas op for op).
+- A view made under no_grad and written with grad enabled: torch's refusal, on the view itself for
+  Ellipsis and full slices.
+- autograd.grad with no input beyond a lone output: that output's hooks and retain_grad run.
 """
 
 import collections
@@ -60,6 +63,8 @@ _F = {
     "mse_loss_none": lambda t, x: t.nn.functional.mse_loss(x, x.flip(0), reduction="none"),
     "square": lambda t, x: x.square(),
     "pow": lambda t, x: x**3,
+    "l1_loss": lambda t, x: t.nn.functional.l1_loss(x, t.full((3, 4), 0.25, dtype=x.dtype)) ** 2,
+    "abs": lambda t, x: x.abs() ** 2,
 }
 
 

@@ -2378,7 +2378,13 @@ class Abs(Function):
     def backward(ctx, grad):
         # |x|' = sign(x), and abs'(0) = 0 as in torch; for complex z, grad · z/|z| (sgn, 0 at 0)
         (x,) = ctx.saved_values
-        return grad * sign(x) if x._data.dtype.kind != "c" else grad * _sgn(x)
+        if x._data.dtype.kind == "c":
+            return grad * _sgn(x)
+        if is_recording(x):  # torch's formula records x.sgn() (SgnBackward0)
+            from .special_functions import sgn
+
+            return grad * sgn(x)
+        return grad * sign(x)
 
 
 @out_rule("same_or_cast_if_complex")
