@@ -176,3 +176,30 @@ def test_a_lone_outputs_hooks_run_though_no_input_is_reached(leaf_output, output
     # torch's engine evaluates a lone output's node as its graph root (its tensor hooks and retain_grad
     # run); with several outputs its GraphRoot hands nothing to nodes that need not run
     assert _unreachable_grad(chainrule, leaf_output, outputs) == _unreachable_grad(torch, leaf_output, outputs)
+
+
+# item 2: the strides of an empty advanced read ------------------------------------------------------
+_EMPTY_READS = {
+    "false": lambda lib, x: x[lib.tensor(False)],
+    "none_false": lambda lib, x: x[None, lib.tensor(False)],
+    "ellipsis_false": lambda lib, x: x[..., lib.tensor(False)],
+    "empty_mask": lambda lib, x: x[lib.zeros(x.shape[0], dtype=lib.bool)],
+    "empty_index_last": lambda lib, x: x[..., lib.tensor([], dtype=lib.long)],
+}
+
+
+@pytest.mark.parametrize("read", list(_EMPTY_READS))
+@pytest.mark.parametrize("shape, transposed", [((1,), False), ((4, 1, 2), False), ((3, 1), True), ((2, 2), True),
+                                               ((2, 3), False)])
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_an_empty_advanced_read_has_torchs_strides(read, shape, transposed, requires_grad):
+    # torch's index kernel lays out an empty result by its TensorIterator's dim order: a dim after an
+    # empty one gets stride 0 unless the order is row-major
+    got = []
+    for lib in (torch, chainrule):
+        x = lib.tensor(np.arange(float(np.prod(shape))).reshape(shape), requires_grad=requires_grad)
+        x = x.transpose(0, 1) if transposed else x
+        y = _EMPTY_READS[read](lib, x)
+        y.sum().backward() if requires_grad else None
+        got.append((tuple(y.shape), y.stride(), None if not x.is_leaf or x.grad is None else x.grad.stride()))
+    assert got[1] == got[0]
