@@ -200,6 +200,10 @@ _CASES = (
         ("grad_of_log_softmax", lambda x: _flat_grads((F.log_softmax(x, 0) * x).sum(), (x,)), [(3, 4)], (-2, 2)),
         # mean's backward under create_graph divides by the count as a number (DivBackward1)
         ("grad_of_mean", lambda x: _flat_grads(x.mean(1).exp().sum(), (x,)), [(3, 4)], (-2, 2)),
+        # mse_loss's recorded gradient is torch's one mse_loss_backward node on (grad, input, target)
+        ("grad_of_mse_losses", lambda a, b: _flat_grads(F.mse_loss(a, b).exp() + F.mse_loss(a * b, b, reduction="sum")
+                                                        + F.mse_loss(a, b * b, reduction="none").sin().sum(), (a, b)),
+         [(3, 4), (3, 4)], (-1, 1)),
         ("grad_of_broadcast_mul", lambda a, b: _flat_grads((a * b).sin().sum(), (a, b)), [(3, 1), (4,)], (-2, 2)),
         # a 0-d operand's gradient summed back under create_graph: torch's at::sum_to takes sum() there
         ("grad_of_0d_broadcast_mul", lambda a, b: _flat_grads((a * b).sin().sum(), (a, b)), [(), (3, 4)], (-2, 2)),

@@ -82,11 +82,10 @@ OPEN_KINDS = [
     ("tensor hooks and an as_strided view / autograd.grad of a leaf output: torch calls the hooks of the "
      "tensor the view was made of (and of a leaf that is the output), chainrule does not",
      lambda program, problem: "hooks: 0 items vs torch" in problem),
-    ("a view made under no_grad whose base then changed in place: torch's refusals come in another order "
-     "(autograd.grad's scalar-output check before the view's), and a view of it that retains its grad gets "
-     "one in torch, none in chainrule",
+    ("an in-place op on a view made under no_grad whose elements overlap (an expand's): torch refuses the "
+     "no_grad view first ('A view was created in no_grad mode'), chainrule's overlap check comes first",
      lambda program, problem: "A view was created in no_grad mode" in problem
-     or (".grad: None vs torch" in problem and any(s.op == "retain_grad" for s in program.steps))),
+     and "more than one element of the written-to tensor" in problem),
     ("a view whose base (or a detach()ed alias of it) changed in place without the view's autograd seeing it "
      "(under no_grad, through detach(), an empty base, after requires_grad_(False)): torch regenerates the "
      "view's grad_fn (AsStridedBackward0) from the shared version counter, chainrule keeps the view's own",

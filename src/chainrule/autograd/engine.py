@@ -468,6 +468,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                        create_graph)
         roots.append(node)
 
+    lone_root = roots[0] if len(roots) == 1 else None
     # (below 2 only edgeless nodes could be skipped: the plain walks)
     pruned = min_topo is not None and min_topo > 1
     dependencies = _pruned_dependencies(roots, min_topo) if pruned else _dependencies(roots)
@@ -511,6 +512,12 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
             else:
                 break
             if needed is not None and id(node) not in needed:
+                if node is lone_root:
+                    # torch evaluates a lone output's node though no input lies beyond it (its graph
+                    # root): the tensor hooks and retain_grad of that output run, then the walk stops
+                    if grads is None:
+                        grads = buffers.pop(node, None) or [None] * node._num_outputs
+                    _call_pre_hooks(node, grads, exposed, node_hooks=False)
                 continue  # (nothing beyond it is needed either: its inputs are never released)
             if grads is None:
                 grads = buffers.pop(node, None)

@@ -84,6 +84,7 @@ def _matrix_times(m: Tensor, g: Tensor) -> Tensor:
 register_batched_rule(
     elementwise.ToCopy, elementwise.Add, elementwise.Sub, elementwise.AddScaled, elementwise.SubScaled,
     elementwise.RSub, elementwise.RSubTensors, elementwise.Mul, elementwise.Div, elementwise.DivNumber,
+    elementwise.MulNumber,
     elementwise.Neg, elementwise.Pow, elementwise.PowScalar, elementwise.RPowScalar, elementwise.Abs,
     elementwise.Maximum, elementwise.Minimum, elementwise.Where, elementwise.Clamp,
     *(op.function for op in (

@@ -217,6 +217,22 @@ def _mse_loss(node, grad):
     return grad_x if needs[0] else None, -grad_x if needs[1] else None
 
 
+@register_batched_rule(loss._MseLossBackward)
+def _mse_loss_backward(node, grad_grad):
+    # linear in each input, so the batch dim rides along; but a reduced loss's gradient, one number,
+    # takes the sum of each row (the rule's own sum would add up the whole batch)
+    grad, x, t = node.saved_values
+    needs = node.needs_input_grad
+    if node.reduction == "none" or not needs[0]:
+        return loss._MseLossBackward.backward(node, grad_grad)
+    unit = loss._MseLossBackward.apply(grad.new_ones(tuple(grad.shape)), x, t, reduction=node.reduction)
+    d_grad = (unit * grad_grad).sum(tuple(range(1, grad_grad.dim())))
+    if needs[1] or needs[2]:
+        _, d_x, d_t = loss._MseLossBackward.backward(node, grad_grad)
+        return d_grad, d_x, d_t
+    return d_grad, None, None
+
+
 @register_batched_rule(loss._NllLoss)
 def _index_class_loss(node, grad):
     # the input gradient is linear in the loss's gradient g: g times its value at g = 1 (per row

@@ -907,7 +907,9 @@ class PowScalar(Function):
         if e == 0:
             return zeros_like_tensor(grad)
         if is_recording(x):  # recorded (create_graph): torch's formula, whose graph reaches x even where
-            return grad * (e * x ** (e - 1))  # the derivative is constant (x ** 1 gives x ** 0, requiring grad)
+            # the derivative is constant (x ** 1 gives x ** 0, requiring grad); its exponent a C++ double
+            # (mul's Scalar overload, MulBackward1)
+            return grad * MulNumber.apply(x ** (e - 1), number=e)
         # (e == 1 too: torch's rule makes a new tensor, so a hook that edits x's gradient in place, or
         # the result of autograd.grad, is never the caller's upstream gradient)
         if e == 2:
@@ -2051,7 +2053,15 @@ def _square_array(x):
     return array_module(x).square(x.astype(np.int64) if x.dtype == np.bool_ else x)
 
 
-square = _unary("Square", _square_array, lambda g, x, y: g * (2 * x), float_only=False,
+def _square_derivative(g, x, y):
+    # d x² = 2x dx; recorded, torch's pow_backward for pow(x, 2): grad * (2 * x.pow(1)), the 2 a C++
+    # double (MulBackward1 of PowBackward0)
+    if isinstance(x, Tensor) and is_recording(x):
+        return g * MulNumber.apply(x.pow(1), number=2)
+    return g * (2 * x)
+
+
+square = _unary("Square", _square_array, _square_derivative, float_only=False,
                 node_name="PowBackward0", arithmetic=True)  # torch's square is pow(x, 2)
 reciprocal = _unary("Reciprocal", np.reciprocal, lambda g, x, y: -g * (y * y), saves="output", arithmetic=True)
 sin = _unary("Sin", np.sin, lambda g, x, y: g * cos(x))
@@ -2368,7 +2378,13 @@ class Abs(Function):
     def backward(ctx, grad):
         # |x|' = sign(x), and abs'(0) = 0 as in torch; for complex z, grad · z/|z| (sgn, 0 at 0)
         (x,) = ctx.saved_values
-        return grad * sign(x) if x._data.dtype.kind != "c" else grad * _sgn(x)
+        if x._data.dtype.kind == "c":
+            return grad * _sgn(x)
+        if is_recording(x):  # torch's formula records x.sgn() (SgnBackward0)
+            from .special_functions import sgn
+
+            return grad * sgn(x)
+        return grad * sign(x)
 
 
 @out_rule("same_or_cast_if_complex")

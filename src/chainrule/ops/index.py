@@ -47,6 +47,7 @@ from .complex import ViewAsReal, view_as_complex
 from .complex import _view_as_real as view_as_real
 from .elementwise import SPARSE_COO_TYPES, on_its_gpu, where, zeros_like_tensor
 from .linear import cpp_type_name
+from .memory_format import stride_order
 from .second_order import depending_on
 from .shape import MadeWithoutGrad, _share, expanded_shape, reshape, torch_empty_slice
 
@@ -556,11 +557,111 @@ class Index(Function):
             out = _torch_size1_strides(xp, x, key, out, xp.may_share_memory(out, x))
         if not out.size:
             out = torch_empty_slice(x, key, out)  # (NumPy does not move an empty slice's start)
+            strides = _empty_advanced_read_strides(x, key, out.shape)
+            if strides is not None and out.strides != strides:
+                out = strided_view(out, out.shape, strides)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         return ctx._forward_cls.scatter.apply(grad, key=ctx.key, shape=ctx.shape, mode=ctx.mode)
+
+
+_UNSQUEEZED = object()  # a bool scalar's unsqueeze, in _empty_advanced_read_strides's key
+
+
+def _empty_advanced_read_strides(x, key, shape: tuple) -> tuple | None:
+    """The strides (in bytes) torch's index kernel gives the empty result of ``x[key]``, a key of
+    full slices and one run of index or mask arrays: its TensorIterator over the source restrided
+    (stride 0 on the indexed dims) and the indices reshaped to the result's rank. Operands all of the
+    result's shape take the fast set-up (contiguous: an empty tensor is); otherwise the dims are
+    ordered as reorder_dimensions orders them and, unless that order is row-major (contiguous then),
+    laid out densely in it, so a dim after an empty one gets stride 0 (x[torch.tensor(False)] of a (4, 1, 2) x: (2, 0, 0, 1)). None for other keys."""
+    items = []
+    for k in key if type(key) is tuple else (key,):
+        if type(k) in (bool, np.bool_):  # torch's bool scalar: an unsqueeze, indexed by its nonzero()
+            items += [_UNSQUEEZED, np.zeros(1 if k else 0, np.int64)]
+        else:
+            items.append(k)
+    ellipses = [i for i, k in enumerate(items) if k is Ellipsis]  # (by identity: ``in`` compares arrays)
+    if len(ellipses) == 1:
+        at = ellipses[0]
+        # the dims the other items read (a bool scalar's index reads its own new dim)
+        taken = sum(k.ndim if isinstance(k, np.ndarray) and k.dtype == np.bool_ else k is not None and
+                    k is not _UNSQUEEZED for k in items) - 1 - sum(k is _UNSQUEEZED for k in items)
+        items[at:at + 1] = [slice(None)] * (x.ndim - taken)
+    kept = [k for k in items if k is not _UNSQUEEZED]
+    kinds = "".join("s" if k is None or type(k) is slice and k == slice(None) else "a" if isinstance(k, np.ndarray)
+                    else "?" for k in kept)
+    if "?" in kinds or "a" not in kinds or "s" in kinds.strip("s") or len(shape) < 2:
+        return None
+    before = kinds.index("a")
+    indices = []  # (shape, element strides) of each index tensor torch makes: a mask's nonzero columns
+    for k in kept[before:before + kinds.count("a")]:
+        if k.dtype == np.bool_:
+            count = int(np.count_nonzero(k))
+            indices.extend(((count,), (k.ndim,)) for _ in range(k.ndim))
+        elif k.size:
+            indices.append((k.shape, tuple(st // k.itemsize for st in k.strides)))
+        else:  # (an empty index, a 0-d False's nonzero() made here: NumPy's strides for it are its own)
+            indices.append((k.shape, tuple(int(np.prod(k.shape[d + 1:], dtype=np.int64).clip(1))
+                                           for d in range(k.ndim))))
+    consumed = sum(k.ndim if k.dtype == np.bool_ else 1 for k in kept[before:before + kinds.count("a")])
+    try:
+        index_shape = np.broadcast_shapes(*(s for s, _ in indices))
+    except ValueError:
+        return None
+    # the source as torch indexes it: each None an unsqueeze made first (its stride the size times the
+    # stride of the dim it goes before, 1 at the end)
+    x_shape, x_strides, dim = list(x.shape), [st // x.itemsize for st in x.strides], 0
+    for k in items:
+        if k is None or k is _UNSQUEEZED:
+            x_strides.insert(dim, x_shape[dim] * x_strides[dim] if dim < len(x_shape) else 1)
+            x_shape.insert(dim, 1)
+        if k is not _UNSQUEEZED:  # (a bool scalar's new dim is the one its index then reads)
+            dim += k.ndim if isinstance(k, np.ndarray) and k.dtype == np.bool_ else 1
+    after = len(x_shape) - before - consumed
+    if after < 0 or len(shape) != before + len(index_shape) + after:
+        return None
+    contiguous = []
+    step = x.itemsize
+    for size in reversed(shape):
+        contiguous.append(step)
+        step *= max(size, 1)
+    contiguous.reverse()
+    reshaped = (1,) * before + tuple(index_shape) + (1,) * after
+    if reshaped == tuple(shape):
+        return tuple(contiguous)  # (the fast set-up: every operand contiguous)
+    source = x_strides[:before] + [0] * len(index_shape) + x_strides[before + consumed:]
+    operands = [source]
+    for index_shape_k, index_strides in indices:
+        # expanded to the indices' shape (stride 0 where broadcast), then reshaped: a size-1 dim put
+        # around it takes the contiguous stride of an empty reshape's result, 1
+        offset = len(index_shape) - len(index_shape_k)
+        expanded = [0] * offset + [0 if n == 1 and index_shape[offset + i] != 1 else st
+                                   for i, (n, st) in enumerate(zip(index_shape_k, index_strides))]
+        full = [1] * before + expanded + [1] * after
+        operands.append([0 if n == 1 and size != 1 else st for n, st, size in zip(reshaped, full, shape)])
+
+    def order(d0, d1) -> int:
+        for strides in operands:
+            s0, s1 = strides[d0], strides[d1]
+            if s0 == 0 or s1 == 0:
+                continue
+            if s0 != s1:
+                return -1 if s0 < s1 else 1
+            if shape[d0] > shape[d1]:
+                return 1
+        return 0
+
+    perm = stride_order(len(shape), order)
+    if perm == list(range(len(shape) - 1, -1, -1)):
+        return tuple(contiguous)  # (allocate_or_resize_outputs: the row-major order makes a contiguous result)
+    strides, step = [0] * len(shape), x.itemsize
+    for d in perm:
+        strides[d] = step
+        step *= shape[d]
+    return tuple(strides)
 
 
 def _torch_size1_strides(xp, x, key, out, view: bool):
@@ -2121,10 +2222,33 @@ def _assigned_number(value, dtype):
     return value.real if isinstance(value, complex) and not dtype.is_complex else value
 
 
+def _slices_to_itself(raw_key, shape: tuple) -> bool:
+    """Whether torch's set_item slicing of ``raw_key`` leaves the tensor itself, making no view:
+    Ellipsis, and slices from 0 to the dim's end by 1 (applySlice's shortcut; a read aliases it)."""
+    items = raw_key if type(raw_key) is tuple else (raw_key,)
+    if sum(1 for item in items if item is not Ellipsis) > len(shape):
+        return False
+    dim = 0
+    for item in items:
+        if item is Ellipsis:
+            dim = len(shape) - sum(1 for rest in items[items.index(item) + 1:] if rest is not Ellipsis)
+        elif type(item) is slice:
+            # (the start as given, the stop clamped to the dim: x[-n:] is a view, x[0:n + 5] is x)
+            from_start = item.start is None or type(item.start) is int and item.start == 0
+            to_end = item.stop is None or type(item.stop) is int and item.stop >= shape[dim]
+            by_one = item.step is None or type(item.step) is int and item.step == 1
+            if not (from_start and to_end and by_one):
+                return False
+            dim += 1
+        else:
+            return False
+    return True
+
+
 def _made_without_grad_write_refusal(view: Tensor, raw_key, key) -> RuntimeError:
     """torch's refusal of ``view[key] = value`` with grad enabled, ``view`` made under no_grad: a
     basic key writes into a new view of it (named in the message), an advanced one into it."""
-    if not _is_basic(key):
+    if not _is_basic(key) or _slices_to_itself(raw_key, view._data.shape):
         return view._view_state.refusal(view, "is being")
     with enable_grad():
         written = getitem(view, raw_key)

@@ -34,6 +34,7 @@ from ..tensor import Tensor, _check_tensor
 from . import _cuda_kernels
 from . import elementwise as ew
 from ._arg_parser import check_bool, check_float, check_int
+from .memory_format import iterator_layout
 from .reduce import LogSoftmax, Softmax, empty_mean
 from .reduce import sum as _sum
 from .special_functions import ScaledBy
@@ -197,15 +198,53 @@ class _MseLoss(Function):
 
     @staticmethod
     def backward(ctx, grad):
+        # d/dx = 2(x - t)·g (over n for 'mean'), d/dt its negative: torch's mse_loss_backward for each,
+        # the target's with its operands swapped
         x, t = ctx.saved_values
-        diff = x - t
-        grad_x = grad * 2 * diff
-        if ctx.reduction == "mean":
-            grad_x = grad_x / max(diff.numel(), 1)
-        # torch's one mse_loss_backward node gives both, recorded
-        grad_x = name_node(grad_x, "MseLossBackwardBackward0")
-        grad_t = name_node(-grad_x, "MseLossBackwardBackward0") if ctx.needs_input_grad[1] else None
-        return grad_x if ctx.needs_input_grad[0] else None, grad_t
+        needs_x, needs_t = ctx.needs_input_grad
+        reduction = ctx.reduction
+        return (_MseLossBackward.apply(grad, x, t, reduction=reduction) if needs_x else None,
+                _MseLossBackward.apply(grad, t, x, reduction=reduction) if needs_t else None)
+
+
+class _MseLossBackward(Function):
+    """mse_loss's gradient as torch's mse_loss_backward computes it, ``alpha·(x - t)·g`` with
+    alpha = 2 (2/n for 'mean') rounded to the dtype, and differentiated by its double-backward
+    formulas: one node on the gradient, x and t, as torch's under create_graph."""
+
+    _array_forward = True
+    node_name = "MseLossBackwardBackward0"
+    label = "mse_loss_backward"
+    rule = "∂/∂g = α(x - t), ∂/∂x = α·g, ∂/∂t = -α·g, α = 2 (2/n for 'mean')"
+    formula = None
+
+    @staticmethod
+    def forward(ctx, grad, x, t, reduction):
+        ctx.save_for_backward(grad, x, t)
+        ctx.reduction = reduction
+        alpha = 2.0 / x.size if reduction == "mean" and x.size else 2.0
+        return iterator_layout(x.dtype.type(alpha) * (x - t) * grad, x, t, grad)
+
+    @staticmethod
+    def backward(ctx, grad_grad):
+        grad, x, t = ctx.saved_values
+        reduction = ctx.reduction
+        needs_grad, needs_x, needs_t = ctx.needs_input_grad
+        d_grad = d_x = d_t = None
+        if needs_grad:
+            # torch's mse_loss_double_backward_grad_output: a reduced loss's 0-d gradient sums
+            if reduction == "none":
+                d_grad = _MseLossBackward.apply(grad_grad, x, t, reduction=reduction)
+            else:
+                ones = Tensor._make(array_module(x._data).ones(grad._data.shape, x._data.dtype))
+                d_grad = (_MseLossBackward.apply(ones, x, t, reduction=reduction) * grad_grad).sum()
+        if needs_x or needs_t:
+            # torch's mse_loss_double_backward: 2·(ḡ·g), divided by n for 'mean'
+            d_x = ew.MulNumber.apply(grad_grad * grad, number=2)
+            if reduction == "mean":
+                d_x = ew.DivNumber.apply(d_x, number=max(x.numel(), 1))
+            d_t = -d_x if needs_t else None
+        return d_grad, d_x if needs_x else None, d_t
 
 
 @honours_legacy_flags

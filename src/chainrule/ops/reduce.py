@@ -29,6 +29,7 @@ from ..autograd.function import (
     as_uint64,
     ctx_value,
     input_sizes,
+    is_recording,
     kept_value,
     name_node,
     on_arrays,
@@ -38,7 +39,7 @@ from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out, preserve_layout
 from . import _cuda_kernels, cpu_norm_order, cpu_softmax_order, cpu_sort_order
 from ._arg_parser import check_number, int_list
-from .elementwise import SPARSE_COO_TYPES, DivNumber, _conj, _exp_array, _log_array, conjugate_rule
+from .elementwise import SPARSE_COO_TYPES, DivNumber, MulNumber, _conj, _exp_array, _log_array, conjugate_rule
 from .memory_format import iterator_layout, row_major
 
 # the functions whose chainrule.<name> takes torch's out=, with torch's rule for the out's dtype
@@ -114,9 +115,10 @@ def _expand_back(grad: Tensor, shape: tuple, dims: tuple, keepdim: bool, divisor
         return Tensor._make(iterator_layout(quotients, expanded, expanded.dtype.type(divisor)))
     if grad.is_sparse:  # a sparse reduction's gradient (torch.sparse.sum under a dispatch mode): its dense form
         grad = grad.to_dense()
-    # torch's sum_backward: a 0-d gradient expanded as it is, else unsqueezed at each reduced dim in turn;
-    # a mean's count divides the expanded gradient (mean_backward)
-    if kept_shape is not None and grad._data.ndim:
+    # torch's sum_backward: unsqueezed at each reduced dim in turn where dims were given (a 0-d gradient
+    # too), else expanded as it is; a mean's count divides the expanded gradient (mean_backward)
+    if kept_shape is not None and (grad._data.ndim or node is not None and node._forward_cls.dims_given
+                                   and getattr(node, "given_dims", dims)):
         given = getattr(node, "given_dims", None)
         if len(dims) == 1 and given is not None and len(given) == 1:
             grad = grad.unsqueeze(given[0])  # (one dim: torch unsqueezes at it as given)
@@ -153,6 +155,8 @@ class Sum(Function):
         total = np.add.reduce(x, dims, dtype, None, keepdim) if type(x) is np.ndarray else xp.sum(
             x, axis=dims, keepdims=keepdim, dtype=dtype)
         return _as_array(total, x, xp)
+
+    dims_given = False  # (sum(x): torch's formula expands a 0-d gradient without unsqueezing it)
 
     @staticmethod
     def backward(ctx, grad):
@@ -227,6 +231,7 @@ def _dims_as_given(node) -> tuple:
 
 class SumDim(Sum):
     node_name = "SumBackward1"  # torch's sum(dim) overload
+    dims_given = True
     label = "sum"
     rule = "copies the gradient to every element along the summed dims (∂/∂aᵢ = 1)"
     formula = "sum({0})"
@@ -272,6 +277,8 @@ class Mean(Function):
                 return _as_array(np.divide(total, total.dtype.type(ctx.count), out=total), x, xp)
         return _as_array(xp.mean(x, axis=dims, keepdims=keepdim), x, xp)  # as Sum
 
+    dims_given = False
+
     @staticmethod
     def backward(ctx, grad):
         # d mean = d sum / n
@@ -304,6 +311,7 @@ def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=Non
 
 class MeanDim(Mean):
     node_name = "MeanBackward1"  # torch's mean(dim) overload
+    dims_given = True
     label = "mean"
     rule = "shares the gradient equally along the reduced dims: ∂/∂aᵢ = 1/n, n their size"
     formula = "mean({0})"
@@ -344,6 +352,21 @@ def _keep(t: Tensor, shape: tuple, dims: tuple, keepdim: bool) -> Tensor:
     if keepdim or not dims:
         return t
     return t.reshape(tuple(1 if i in dims else s for i, s in enumerate(shape)))
+
+
+def _unsqueeze_multiple(t: Tensor, shape: tuple, dims: tuple | None, keepdim: bool) -> Tensor:
+    """``t`` with the reduced ``dims`` reinserted as size 1, as torch's derivative formulas do it
+    (unsqueeze_multiple: one unsqueeze per dim, ascending, so a recorded walk shows torch's
+    UnsqueezeBackward0 nodes); ``dims`` None is torch's empty dim list (a reduction over all
+    elements whose dim was not given: the 0-d ``t`` broadcasts as it is). Where nothing records,
+    the one reshape of ``_keep``."""
+    if keepdim or not dims or not shape:
+        return t
+    if not is_recording(t):
+        return _keep(t, shape, dims, keepdim)
+    for dim in sorted(dims):
+        t = t.unsqueeze(dim)
+    return t
 
 
 def _float_dtype_input(input: Tensor, dtype, to_overload: str | None = None) -> Tensor:
@@ -501,20 +524,27 @@ class Var(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        # d var = 2 (x - mean) / (n - correction) dx
+        # d var = 2 (x - mean) / (n - correction) dx, in torch's var_backward's ops: with no dim given,
+        # the mean of all elements (MeanBackward0); else the grad unsqueezed at each dim (an input of
+        # more than one dim) and the mean over the dims kept
         x = ctx.saved_values[0]
         dims = ctx.dims
-        if ctx.n_minus_correction <= 0 and (x.ndim == 0 or getattr(ctx, "given_dims", None) is None):
-            # torch's rule for a reduction over no dim with no degrees of freedom left: a real
-            # NaN where x equals its mean, else +inf (a complex input's gradient has imaginary 0)
-            from .elementwise import where
+        given = getattr(ctx, "given_dims", dims)  # (None: no dim given; a node made inside another op keeps none)
+        if given is None or not x._data.ndim:
+            if ctx.n_minus_correction <= 0:
+                # no degrees of freedom: 2 / dof is inf, and nan where x is its mean (inf · 0), as torch
+                # (a complex input's gradient has imaginary 0)
+                from .elementwise import where
 
-            no_freedom = where(Tensor._make(x._data == x._data.mean()), float("nan"), float("inf"))
-            return (grad * no_freedom).to(x.dtype)
-        centered = x - mean(x, dims, keepdim=True)
+                return (grad * where(x == mean(x), float("nan"), float("inf"))).to(x.dtype)
+            centered = x - mean(x)
+        else:
+            centered = x - mean(x, dims, keepdim=True)
+            if x._data.ndim > 1:  # (a 1-d input's 0-d grad broadcasts as it is)
+                grad = _unsqueeze_multiple(grad, x._data.shape, dims, ctx.keepdim)
         # scale before multiplying by the centered values, so huge inputs do not overflow first (as torch)
         scale = 2.0 / ctx.n_minus_correction if ctx.n_minus_correction else float("inf")
-        return _keep(grad, x._data.shape, dims, ctx.keepdim) * scale * centered
+        return MulNumber.apply(grad, number=scale) * centered
 
 
 def _nan_filled(out):
@@ -616,10 +646,9 @@ class Std(Var):
     @staticmethod
     def backward(ctx, grad):
         # d std = d var / (2 std), taken as 0 where std is 0
-        from .elementwise import where
-
         out = ctx.saved_values[1]
-        scaled = where(Tensor._make(out._data == 0), 0.0, grad / (2 * out))
+        # torch's std_backward: (grad / (result * 2)).masked_fill_(result == 0, 0)
+        scaled = (grad / MulNumber.apply(out, number=2)).masked_fill(Tensor._make(out._data == 0), 0)
         return Var.backward(ctx, scaled)
 
 
@@ -1189,8 +1218,8 @@ class Logsumexp(Function):
 
         x, out = ctx.saved_values
         shape, dims = x._data.shape, ctx.dims
-        weights = exp(x - _keep(out, shape, dims, ctx.keepdim))
-        return _keep(grad, shape, dims, ctx.keepdim) * _conj(weights)
+        weights = exp(x - _unsqueeze_multiple(out, shape, dims, ctx.keepdim))
+        return _unsqueeze_multiple(grad, shape, dims, ctx.keepdim) * _conj(weights)
 
 
 def logsumexp(input: Tensor, dim, keepdim: bool = False) -> Tensor:
@@ -1871,40 +1900,47 @@ class Norm(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        from .elementwise import abs, sign, where
+        # torch's norm_backward, op for op (its rounding, and its nodes under create_graph): the grad and
+        # the norm unsqueezed at the dims given (none for a norm over all elements), then per order
+        from .elementwise import abs
+        from .special_functions import sgn
 
         x, out = ctx.saved_values
         shape, dims, ord = x._data.shape, ctx.dims, ctx.ord
-        grad = _keep(grad, shape, dims, ctx.keepdim)
-        norm = _keep(out, shape, dims, ctx.keepdim)
         if ord == 0:
             # a count of nonzeros: torch's norm_backward returns an undefined gradient (no grad, not
             # zeros: never 0 * inf = nan, and autograd.grad calls the input unused)
             return None
+        given_dims = None if getattr(ctx, "given_dims", dims) is None else dims
+        grad = _unsqueeze_multiple(grad, shape, given_dims, ctx.keepdim)
         if ord == 1:
             # d |x|_1 = sign(x) dx
-            return grad * sign(x)
+            return sgn(x) * grad
+        norm = _unsqueeze_multiple(out, shape, given_dims, ctx.keepdim)
         if ord in (np.inf, -np.inf):
             # d max|x| = sign(x) at the maximal |x| (ties share evenly; NaN counts as maximal), as torch: mask * share
-            return sign(x) * _split_among_equal(grad, abs(x), norm, grad, dims, nan_is_equal=True, spread=True)
+            return sgn(x) * _split_among_equal(grad, abs(x), norm, grad, dims, nan_is_equal=True, spread=True)
         zero = norm._data == 0
+        recording = is_recording(x, grad)
         if ord == 2:
-            # d |x|_2 = x / |x|_2 dx, taken as 0 at x = 0 (torch's choice); rounded as torch's
-            # norm_backward, grad * (x / norm) masked where norm == 0 (x * (grad / norm) is an ulp off;
-            # a tiny x whose squares underflowed has a 0 norm and a 0 gradient). The unguarded x / norm
-            # is torch's too: differentiated again at a zero norm it gives torch's nan (0 * (-x / 0²))
-            if not zero.any():
-                return grad * (x / norm)
-            return grad * where(Tensor._make(zero), 0.0, x / norm)
-        norm_is_zero = Tensor._make(zero)
-        safe = where(norm_is_zero, 1.0, norm)
-        # d |x|_p = sign(x) |x|^(p-1) / |x|_p^(p-1) dx; torch's subgradients: for p < 1 the factor
-        # |x|^(p-1) is 0 where x = 0 (and |x|_p^(1-p) is 0 at the zero vector); for p >= 1 the
-        # gradient is 0 at the zero vector
+            # d |x|_2 = x / |x|_2 dx, taken as 0 at a zero norm (torch's choice; a tiny x whose squares
+            # underflowed has a 0 norm and a 0 gradient). The unmasked x / norm is torch's too: differentiated
+            # again at a zero norm it gives torch's nan (0 * (-x / 0²))
+            direction = x / norm
+            if recording or zero.any():  # (nothing to mask, and no node to show: the plain walk skips it)
+                direction = direction.masked_fill(Tensor._make(zero), 0)
+            return grad * direction
         if ord < 1:
-            magnitude = where(Tensor._make(x._data == 0), 0.0, abs(x) ** (ord - 1))
-            return grad * sign(x) * magnitude * norm ** (1 - ord)
-        return where(norm_is_zero, 0.0, grad / safe ** (ord - 1)) * sign(x) * abs(x) ** (ord - 1)
+            # d |x|_p = sign(x) |x|^(p-1) |x|_p^(1-p) dx, the factor |x|^(p-1) taken as 0 where x = 0
+            magnitude = abs(x).pow(ord - 1).masked_fill(Tensor._make(x._data == 0), 0)
+            return sgn(x) * magnitude * grad * norm.pow(1 - ord)
+        # d |x|_p = sign(x) |x|^(p-1) / |x|_p^(p-1) dx (as x |x|^(p-2) from p = 2), 0 at the zero vector
+        scaled_x = sgn(x) * abs(x).pow(ord - 1) if ord < 2 else x * abs(x).pow(ord - 2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = grad / norm.pow(ord - 1)
+        if recording or zero.any():
+            share = share.masked_fill(Tensor._make(zero), 0)
+        return scaled_x * share
 
 
 def norm_of_array(x, ord: float, dims: tuple, keepdim: bool):
