@@ -684,7 +684,8 @@ def std_mean(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, c
 # torch's one var_mean / std_mean node keeps its arguments as given, its input and (std_mean) its std
 _VAR_MEAN_SAVED = {"_saved_correction": kept_value("correction"), "_saved_dim": kept_value("dim"),
                    "_saved_keepdim": kept_value("keepdim"), "_saved_self": kept_value("self", tensor=True)}
-_STD_MEAN_SAVED = {**_VAR_MEAN_SAVED, "_saved_result0": kept_value("result0", tensor=True)}
+# (the std is read from the Std node's own saved output: kept there, the node would hold its output, a cycle)
+_STD_MEAN_SAVED = {**_VAR_MEAN_SAVED, "_saved_result0": saved(1)}
 
 
 def _var_mean_kept(first: Tensor, input: Tensor, keepdim: bool):
@@ -692,7 +693,7 @@ def _var_mean_kept(first: Tensor, input: Tensor, keepdim: bool):
     if node is None:
         return None
     return {"correction": getattr(node, "given_correction", None), "dim": _given_dims(node), "keepdim": keepdim,
-            "self": input, "result0": first}
+            "self": input}
 
 
 # ---------------------------------------------------------------- max, min and friends
