@@ -30,13 +30,14 @@ import pickle
 import struct
 import sys
 import types
+import warnings
 import zipfile
 import zlib
 from collections import Counter, OrderedDict
 
 import numpy as np
 
-from . import _dtype, _layout
+from . import _dtype, _layout, _torch_function
 from ._backend import contiguous_strides, strided_view
 from .ops import quantized as _quantized
 from .tensor import Tensor
@@ -524,7 +525,6 @@ class _WeightsOnlyUnpickler(pickle._Unpickler):
 
     def __init__(self, file, storage, extra_globals: dict) -> None:
         super().__init__(file, encoding="utf-8")
-        self.size = file.end - file.start
         self.storage = storage
         self.allowed = _allowed_globals()
         self.extra = extra_globals
@@ -644,17 +644,17 @@ class _WeightsOnlyUnpickler(pickle._Unpickler):
             raise refusal(f"Can only extend lists, but got {type(self.stack[-1])}")
         self.stack[-1].extend(items)
 
-    def load_bytearray8(self):
-        # pickle's own version allocates the claimed length before reading: found by the fuzzer
-        (length,) = struct.unpack("<Q", self.read(8))
-        if length > self.size:
-            raise _invalid(f"BYTEARRAY8 claims {length} bytes in a pickle of {self.size}")
-        data = bytearray(length)
-        self.readinto(data)
-        self.append(data)
+    def load(self):
+        try:
+            return super().load()
+        finally:
+            if self.proto not in (0, 2):  # torch's warning at a PROTO opcode of another protocol, on the user's line
+                warnings.warn(f"Detected pickle protocol {self.proto} in the checkpoint, which was not the default "
+                              "pickle protocol used by `torch.load` (2). The weights_only Unpickler might not support "
+                              "all instructions implemented by this protocol, please file an issue for adding support "
+                              "if you encounter this.", UserWarning, stacklevel=_torch_function.user_stacklevel())
 
     dispatch[pickle.REDUCE[0]] = load_reduce
-    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
     dispatch[pickle.NEWOBJ[0]] = load_newobj
     dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
     dispatch[pickle.BUILD[0]] = load_build
@@ -662,6 +662,30 @@ class _WeightsOnlyUnpickler(pickle._Unpickler):
     dispatch[pickle.SETITEMS[0]] = load_setitems
     dispatch[pickle.APPEND[0]] = load_append
     dispatch[pickle.APPENDS[0]] = load_appends
+
+
+# the opcodes torch's weights-only unpickler reads (protocol 2's binary ones, no FRAME, MEMOIZE, BINBYTES, ...):
+# any other is refused with torch's words, so a protocol 4 file loads with weights_only=True on neither library.
+# POP too, which torch refuses: chainrule's pickle of a whole module (its state_setter) needs it, for a load
+# whose classes the user allowed (add_safe_globals)
+_TORCH_WEIGHTS_ONLY_OPCODES = frozenset(op[0] for op in (pickle.POP,
+    pickle.GLOBAL, pickle.NEWOBJ, pickle.REDUCE, pickle.BUILD, pickle.APPEND, pickle.APPENDS, pickle.SETITEM,
+    pickle.SETITEMS, pickle.MARK, pickle.TUPLE, pickle.TUPLE1, pickle.TUPLE2, pickle.TUPLE3, pickle.NONE,
+    pickle.NEWFALSE, pickle.NEWTRUE, pickle.EMPTY_TUPLE, pickle.EMPTY_LIST, pickle.EMPTY_DICT, pickle.EMPTY_SET,
+    pickle.BININT, pickle.BININT1, pickle.BININT2, pickle.BINFLOAT, pickle.BINUNICODE, pickle.SHORT_BINSTRING,
+    pickle.BINPERSID, pickle.BINGET, pickle.LONG_BINGET, pickle.BINPUT, pickle.LONG_BINPUT, pickle.LONG1,
+    pickle.PROTO, pickle.STOP))
+
+
+def _unsupported_opcode(code: int):
+    def refuse(unpickler):
+        raise refusal(f"Unsupported operand {code}")
+
+    return refuse
+
+
+_WeightsOnlyUnpickler.dispatch.update({code: _unsupported_opcode(code) for code in range(256)
+                                        if code not in _TORCH_WEIGHTS_ONLY_OPCODES})
 
 
 def _answered_by_chainrule(module: str) -> bool:
@@ -1287,7 +1311,14 @@ class _DryRun(pickle._Unpickler):
     def _instantiate(self, klass, args):
         self.append(_Opaque())
 
-    load_bytearray8 = _WeightsOnlyUnpickler.load_bytearray8
+    def load_bytearray8(self):
+        # pickle's own version allocates the claimed length before reading: found by the fuzzer
+        (length,) = struct.unpack("<Q", self.read(8))
+        if length > self.size:
+            raise _invalid(f"BYTEARRAY8 claims {length} bytes in a pickle of {self.size}")
+        data = bytearray(length)
+        self.readinto(data)
+        self.append(data)
 
     dispatch[pickle.REDUCE[0]] = load_reduce
     dispatch[pickle.NEWOBJ[0]] = load_newobj
@@ -1357,17 +1388,24 @@ def _legacy_storages(buffer, ids: list, keys, data_start: int, fail) -> dict:
     return storages
 
 
-def _legacy_layout(buffer) -> tuple[int, int, dict]:
+def _legacy_layout(buffer, weights_only: bool) -> tuple[int, int, dict]:
     """Where the object's pickle starts and ends, and its storages: the header pickles read as
-    weights-only, the object's pickle dry-run (nothing called or imported), the keys and the
-    storages' bytes checked against each other and the file's length."""
+    weights-only (or dry-run, as torch reads them with the unpickler of the load, which for
+    weights_only=False takes any protocol's opcodes), the object's pickle dry-run (nothing called or
+    imported), the keys and the storages' bytes checked against each other and the file's length."""
     view = _View(buffer)
 
     def no_storage(pid):
         raise _invalid("its header pickles name a storage")
 
     def header():
-        return _WeightsOnlyUnpickler(view, no_storage, {}).load()
+        if weights_only:
+            return _WeightsOnlyUnpickler(view, no_storage, {}).load()
+        dry = _DryRun(view, len(buffer))
+        value = dry.load()
+        if dry.ids:
+            raise _invalid("its header pickles name a storage")
+        return value
 
     magic, version, system = header(), header(), header()
     if magic != LEGACY_MAGIC_NUMBER or version != LEGACY_PROTOCOL_VERSION or not isinstance(system, dict):
@@ -1387,7 +1425,7 @@ def load_legacy(buffer, name: str, weights_only: bool, extra_globals: dict, plac
                             f"{' '.join(problem.split())}")
 
     with _load_errors(fail, file_code_ran=False):  # the dry run runs nothing of the file's
-        pickle_start, pickle_end, storages = _legacy_layout(buffer)
+        pickle_start, pickle_end, storages = _legacy_layout(buffer, weights_only)
 
     def storage(pid):
         # the same bytes as the dry run: the same ids, checked there

@@ -1,0 +1,49 @@
+"""Session 61, lane fuzzCF: the serialization mismatches the serialization fuzzer (tests/fuzz/test_serialization.py)
+found between torch 2.13 and chainrule, each as torch behaves."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import warnings
+
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _saved(lib, obj, **options) -> bytes:
+    buffer = io.BytesIO()
+    lib.save(obj, buffer, **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("protocol", [4, 5])
+@pytest.mark.parametrize("legacy", [False, True])
+def test_weights_only_refuses_the_opcodes_torchs_unpickler_lacks(protocol, legacy):
+    """A protocol 4/5 pickle (FRAME, MEMOIZE) is refused by torch's weights-only unpickler: chainrule's refused
+    it only for a global and loaded the rest; weights_only=False loads it on both."""
+    obj = {"w": torch.arange(3.0)}
+    data = _saved(torch, obj, pickle_protocol=protocol, _use_new_zipfile_serialization=not legacy)
+    for lib in (torch, chainrule):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(pickle.UnpicklingError, match=r"(?s)Weights only load failed.*Unsupported operand 149"):
+                lib.load(io.BytesIO(data), weights_only=True)
+        assert any(f"Detected pickle protocol {protocol} in the checkpoint" in str(w.message) for w in caught)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loaded = lib.load(io.BytesIO(data), weights_only=False)
+        assert loaded["w"].tolist() == [0.0, 1.0, 2.0]
+
+
+def test_weights_only_still_loads_a_whole_module_the_user_allowed():
+    """chainrule's pickle of a module pops its state setter's result (POP, which torch's unpickler lacks):
+    allowed for such files, so safe_globals still loads them."""
+    model = chainrule.nn.Sequential(chainrule.nn.Linear(3, 2))
+    data = _saved(chainrule, model)
+    with chainrule.serialization.safe_globals([chainrule.nn.Sequential, chainrule.nn.Linear]):
+        loaded = chainrule.load(io.BytesIO(data))
+    assert loaded[0].weight.tolist() == model[0].weight.tolist()
