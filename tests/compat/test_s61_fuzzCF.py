@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import re
 import warnings
 
 import pytest
@@ -47,3 +48,21 @@ def test_weights_only_still_loads_a_whole_module_the_user_allowed():
     with chainrule.serialization.safe_globals([chainrule.nn.Sequential, chainrule.nn.Linear]):
         loaded = chainrule.load(io.BytesIO(data))
     assert loaded[0].weight.tolist() == model[0].weight.tolist()
+
+
+def test_mmap_refuses_a_file_object_and_the_legacy_format_as_torch(tmp_path):
+    """torch maps only a zip checkpoint given by path: a file object is a ValueError, a legacy (or any non-zip)
+    file a RuntimeError; chainrule ignored mmap and loaded both."""
+    zipped, legacy = _saved(torch, [torch.ones(2)]), _saved(torch, [torch.ones(2)], _use_new_zipfile_serialization=False)
+    path = tmp_path / "legacy.pt"
+    path.write_bytes(legacy)
+    for lib in (torch, chainrule):
+        with pytest.raises(ValueError, match="^f must be a file path in order to use the mmap argument$"):
+            lib.load(io.BytesIO(zipped), mmap=True)
+        with pytest.raises(RuntimeError, match=r"^mmap can only be used with files saved with `torch.save\("
+                           r"_use_new_zipfile_serialization=True\), please"):
+            lib.load(io.BytesIO(legacy), mmap=True)
+        with pytest.raises(RuntimeError, match=r"^mmap can only be used with files saved with `torch.save\("
+                           + re.escape(str(path)) + ", _use_new"):
+            lib.load(str(path), mmap=True)
+        assert lib.load(str(path), mmap=False)[0].tolist() == [1.0, 1.0]
