@@ -1050,18 +1050,26 @@ class _Pickler(pickle._Pickler):
         itemsize = dtype.itemsize
         # (an empty view keeps its storage too: torch saves x[:, 6:] of a (4, 6) with offset 6 and 24 elements)
         root = _root(array) if on_host and dtype.isnative else None
-        if root is not None and root.dtype == dtype and (root.flags.c_contiguous or root.flags.f_contiguous):
+        # (a view of another dtype, view_as_real or view(dtype), views its root's memory as torch's storage does)
+        if (root is not None and (root.flags.c_contiguous or root.flags.f_contiguous) and root.dtype.isnative
+                and root.nbytes % itemsize == 0):
             begin = root.__array_interface__["data"][0]
             delta = array.__array_interface__["data"][0] - begin
             stride = tuple(s // itemsize for s in array.strides) if array.size else t.stride()
             last = delta // itemsize + sum((n - 1) * s for n, s in zip(array.shape, stride))
             if (delta >= 0 and delta % itemsize == 0 and all(s >= 0 and s % itemsize == 0 for s in array.strides)
-                    and last < root.size):
-                identity = (begin, root.nbytes, dtype.str, location, kind.name)
+                    and last < root.nbytes // itemsize):
+                # (memory of no bytes is no storage torch compares: each empty root its own, per dtype)
+                identity = (begin, root.nbytes, location) if root.nbytes else (begin, 0, location, dtype.str, kind.name)
                 record = self.storages.get(identity)
                 if record is None:
-                    record = _StorageRecord(kind, str(len(self.storages)), location, root.ravel(order="K"))
+                    memory = root.ravel(order="K")
+                    record = _StorageRecord(kind, str(len(self.storages)), location,
+                                            memory if root.dtype == dtype else memory.view(dtype))
                     self.storages[identity] = record
+                elif record.array.dtype != dtype or record.kind is not kind:
+                    raise RuntimeError("Cannot save multiple tensors or storages that view the same data as different "
+                                       "types")  # torch's words: one storage, one element type in the file
                 return record, delta // itemsize, stride
         native = dtype if dtype.itemsize == 1 else dtype.newbyteorder("=")
         copy = np.array(array, dtype=native, order="C", copy=True).reshape(-1)

@@ -66,3 +66,31 @@ def test_mmap_refuses_a_file_object_and_the_legacy_format_as_torch(tmp_path):
                            + re.escape(str(path)) + ", _use_new"):
             lib.load(str(path), mmap=True)
         assert lib.load(str(path), mmap=False)[0].tolist() == [1.0, 1.0]
+
+
+def _views_of_another_dtype(lib):
+    z = lib.tensor([[1 + 2j, 3 - 4j, 5j], [-1j, 2 + 0j, 7 + 7j]], dtype=lib.complex64)
+    return z, lib.view_as_real(z[1]), z.view(lib.float64)
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_one_storage_saved_as_two_dtypes_is_refused_as_torch(legacy):
+    """torch.save refuses views of one storage as different dtypes (a complex tensor and its view_as_real);
+    chainrule saved the real view as a copy, a storage of its own."""
+    for lib in (torch, chainrule):
+        z, real, _ = _views_of_another_dtype(lib)
+        with pytest.raises(RuntimeError, match="^Cannot save multiple tensors or storages that view the same data as "
+                           "different types$"):
+            lib.save([z, real], io.BytesIO(), _use_new_zipfile_serialization=not legacy)
+
+
+def test_a_view_of_another_dtype_saves_its_whole_storage_as_torch():
+    """view_as_real / view(dtype) alone: torch writes the complex storage's bytes as the view's dtype, the view
+    at its offset; chainrule wrote a copy of the view's elements (another storage size and offset)."""
+    for saver in (torch, chainrule):
+        _, real, wide = _views_of_another_dtype(saver)
+        for loader in (torch, chainrule):
+            got_real, got_wide = (loader.load(io.BytesIO(_saved(saver, [t])))[0] for t in (real, wide))
+            assert (got_real.storage_offset(), got_real.stride(), got_real.untyped_storage().nbytes()) == (6, (2, 1), 48)
+            assert got_real.tolist() == [[0.0, -1.0], [2.0, 0.0], [7.0, 7.0]]
+            assert (got_wide.dtype, got_wide.shape, got_wide.untyped_storage().nbytes()) == (loader.float64, (2, 3), 48)
