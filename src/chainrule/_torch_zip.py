@@ -46,6 +46,7 @@ from .tensor import Tensor
 default_load_byteorder = "little"
 MAX_DIMS = 64
 MAX_MEMBERS = 1 << 16
+MIN_FORMAT_VERSION, MAX_FORMAT_VERSION = 1, 10  # the archive format versions torch 2.13's reader takes
 _LEGACY_MAGIC = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # torch's legacy magic number as a pickle's LONG1
 
 
@@ -490,6 +491,25 @@ class _Archive:
         if len(pickles) != 1:
             raise _invalid("it is a zip file without exactly one <name>/data.pkl: not a PyTorch checkpoint")
         self.prefix = pickles[0][:-len("data.pkl")]
+        # torch's reader refuses a member outside the archive's one folder (a name garbled in the directory)
+        stray = next((n for n in self.members if not n.startswith(self.prefix)), None)
+        if stray is not None:
+            raise _invalid(f"file in archive is not in a subdirectory {self.prefix}: {stray[:200]!r}")
+        self._check_version()
+
+    def _check_version(self) -> None:
+        """torch's reader's check of the format version record (.data/version, else version)."""
+        name = ".data/version" if self.prefix + ".data/version" in self.members else "version"
+        if self.prefix + name not in self.members:
+            raise _invalid('Expected hasRecord("version") to be true, but got false.')
+        text = bytes(self.member(name))
+        try:
+            version = int(text.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            raise _invalid(f"Couldn't parse the version {text[:40]!r} as Long Long.") from None
+        if not MIN_FORMAT_VERSION <= version <= MAX_FORMAT_VERSION:
+            raise _invalid(f"Attempted to read a PyTorch file with version {version}, but the supported versions for "
+                           f"reading are {MIN_FORMAT_VERSION} to {MAX_FORMAT_VERSION}")
 
     def member(self, relative: str) -> memoryview:
         begin, end = self.member_range(relative)

@@ -7,6 +7,7 @@ import io
 import pickle
 import re
 import warnings
+import zipfile
 
 import pytest
 
@@ -94,3 +95,32 @@ def test_a_view_of_another_dtype_saves_its_whole_storage_as_torch():
             assert (got_real.storage_offset(), got_real.stride(), got_real.untyped_storage().nbytes()) == (6, (2, 1), 48)
             assert got_real.tolist() == [[0.0, -1.0], [2.0, 0.0], [7.0, 7.0]]
             assert (got_wide.dtype, got_wide.shape, got_wide.untyped_storage().nbytes()) == (loader.float64, (2, 3), 48)
+
+
+def _rezipped(data: bytes, change) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as target:
+        for info in source.infolist():
+            changed = change(info.filename, source.read(info))
+            if changed is not None:
+                target.writestr(*changed)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("change", [
+    lambda name, content: ("archiv}/" + name.split("/", 1)[1], content) if name.endswith("serialization_id")
+    else (name, content),
+    lambda name, content: None if name == "archive/version" else (name, content),
+    lambda name, content: (name, b"99\n") if name == "archive/version" else (name, content),
+    lambda name, content: (name, b"x\n") if name == "archive/version" else (name, content),
+], ids=["member-outside-the-folder", "no-version", "version-99", "version-unparsable"])
+def test_the_archive_checks_of_torchs_reader(change):
+    """torch's reader refuses a member outside the archive's folder and a missing, unparsable or unsupported
+    version record; chainrule loaded such files."""
+    data = _rezipped(_saved(torch, [torch.ones(2)]), change)
+    for lib in (torch, chainrule):
+        with pytest.raises(RuntimeError):
+            lib.load(io.BytesIO(data))
+    moved = _rezipped(_saved(torch, [torch.ones(2)]), lambda name, content: (
+        "archive/.data/version" if name == "archive/version" else name, content))
+    assert chainrule.load(io.BytesIO(moved))[0].tolist() == torch.load(io.BytesIO(moved))[0].tolist() == [1.0, 1.0]
