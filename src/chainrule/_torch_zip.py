@@ -786,6 +786,11 @@ def load(buffer, name: str, weights_only: bool, extra_globals: dict, place):
     return _place_all(result, lambda t: place(t, locations.get(id(t._data), "cpu")))
 
 
+class _TruncatedCheckpointError(EOFError, RuntimeError):
+    """A checkpoint whose pickle ends early: an EOFError as torch's, and a RuntimeError as every other file
+    chainrule.load cannot read."""
+
+
 @contextlib.contextmanager
 def _load_errors(fail, file_code_ran: bool, always: tuple = ()):
     """What reading a checkpoint raises, as ``fail``'s one-line RuntimeError; shared by the zip and
@@ -805,6 +810,8 @@ def _load_errors(fail, file_code_ran: bool, always: tuple = ()):
         raise fail(f"its pickle is garbled ({' '.join(str(exc).split())[:200]})") from None
     except RecursionError:
         raise fail("its pickle nests too deeply") from None
+    except EOFError as exc:  # a pickle cut short: torch's unpickler raises EOFError, which callers catch by class
+        raise _TruncatedCheckpointError(str(fail(f"it ends inside its pickle (truncated) {exc}".strip()))) from None
     except MemoryError:
         raise
     except Exception as exc:

@@ -124,3 +124,15 @@ def test_the_archive_checks_of_torchs_reader(change):
     moved = _rezipped(_saved(torch, [torch.ones(2)]), lambda name, content: (
         "archive/.data/version" if name == "archive/version" else name, content))
     assert chainrule.load(io.BytesIO(moved))[0].tolist() == torch.load(io.BytesIO(moved))[0].tolist() == [1.0, 1.0]
+
+
+def test_a_legacy_file_cut_inside_its_pickle_raises_eoferror_as_torch():
+    """torch's unpickler meets the end of a truncated legacy file and raises EOFError (which callers catch by
+    class); chainrule raised a RuntimeError only. Now both: EOFError, and RuntimeError naming the file."""
+    data = _saved(torch, {"w": torch.ones(3)}, _use_new_zipfile_serialization=False)
+    cut = data[:len(data) // 6]
+    with pytest.raises(EOFError):
+        torch.load(io.BytesIO(cut))
+    with pytest.raises(EOFError) as caught:
+        chainrule.load(io.BytesIO(cut))
+    assert isinstance(caught.value, RuntimeError) and "truncated" in str(caught.value)

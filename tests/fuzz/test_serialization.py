@@ -51,8 +51,6 @@ OPEN_KINDS: list = [
     ("a conj() view: chainrule's holds its conjugated values in memory of its own, so it shares no storage with "
      "its base (and is saved as a storage of its own); torch's shares the base's storage",
      lambda case, problem: _conjugated(case) and (problem.startswith("build:") or ".storage" in problem)),
-    ("a legacy-format file cut inside its pickle: torch's unpickler raises EOFError, chainrule a RuntimeError",
-     lambda case, problem: case.legacy and "torch raised EOFError" in problem),
 ]
 
 
