@@ -482,6 +482,11 @@ class _Archive:
         infos = self.zip.infolist()
         if len(infos) > MAX_MEMBERS:
             raise _invalid(f"it has {len(infos)} members (at most {MAX_MEMBERS})")
+        # torch's reader (miniz) checks every member's record lies within the file when it opens it
+        past = next((info for info in infos if info.header_offset + 30 + info.compress_size > len(buffer)), None)
+        if past is not None:
+            raise _invalid(f"invalid header or archive is corrupted: member {past.filename[:200]!r} lies past the end "
+                           "of the file")
         self.members = {info.filename: info for info in infos}
         if len(self.members) != len(infos):
             # two readers could pick different ones of the same name: refuse the ambiguity
@@ -741,13 +746,23 @@ class _TrustedUnpickler(pickle.Unpickler):
         return self.storage(pid)
 
 
+def _failure(name: str):
+    """``fail(problem)``: the RuntimeError of a zip checkpoint chainrule.load cannot read, in one line whatever
+    the file put into the problem's text."""
+    return lambda problem: RuntimeError(f"chainrule.load: {name!r} is not a valid PyTorch checkpoint: "
+                                        f"{' '.join(problem.split())}")
+
+
+def check_archive(buffer, name: str) -> None:
+    """The checks torch's reader makes when it opens a zip checkpoint, with :func:`load`'s errors."""
+    with _load_errors(_failure(name), file_code_ran=False):
+        _Archive(buffer, name)
+
+
 def load(buffer, name: str, weights_only: bool, extra_globals: dict, place):
     """The object in a PyTorch-format zip checkpoint; RuntimeError for a malformed file,
     ``pickle.UnpicklingError`` when weights-only loading refuses a global."""
-    def fail(problem):
-        # one line, whatever the file put into the problem's text
-        return RuntimeError(f"chainrule.load: {name!r} is not a valid PyTorch checkpoint: {' '.join(problem.split())}")
-
+    fail = _failure(name)
     # a corrupt archive or pickle surfaces as whatever zipfile or an opcode trips over
     with _load_errors(fail, file_code_ran=not weights_only, always=(zipfile.BadZipFile, EOFError)):
         archive = _Archive(buffer, name)

@@ -347,6 +347,7 @@ def load(f, map_location=None, pickle_module=None, *, weights_only: bool | None 
                            f"`torch.save({f_name}_use_new_zipfile_serialization=True), please torch.save your "
                            "checkpoint with this option in order to use mmap.")
     elif mmap and not is_path:
+        _torch_zip.check_archive(buffer, name)  # torch opens the archive before it looks at mmap
         raise ValueError("f must be a file path in order to use the mmap argument")
     if len(buffer) == 0:
         rewind = " (a file object written by save() is read from where it stands: seek(0) first)" \

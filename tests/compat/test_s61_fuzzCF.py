@@ -136,3 +136,17 @@ def test_a_legacy_file_cut_inside_its_pickle_raises_eoferror_as_torch():
     with pytest.raises(EOFError) as caught:
         chainrule.load(io.BytesIO(cut))
     assert isinstance(caught.value, RuntimeError) and "truncated" in str(caught.value)
+
+
+def test_a_member_recorded_past_the_end_of_the_file_is_refused_when_opened_as_torch():
+    """A flipped byte of a central-directory entry's local-header offset (a member no load reads): torch's reader
+    refuses the archive when it opens it (before the pickle, and before mmap's file-object check); chainrule only
+    checked the members it read."""
+    data = bytearray(_saved(torch, [torch.ones(2)], pickle_protocol=4))
+    entry = data.rindex(b"archive/.storage_alignment") - 46  # its central-directory entry (the name's last copy)
+    assert data[entry:entry + 4] == b"PK\x01\x02"
+    data[entry + 43] ^= 0xEC  # the offset's second byte
+    for lib in (torch, chainrule):
+        for options in ({}, {"mmap": True}):
+            with pytest.raises(RuntimeError, match="invalid header or archive is corrupted"):
+                lib.load(io.BytesIO(bytes(data)), **options)
