@@ -482,11 +482,15 @@ class _Archive:
         infos = self.zip.infolist()
         if len(infos) > MAX_MEMBERS:
             raise _invalid(f"it has {len(infos)} members (at most {MAX_MEMBERS})")
-        # torch's reader (miniz) checks every member's record lies within the file when it opens it
-        past = next((info for info in infos if info.header_offset + 30 + info.compress_size > len(buffer)), None)
-        if past is not None:
-            raise _invalid(f"invalid header or archive is corrupted: member {past.filename[:200]!r} lies past the end "
-                           "of the file")
+        # torch's reader (miniz) checks every member's record lies within the file, and a stored one's two sizes
+        # agree, when it opens it
+        for info in infos:
+            if info.header_offset + 30 + info.compress_size > len(buffer):
+                raise _invalid(f"invalid header or archive is corrupted: member {info.filename[:200]!r} lies past the "
+                               "end of the file")
+            if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+                raise _invalid(f"invalid header or archive is corrupted: stored member {info.filename[:200]!r} has "
+                               f"two sizes ({info.compress_size} and {info.file_size} bytes)")
         self.members = {info.filename: info for info in infos}
         if len(self.members) != len(infos):
             # two readers could pick different ones of the same name: refuse the ambiguity

@@ -150,3 +150,15 @@ def test_a_member_recorded_past_the_end_of_the_file_is_refused_when_opened_as_to
         for options in ({}, {"mmap": True}):
             with pytest.raises(RuntimeError, match="invalid header or archive is corrupted"):
                 lib.load(io.BytesIO(bytes(data)), **options)
+
+
+def test_a_stored_member_with_two_sizes_is_refused_when_opened_as_torch():
+    """A flipped byte of a central-directory entry's uncompressed size (a member no load reads): torch's reader
+    refuses a stored member whose two sizes differ; chainrule checked only the members it read."""
+    data = bytearray(_saved(torch, [torch.ones(2)]))
+    entry = data.rindex(b"archive/.format_version") - 46
+    assert data[entry:entry + 4] == b"PK\x01\x02"
+    data[entry + 24] ^= 0x4D  # the uncompressed size's first byte
+    for lib in (torch, chainrule):
+        with pytest.raises(RuntimeError, match="invalid header or archive is corrupted"):
+            lib.load(io.BytesIO(bytes(data)))
