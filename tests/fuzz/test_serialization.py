@@ -48,6 +48,20 @@ OPEN_KINDS: list = [
      "byte with whatever its unpickler meets (UnpicklingError, UnicodeDecodeError, AttributeError, ...): "
      "chainrule's refusal is deliberate",
      lambda case, problem: case.mutation is not None and "fails its CRC check" in problem),
+    ("a member's name garbled in its local header only: chainrule refuses the file (the central directory and the "
+     "local header disagree on what the bytes are), torch reads the central directory's name and loads it: "
+     "chainrule's refusal is deliberate",
+     lambda case, problem: case.mutation is not None and "has another name in its local header" in problem),
+    ("mmap=True and a storage record shorter than its tensors need: torch maps the file and views past the record "
+     "(no size check: a silently wrong tensor), chainrule refuses it as torch does without mmap: deliberate",
+     lambda case, problem: case.mmap and case.mutation is not None and "should hold" in problem),
+    ("a legacy-format file garbled or cut (it has no CRC): torch's error depends on where its unpickler trips "
+     "(the C one for weights_only=False, the Python one for True: UnpicklingError, EOFError, IndexError, "
+     "UnicodeDecodeError, AttributeError, struct.error); chainrule dry-runs the pickle first and raises its "
+     "RuntimeError naming the file (an EOFError too when the pickle ends early; cut inside the magic number, it "
+     "is no longer told from a safetensors file)",
+     lambda case, problem: case.legacy and case.mutation is not None
+     and ("(legacy format)" in problem or "not a safetensors file" in problem)),
     ("a conj() view: chainrule's holds its conjugated values in memory of its own, so it shares no storage with "
      "its base (and is saved as a storage of its own); torch's shares the base's storage",
      lambda case, problem: _conjugated(case) and (problem.startswith("build:") or ".storage" in problem)),
