@@ -61,7 +61,7 @@ OPEN_KINDS: list = [
      "RuntimeError naming the file (an EOFError too when the pickle ends early; cut inside the magic number, it "
      "is no longer told from a safetensors file)",
      lambda case, problem: case.legacy and case.mutation is not None
-     and ("(legacy format)" in problem or "not a safetensors file" in problem)),
+     and ("(legacy format)" in problem or "safetensors" in problem)),
     ("a conj() view: chainrule's holds its conjugated values in memory of its own, so it shares no storage with "
      "its base (and is saved as a storage of its own); torch's shares the base's storage",
      lambda case, problem: _conjugated(case) and (problem.startswith("build:") or ".storage" in problem)),
