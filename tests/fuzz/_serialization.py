@@ -17,10 +17,12 @@ both loaders: chainrule must refuse them with torch's error type, or load what t
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
 import pickle
 import random
+import shutil
 import struct
 import tempfile
 import warnings
@@ -346,6 +348,7 @@ def mutate(data: bytes, mutation: tuple) -> bytes:
 
 # ------------------------------------------------------------------------------------------------ running
 _DIRECTORY = tempfile.mkdtemp(prefix="chainrule-fuzz-serialization-")
+atexit.register(shutil.rmtree, _DIRECTORY, ignore_errors=True)
 
 
 def _location(lib, case):
