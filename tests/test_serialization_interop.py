@@ -248,12 +248,16 @@ def test_files_have_torch_layout(tmp_path):
 @pytest.mark.parametrize("protocol", [2, 3, 4, 5])
 def test_pickle_protocols_load_as_torch_files_of_that_protocol_do(tmp_path, protocol):
     chainrule.save({"w": chainrule.arange(3.0), "n": 1}, tmp_path / "p.pt", pickle_protocol=protocol)
-    assert chainrule.load(tmp_path / "p.pt")["n"] == 1
-    # torch's weights-only unpickler has no FRAME opcode (protocol 4+): its own such files need
-    # weights_only=False too
+    # torch's weights-only unpickler has no FRAME opcode (protocol 4+): such files need weights_only=False on
+    # both libraries, which refuse them alike otherwise
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # torch: "Detected pickle protocol 4 in the checkpoint"
+        warnings.simplefilter("ignore", UserWarning)  # both: "Detected pickle protocol 4 in the checkpoint"
+        assert chainrule.load(tmp_path / "p.pt", weights_only=protocol < 4)["n"] == 1
         got = torch.load(tmp_path / "p.pt", weights_only=protocol < 4)
+        if protocol >= 4:
+            for lib in (chainrule, torch):
+                with pytest.raises(pickle.UnpicklingError, match="(?s)Weights only load failed.*Unsupported operand 149"):
+                    lib.load(tmp_path / "p.pt")
     assert got["n"] == 1 and torch.equal(got["w"], torch.arange(3.0))
 
 

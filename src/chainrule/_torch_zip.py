@@ -30,13 +30,14 @@ import pickle
 import struct
 import sys
 import types
+import warnings
 import zipfile
 import zlib
 from collections import Counter, OrderedDict
 
 import numpy as np
 
-from . import _dtype, _layout
+from . import _dtype, _layout, _torch_function
 from ._backend import contiguous_strides, strided_view
 from .ops import quantized as _quantized
 from .tensor import Tensor
@@ -45,6 +46,7 @@ from .tensor import Tensor
 default_load_byteorder = "little"
 MAX_DIMS = 64
 MAX_MEMBERS = 1 << 16
+MIN_FORMAT_VERSION, MAX_FORMAT_VERSION = 1, 10  # the archive format versions torch 2.13's reader takes
 _LEGACY_MAGIC = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"  # torch's legacy magic number as a pickle's LONG1
 
 
@@ -480,6 +482,15 @@ class _Archive:
         infos = self.zip.infolist()
         if len(infos) > MAX_MEMBERS:
             raise _invalid(f"it has {len(infos)} members (at most {MAX_MEMBERS})")
+        # torch's reader (miniz) checks every member's record lies within the file, and a stored one's two sizes
+        # agree, when it opens it
+        for info in infos:
+            if info.header_offset + 30 + info.compress_size > len(buffer):
+                raise _invalid(f"invalid header or archive is corrupted: member {info.filename[:200]!r} lies past the "
+                               "end of the file")
+            if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+                raise _invalid(f"invalid header or archive is corrupted: stored member {info.filename[:200]!r} has "
+                               f"two sizes ({info.compress_size} and {info.file_size} bytes)")
         self.members = {info.filename: info for info in infos}
         if len(self.members) != len(infos):
             # two readers could pick different ones of the same name: refuse the ambiguity
@@ -489,6 +500,25 @@ class _Archive:
         if len(pickles) != 1:
             raise _invalid("it is a zip file without exactly one <name>/data.pkl: not a PyTorch checkpoint")
         self.prefix = pickles[0][:-len("data.pkl")]
+        # torch's reader refuses a member outside the archive's one folder (a name garbled in the directory)
+        stray = next((n for n in self.members if not n.startswith(self.prefix)), None)
+        if stray is not None:
+            raise _invalid(f"file in archive is not in a subdirectory {self.prefix}: {stray[:200]!r}")
+        self._check_version()
+
+    def _check_version(self) -> None:
+        """torch's reader's check of the format version record (.data/version, else version)."""
+        name = ".data/version" if self.prefix + ".data/version" in self.members else "version"
+        if self.prefix + name not in self.members:
+            raise _invalid('Expected hasRecord("version") to be true, but got false.')
+        text = bytes(self.member(name))
+        try:
+            version = int(text.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            raise _invalid(f"Couldn't parse the version {text[:40]!r} as Long Long.") from None
+        if not MIN_FORMAT_VERSION <= version <= MAX_FORMAT_VERSION:
+            raise _invalid(f"Attempted to read a PyTorch file with version {version}, but the supported versions for "
+                           f"reading are {MIN_FORMAT_VERSION} to {MAX_FORMAT_VERSION}")
 
     def member(self, relative: str) -> memoryview:
         begin, end = self.member_range(relative)
@@ -524,7 +554,6 @@ class _WeightsOnlyUnpickler(pickle._Unpickler):
 
     def __init__(self, file, storage, extra_globals: dict) -> None:
         super().__init__(file, encoding="utf-8")
-        self.size = file.end - file.start
         self.storage = storage
         self.allowed = _allowed_globals()
         self.extra = extra_globals
@@ -644,17 +673,17 @@ class _WeightsOnlyUnpickler(pickle._Unpickler):
             raise refusal(f"Can only extend lists, but got {type(self.stack[-1])}")
         self.stack[-1].extend(items)
 
-    def load_bytearray8(self):
-        # pickle's own version allocates the claimed length before reading: found by the fuzzer
-        (length,) = struct.unpack("<Q", self.read(8))
-        if length > self.size:
-            raise _invalid(f"BYTEARRAY8 claims {length} bytes in a pickle of {self.size}")
-        data = bytearray(length)
-        self.readinto(data)
-        self.append(data)
+    def load(self):
+        try:
+            return super().load()
+        finally:
+            if self.proto not in (0, 2):  # torch's warning at a PROTO opcode of another protocol, on the user's line
+                warnings.warn(f"Detected pickle protocol {self.proto} in the checkpoint, which was not the default "
+                              "pickle protocol used by `torch.load` (2). The weights_only Unpickler might not support "
+                              "all instructions implemented by this protocol, please file an issue for adding support "
+                              "if you encounter this.", UserWarning, stacklevel=_torch_function.user_stacklevel())
 
     dispatch[pickle.REDUCE[0]] = load_reduce
-    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
     dispatch[pickle.NEWOBJ[0]] = load_newobj
     dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
     dispatch[pickle.BUILD[0]] = load_build
@@ -662,6 +691,30 @@ class _WeightsOnlyUnpickler(pickle._Unpickler):
     dispatch[pickle.SETITEMS[0]] = load_setitems
     dispatch[pickle.APPEND[0]] = load_append
     dispatch[pickle.APPENDS[0]] = load_appends
+
+
+# the opcodes torch's weights-only unpickler reads (protocol 2's binary ones, no FRAME, MEMOIZE, BINBYTES, ...):
+# any other is refused with torch's words, so a protocol 4 file loads with weights_only=True on neither library.
+# POP too, which torch refuses: chainrule's pickle of a whole module (its state_setter) needs it, for a load
+# whose classes the user allowed (add_safe_globals)
+_TORCH_WEIGHTS_ONLY_OPCODES = frozenset(op[0] for op in (pickle.POP,
+    pickle.GLOBAL, pickle.NEWOBJ, pickle.REDUCE, pickle.BUILD, pickle.APPEND, pickle.APPENDS, pickle.SETITEM,
+    pickle.SETITEMS, pickle.MARK, pickle.TUPLE, pickle.TUPLE1, pickle.TUPLE2, pickle.TUPLE3, pickle.NONE,
+    pickle.NEWFALSE, pickle.NEWTRUE, pickle.EMPTY_TUPLE, pickle.EMPTY_LIST, pickle.EMPTY_DICT, pickle.EMPTY_SET,
+    pickle.BININT, pickle.BININT1, pickle.BININT2, pickle.BINFLOAT, pickle.BINUNICODE, pickle.SHORT_BINSTRING,
+    pickle.BINPERSID, pickle.BINGET, pickle.LONG_BINGET, pickle.BINPUT, pickle.LONG_BINPUT, pickle.LONG1,
+    pickle.PROTO, pickle.STOP))
+
+
+def _unsupported_opcode(code: int):
+    def refuse(unpickler):
+        raise refusal(f"Unsupported operand {code}")
+
+    return refuse
+
+
+_WeightsOnlyUnpickler.dispatch.update({code: _unsupported_opcode(code) for code in range(256)
+                                        if code not in _TORCH_WEIGHTS_ONLY_OPCODES})
 
 
 def _answered_by_chainrule(module: str) -> bool:
@@ -697,13 +750,23 @@ class _TrustedUnpickler(pickle.Unpickler):
         return self.storage(pid)
 
 
+def _failure(name: str):
+    """``fail(problem)``: the RuntimeError of a zip checkpoint chainrule.load cannot read, in one line whatever
+    the file put into the problem's text."""
+    return lambda problem: RuntimeError(f"chainrule.load: {name!r} is not a valid PyTorch checkpoint: "
+                                        f"{' '.join(problem.split())}")
+
+
+def check_archive(buffer, name: str) -> None:
+    """The checks torch's reader makes when it opens a zip checkpoint, with :func:`load`'s errors."""
+    with _load_errors(_failure(name), file_code_ran=False):
+        _Archive(buffer, name)
+
+
 def load(buffer, name: str, weights_only: bool, extra_globals: dict, place):
     """The object in a PyTorch-format zip checkpoint; RuntimeError for a malformed file,
     ``pickle.UnpicklingError`` when weights-only loading refuses a global."""
-    def fail(problem):
-        # one line, whatever the file put into the problem's text
-        return RuntimeError(f"chainrule.load: {name!r} is not a valid PyTorch checkpoint: {' '.join(problem.split())}")
-
+    fail = _failure(name)
     # a corrupt archive or pickle surfaces as whatever zipfile or an opcode trips over
     with _load_errors(fail, file_code_ran=not weights_only, always=(zipfile.BadZipFile, EOFError)):
         archive = _Archive(buffer, name)
@@ -742,6 +805,11 @@ def load(buffer, name: str, weights_only: bool, extra_globals: dict, place):
     return _place_all(result, lambda t: place(t, locations.get(id(t._data), "cpu")))
 
 
+class _TruncatedCheckpointError(EOFError, RuntimeError):
+    """A checkpoint whose pickle ends early: an EOFError as torch's, and a RuntimeError as every other file
+    chainrule.load cannot read."""
+
+
 @contextlib.contextmanager
 def _load_errors(fail, file_code_ran: bool, always: tuple = ()):
     """What reading a checkpoint raises, as ``fail``'s one-line RuntimeError; shared by the zip and
@@ -761,6 +829,8 @@ def _load_errors(fail, file_code_ran: bool, always: tuple = ()):
         raise fail(f"its pickle is garbled ({' '.join(str(exc).split())[:200]})") from None
     except RecursionError:
         raise fail("its pickle nests too deeply") from None
+    except EOFError as exc:  # a pickle cut short: torch's unpickler raises EOFError, which callers catch by class
+        raise _TruncatedCheckpointError(str(fail(f"it ends inside its pickle (truncated) {exc}".strip()))) from None
     except MemoryError:
         raise
     except Exception as exc:
@@ -1026,18 +1096,26 @@ class _Pickler(pickle._Pickler):
         itemsize = dtype.itemsize
         # (an empty view keeps its storage too: torch saves x[:, 6:] of a (4, 6) with offset 6 and 24 elements)
         root = _root(array) if on_host and dtype.isnative else None
-        if root is not None and root.dtype == dtype and (root.flags.c_contiguous or root.flags.f_contiguous):
+        # (a view of another dtype, view_as_real or view(dtype), views its root's memory as torch's storage does)
+        if (root is not None and (root.flags.c_contiguous or root.flags.f_contiguous) and root.dtype.isnative
+                and root.nbytes % itemsize == 0):
             begin = root.__array_interface__["data"][0]
             delta = array.__array_interface__["data"][0] - begin
             stride = tuple(s // itemsize for s in array.strides) if array.size else t.stride()
             last = delta // itemsize + sum((n - 1) * s for n, s in zip(array.shape, stride))
             if (delta >= 0 and delta % itemsize == 0 and all(s >= 0 and s % itemsize == 0 for s in array.strides)
-                    and last < root.size):
-                identity = (begin, root.nbytes, dtype.str, location, kind.name)
+                    and last < root.nbytes // itemsize):
+                # (memory of no bytes is no storage torch compares: each empty root its own, per dtype)
+                identity = (begin, root.nbytes, location) if root.nbytes else (begin, 0, location, dtype.str, kind.name)
                 record = self.storages.get(identity)
                 if record is None:
-                    record = _StorageRecord(kind, str(len(self.storages)), location, root.ravel(order="K"))
+                    memory = root.ravel(order="K")
+                    record = _StorageRecord(kind, str(len(self.storages)), location,
+                                            memory if root.dtype == dtype else memory.view(dtype))
                     self.storages[identity] = record
+                elif record.array.dtype != dtype or record.kind is not kind:
+                    raise RuntimeError("Cannot save multiple tensors or storages that view the same data as different "
+                                       "types")  # torch's words: one storage, one element type in the file
                 return record, delta // itemsize, stride
         native = dtype if dtype.itemsize == 1 else dtype.newbyteorder("=")
         copy = np.array(array, dtype=native, order="C", copy=True).reshape(-1)
@@ -1287,7 +1365,14 @@ class _DryRun(pickle._Unpickler):
     def _instantiate(self, klass, args):
         self.append(_Opaque())
 
-    load_bytearray8 = _WeightsOnlyUnpickler.load_bytearray8
+    def load_bytearray8(self):
+        # pickle's own version allocates the claimed length before reading: found by the fuzzer
+        (length,) = struct.unpack("<Q", self.read(8))
+        if length > self.size:
+            raise _invalid(f"BYTEARRAY8 claims {length} bytes in a pickle of {self.size}")
+        data = bytearray(length)
+        self.readinto(data)
+        self.append(data)
 
     dispatch[pickle.REDUCE[0]] = load_reduce
     dispatch[pickle.NEWOBJ[0]] = load_newobj
@@ -1357,17 +1442,24 @@ def _legacy_storages(buffer, ids: list, keys, data_start: int, fail) -> dict:
     return storages
 
 
-def _legacy_layout(buffer) -> tuple[int, int, dict]:
+def _legacy_layout(buffer, weights_only: bool) -> tuple[int, int, dict]:
     """Where the object's pickle starts and ends, and its storages: the header pickles read as
-    weights-only, the object's pickle dry-run (nothing called or imported), the keys and the
-    storages' bytes checked against each other and the file's length."""
+    weights-only (or dry-run, as torch reads them with the unpickler of the load, which for
+    weights_only=False takes any protocol's opcodes), the object's pickle dry-run (nothing called or
+    imported), the keys and the storages' bytes checked against each other and the file's length."""
     view = _View(buffer)
 
     def no_storage(pid):
         raise _invalid("its header pickles name a storage")
 
     def header():
-        return _WeightsOnlyUnpickler(view, no_storage, {}).load()
+        if weights_only:
+            return _WeightsOnlyUnpickler(view, no_storage, {}).load()
+        dry = _DryRun(view, len(buffer))
+        value = dry.load()
+        if dry.ids:
+            raise _invalid("its header pickles name a storage")
+        return value
 
     magic, version, system = header(), header(), header()
     if magic != LEGACY_MAGIC_NUMBER or version != LEGACY_PROTOCOL_VERSION or not isinstance(system, dict):
@@ -1387,7 +1479,7 @@ def load_legacy(buffer, name: str, weights_only: bool, extra_globals: dict, plac
                             f"{' '.join(problem.split())}")
 
     with _load_errors(fail, file_code_ran=False):  # the dry run runs nothing of the file's
-        pickle_start, pickle_end, storages = _legacy_layout(buffer)
+        pickle_start, pickle_end, storages = _legacy_layout(buffer, weights_only)
 
     def storage(pid):
         # the same bytes as the dry run: the same ids, checked there

@@ -339,6 +339,16 @@ def load(f, map_location=None, pickle_module=None, *, weights_only: bool | None 
     """
     weights_only = _resolve_weights_only(weights_only, pickle_module)
     buffer, name = _read_bytes(f)
+    is_path = isinstance(f, (str, os.PathLike))
+    # torch maps only its zip format, after giving a path ending in .safetensors to safetensors
+    if mmap and not _torch_zip.is_zip(buffer) and not (is_path and os.fsdecode(f).endswith(".safetensors")):
+        f_name = f"{f}, " if isinstance(f, str) else ""
+        raise RuntimeError("mmap can only be used with files saved with "
+                           f"`torch.save({f_name}_use_new_zipfile_serialization=True), please torch.save your "
+                           "checkpoint with this option in order to use mmap.")
+    elif mmap and not is_path:
+        _torch_zip.check_archive(buffer, name)  # torch opens the archive before it looks at mmap
+        raise ValueError("f must be a file path in order to use the mmap argument")
     if len(buffer) == 0:
         rewind = " (a file object written by save() is read from where it stands: seek(0) first)" \
             if not isinstance(f, (str, os.PathLike)) else ""

@@ -32,9 +32,9 @@ import sys
 import pytest
 
 import chainrule
-from tests._profile import LONG
 
 from ._autograd_programs import FAMILIES, draw_program, first_difference, run_program
+from ._differential import Differential
 
 CI_CASES, LONG_CASES = 24, 1000
 
@@ -115,11 +115,6 @@ OPEN_KINDS = [
 ]
 
 
-def known(program, problem: str) -> bool:
-    """Whether ``problem`` is listed: ``program`` in OPEN, or of an OPEN_KINDS kind."""
-    return repr(program) in OPEN or any(test(program, problem) for _, test in OPEN_KINDS)
-
-
 def mismatch(program) -> str | None:
     """How chainrule's run of ``program`` differs from torch's, or None."""
     import torch
@@ -127,33 +122,16 @@ def mismatch(program) -> str | None:
     return first_difference(program, run_program(program, chainrule), run_program(program, torch))
 
 
-def hunt(per_family: int, families=(), with_known=False) -> None:
-    """Runs ``per_family`` seeds of every family (or of ``families``) and prints the mismatches (the
-    listed ones too with ``with_known``: ``--all``)."""
-    for family in families or FAMILIES:
-        differing = []
-        for seed in range(per_family):
-            program = draw_program(family, seed)
-            problem = mismatch(program)
-            if problem and (with_known or not known(program, problem)):
-                differing.append((problem, program))
-        print(f"## {family}: {len(differing)} of {per_family} cases differing", flush=True)
-        for problem, program in sorted(differing, key=lambda pair: pair[0].split(": ", 1)[-1])[:10]:
-            print("   ", problem[:400], "\n       ", repr(program)[:600], flush=True)
+FUZZER = Differential(list(FAMILIES), draw_program, mismatch, OPEN, OPEN_KINDS, CI_CASES, LONG_CASES)
+known, hunt = FUZZER.known, FUZZER.hunt
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_autograd_programs_agree_with_torch(family):
     pytest.importorskip("torch")
-    found = []
-    for seed in range(LONG_CASES if LONG else CI_CASES):
-        program = draw_program(family, seed)
-        problem = mismatch(program)
-        if problem and not known(program, problem):
-            found.append(f"{program!r}: {problem}")
+    found = FUZZER.unlisted(family)
     assert not found, "\n".join(found)
 
 
 if __name__ == "__main__":
-    arguments = [a for a in sys.argv[1:] if a != "--all"]
-    hunt(int(arguments[0]) if arguments else 100, arguments[1:], with_known="--all" in sys.argv)
+    FUZZER.main(sys.argv[1:])

@@ -27,9 +27,9 @@ import sys
 import pytest
 
 import chainrule
-from tests._profile import LONG
 
 from ._data_pipeline import FAMILIES, draw_case, first_difference, run_case
+from ._differential import Differential
 
 CI_CASES, LONG_CASES = 40, 1500
 # worker processes cost a fork each (about 2 s of wall time a case on the loaded 2-core machine, little CPU):
@@ -43,11 +43,6 @@ OPEN: dict[str, str] = {}
 OPEN_KINDS: list = []
 
 
-def known(case, problem: str) -> bool:
-    """Whether ``problem`` is listed: ``case`` in OPEN, or of an OPEN_KINDS kind."""
-    return repr(case) in OPEN or any(test(case, problem) for _, test in OPEN_KINDS)
-
-
 def mismatch(case) -> str | None:
     """How chainrule's run of ``case`` differs from torch's, or None."""
     import torch
@@ -55,34 +50,16 @@ def mismatch(case) -> str | None:
     return first_difference(case, run_case(case, chainrule), run_case(case, torch))
 
 
-def hunt(per_family: int, families=(), with_known=False, start=0) -> None:
-    """Runs ``per_family`` seeds of every family (or of ``families``) and prints the mismatches (the
-    listed ones too with ``with_known``: ``--all``)."""
-    for family in families or FAMILIES:
-        differing = []
-        for seed in range(start, start + per_family):
-            case = draw_case(family, seed)
-            problem = mismatch(case)
-            if problem and (with_known or not known(case, problem)):
-                differing.append((problem, case))
-        print(f"## {family}: {len(differing)} of {per_family} cases differing", flush=True)
-        for problem, case in sorted(differing, key=lambda pair: pair[0].split(": ", 1)[-1])[:12]:
-            print("   ", problem[:500], "\n       ", repr(case)[:700], flush=True)
+FUZZER = Differential(list(FAMILIES), draw_case, mismatch, OPEN, OPEN_KINDS, CI_CASES, LONG_CASES, CASES_OF)
+known, hunt = FUZZER.known, FUZZER.hunt
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_data_pipelines_agree_with_torch(family):
     pytest.importorskip("torch")
-    found = []
-    ci_cases, long_cases = CASES_OF.get(family, (CI_CASES, LONG_CASES))
-    for seed in range(long_cases if LONG else ci_cases):
-        case = draw_case(family, seed)
-        problem = mismatch(case)
-        if problem and not known(case, problem):
-            found.append(f"{case!r}: {problem}")
+    found = FUZZER.unlisted(family)
     assert not found, "\n".join(found)
 
 
 if __name__ == "__main__":
-    arguments = [a for a in sys.argv[1:] if a != "--all"]
-    hunt(int(arguments[0]) if arguments else 100, arguments[1:], with_known="--all" in sys.argv)
+    FUZZER.main(sys.argv[1:])

@@ -23,8 +23,8 @@ import sys
 import pytest
 
 import chainrule
-from tests._profile import LONG
 
+from ._differential import Differential
 from ._module_api import FAMILIES, draw_case, first_difference, run_case
 
 CI_CASES, LONG_CASES = 8, 1500
@@ -61,11 +61,6 @@ OPEN_KINDS: list = [
 ]
 
 
-def known(case, problem: str) -> bool:
-    """Whether ``problem`` is listed: ``case`` in OPEN, or of an OPEN_KINDS kind."""
-    return repr(case) in OPEN or any(test(case, problem) for _, test in OPEN_KINDS)
-
-
 def mismatch(case) -> str | None:
     """How chainrule's run of ``case`` differs from torch's, or None."""
     import torch
@@ -73,35 +68,16 @@ def mismatch(case) -> str | None:
     return first_difference(case, run_case(case, chainrule), run_case(case, torch))
 
 
-def hunt(per_family: int, families=(), with_known=False, start=0) -> None:
-    """Runs ``per_family`` seeds of every family (or of ``families``) and prints the mismatches (the
-    listed ones too with ``with_known``: ``--all``)."""
-    for family in families or FAMILIES:
-        differing = []
-        for seed in range(start, start + per_family):
-            case = draw_case(family, seed)
-            problem = mismatch(case)
-            if problem and (with_known or not known(case, problem)):
-                differing.append((problem, case))
-        print(f"## {family}: {len(differing)} of {per_family} cases differing", flush=True)
-        for problem, case in sorted(differing, key=lambda pair: pair[0].split(": ", 1)[-1])[:12]:
-            print("   ", problem[:500], "\n       ", repr(case)[:700], flush=True)
+FUZZER = Differential(list(FAMILIES), draw_case, mismatch, OPEN, OPEN_KINDS, CI_CASES, LONG_CASES)
+known, hunt = FUZZER.known, FUZZER.hunt
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_module_api_agrees_with_torch(family):
     pytest.importorskip("torch")
-    found = []
-    for seed in range(LONG_CASES if LONG else CI_CASES):
-        case = draw_case(family, seed)
-        problem = mismatch(case)
-        if problem and not known(case, problem):
-            found.append(f"{case!r}: {problem}")
+    found = FUZZER.unlisted(family)
     assert not found, "\n".join(found)
 
 
 if __name__ == "__main__":
-    arguments = [a for a in sys.argv[1:] if a != "--all" and not a.startswith("--start=")]
-    starts = [int(a.split("=", 1)[1]) for a in sys.argv[1:] if a.startswith("--start=")]
-    hunt(int(arguments[0]) if arguments else 100, arguments[1:], with_known="--all" in sys.argv,
-         start=starts[0] if starts else 0)
+    FUZZER.main(sys.argv[1:])

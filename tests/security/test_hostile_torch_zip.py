@@ -168,7 +168,8 @@ HOSTILE = {
                      r"without exactly one <name>/data.pkl"),
     "a compressed member": (_compressed, r"is compressed; torch.save stores members uncompressed"),
     "a byteorder of 'middle'": (lambda: _checkpoint({"n": 1}, byteorder=b"middle"), r"its byteorder is b'middle'"),
-    "a local header past the end": (_local_header_past_the_end, r"member 'archive/data/0' has no local header"),
+    "a local header past the end": (_local_header_past_the_end, r"invalid header or archive is corrupted: member "
+                                    r"'archive/data/0' lies past the end of the file"),
     "a flipped bit in a tensor's bytes": (lambda: _flip(_valid(), _data_offset(_valid(), "archive/data/0") + 5),
                                           r"member 'archive/data/0' fails its CRC check \(corrupted\)"),
     "a flipped bit in the pickle": (lambda: _flip(_valid(), _data_offset(_valid(), "archive/data.pkl") + 20),
