@@ -90,17 +90,29 @@ _PLAIN = (str, int, float, complex, bool, bytes, type(None))
 
 
 def _plain(value) -> bool:
+    if type(value) is dict:
+        return all(_plain(key) and _plain(v) for key, v in value.items())
     return isinstance(value, _PLAIN) or (type(value) in (tuple, list) and all(_plain(v) for v in value))
 
 
-def parameter_pairs(callspec, strength: int = 2) -> list[tuple]:
-    """``value_pairs`` of a collected test's parameters (pytest's ``item.callspec``), named by
-    argument: a plain value (numbers, strings, None, tuples and lists of them) by its ``repr``, any
-    other (a module, a function, an object whose repr holds an address) by its index in its
-    parametrize list, so that both pytest-xdist workers choose the same cases."""
-    values = [(name, repr(value) if _plain(value) else ("index", callspec.indices[name]))
-              for name, value in sorted(callspec.params.items())]
-    return value_pairs(values, strength)
+def parameter_kinds(items: Sequence, strength: int = 2) -> Callable:
+    """``value_pairs`` of the collected cases (pytest items) of one parametrised test, by their
+    parameters named by argument: a plain value (numbers, strings, None, tuples, lists and dicts of
+    them) by its ``repr``, any other (a module, a function, an object whose repr holds an address)
+    by the order in which the cases first pass it, so that both pytest-xdist workers choose the same
+    cases. (pytest's ``callspec.indices`` number the cases, not a value's place in its list.)"""
+    firsts: dict[str, dict[int, int]] = {}
+    for item in items:
+        for name, value in item.callspec.params.items():
+            if not _plain(value):
+                seen = firsts.setdefault(name, {})
+                seen.setdefault(id(value), len(seen))
+
+    def kinds(item) -> list[tuple]:
+        values = [(name, repr(value) if _plain(value) else ("value", firsts[name][id(value)]))
+                  for name, value in sorted(item.callspec.params.items())]
+        return value_pairs(values, strength)
+    return kinds
 
 
 def smallest_cover(cases: Sequence[Case], seed: int, kinds: Callable[[Case], Iterable[Hashable]]) -> list[Case]:
@@ -130,7 +142,7 @@ def smallest_cover(cases: Sequence[Case], seed: int, kinds: Callable[[Case], Ite
 def pairwise_in_ci(items: Sequence, seed: int, strength: int = 2) -> list:
     """The collected cases (pytest items) of one test function that CI runs for its
     ``pairwise_in_ci`` mark: few cases that hold every pair of two parameters' values
-    (``parameter_pairs``; ``strength`` 3: every triple of three parameters' values, for geometry
+    (``parameter_kinds``; ``strength`` 3: every triple of three parameters' values, for geometry
     sweeps whose edge cases need three sizes together); every case in the long profile. Their ids are
     the same in both profiles, as the test's parametrize lists are."""
-    return smallest_cover(items, seed, lambda item: parameter_pairs(item.callspec, strength))
+    return smallest_cover(items, seed, parameter_kinds(items, strength))

@@ -37,14 +37,15 @@ def test_the_long_profile_takes_every_case(monkeypatch):
     assert _profile.smallest_cover(PRODUCT, 61, _profile.value_pairs) == PRODUCT
 
 
-def test_nan_is_one_kind_and_unplain_values_are_named_by_their_index():
-    spec = types.SimpleNamespace(params={"lib": object(), "scale": float("nan"), "data": [1.0, None]},
-                                 indices={"lib": 1, "scale": 0, "data": 3})
-    again = types.SimpleNamespace(params={"lib": object(), "scale": float("nan"), "data": [1.0, None]},
-                                  indices={"lib": 1, "scale": 0, "data": 3})
-    # an object's repr holds its address: two workers would choose differently by it
-    assert _profile.parameter_pairs(spec) == _profile.parameter_pairs(again)
-    assert "('lib', ('index', 1))" in str(_profile.parameter_pairs(spec))
+def test_nan_is_one_kind_and_unplain_values_are_named_by_their_first_case():
+    lib_a, lib_b, nan = object(), object(), float("nan")
+    items = [types.SimpleNamespace(callspec=types.SimpleNamespace(params={"lib": lib, "scale": scale}))
+             for lib in (lib_b, lib_a) for scale in (nan, float("nan"), {"size": 2})]
+    kinds = _profile.parameter_kinds(items)
+    # an object's repr holds its address: the two xdist workers would name it differently
+    assert [kinds(item) for item in items] == [
+        [(0, repr(("lib", ("value", lib))), 1, repr(("scale", scale)))]
+        for lib in (0, 1) for scale in ("nan", "nan", "{'size': 2}")]
 
 
 class _Item:
@@ -52,7 +53,7 @@ class _Item:
         self.nodeid = f"tests/x.py::{name}[{'-'.join(map(str, params.values()))}]"
         self.parent = types.SimpleNamespace(nodeid="tests/x.py")
         self.originalname = name
-        self.callspec = types.SimpleNamespace(params=params, indices={key: 0 for key in params})
+        self.callspec = types.SimpleNamespace(params=params)
         kwargs = {"seed": 61} if strength is None else {"seed": 61, "strength": strength}
         self._mark = pytest.mark.pairwise_in_ci(**kwargs).mark if marked else None
 
@@ -71,8 +72,8 @@ def test_the_hook_deselects_the_uncovered_cases_of_marked_tests_only(monkeypatch
     kept = [item for item in items if item in marked]
     assert all(item in items for item in plain)
     assert len(kept) + len(deselected) == len(marked) and len(kept) < len(marked) // 3
-    pairs = lambda chosen: {kind for item in chosen for kind in _profile.parameter_pairs(item.callspec)}  # noqa: E731
-    assert pairs(kept) == pairs(marked)
+    kinds = _profile.parameter_kinds(marked)
+    assert {kind for item in kept for kind in kinds(item)} == {kind for item in marked for kind in kinds(item)}
     # a case asked for alone (by its id) still runs
     one = [marked[7]]
     conftest._run_pairwise_covers_in_ci(config, one)
