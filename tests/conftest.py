@@ -18,6 +18,8 @@ from tests._profile import LONG
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "long: runs only with CHAINRULE_LONG_TESTS=1 (the long profile)")
+    config.addinivalue_line("markers", "pairwise_in_ci(seed, strength=2): CI runs few cases covering every pair "
+                            "(strength 3: triple) of parameters' values, CHAINRULE_LONG_TESTS=1 all (tests/_profile.py)")
     _idle_openmp_threads_sleep()
     if not hasattr(config, "workerinput"):  # once, in the process that starts pytest-xdist's workers
         _compile_chainrule_for_every_interpreter()
@@ -58,6 +60,30 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("long") is not None:
             item.add_marker(skip)
+    _run_pairwise_covers_in_ci(config, items)
+
+
+def _run_pairwise_covers_in_ci(config, items):
+    """A test marked ``pairwise_in_ci(seed)`` runs in CI only the cases of its parameters' product
+    that cover every pair of two parameters' values (tests/_profile.py's ``pairwise_in_ci``); the
+    others are deselected (not skipped: the long profile, CHAINRULE_LONG_TESTS=1, runs them all,
+    under the same ids). Asking for one case by its id still runs it: it covers its own pairs."""
+    groups: dict[tuple, list] = {}
+    for item in items:
+        mark = item.get_closest_marker("pairwise_in_ci")
+        if mark is not None and hasattr(item, "callspec"):
+            key = (item.parent.nodeid, item.originalname, mark.kwargs["seed"], mark.kwargs.get("strength", 2))
+            groups.setdefault(key, []).append(item)
+    if not groups:
+        return
+    from tests._profile import pairwise_in_ci
+
+    kept = {id(item) for (_, _, seed, strength), group in groups.items()
+            for item in pairwise_in_ci(group, seed, strength)}
+    dropped = [item for group in groups.values() for item in group if id(item) not in kept]
+    dropped_ids = {id(item) for item in dropped}
+    items[:] = [item for item in items if id(item) not in dropped_ids]
+    config.hook.pytest_deselected(items=dropped)
 
 
 @pytest.fixture(autouse=True)

@@ -94,6 +94,7 @@ INDEX_OPS = {
 @pytest.mark.parametrize("values", [[0, 1], [0, 5], [-1, 1], [2, 13]])
 @pytest.mark.parametrize("dtype", ["int64", "int32", "int16", "float32"])
 @pytest.mark.parametrize("op", sorted(INDEX_OPS))
+@pytest.mark.pairwise_in_ci(seed=61)
 def test_index_ops_index_dtypes_and_ranges(op, dtype, values):
     same_as_torch(lambda lib: INDEX_OPS[op](lib, lib.tensor(values).to(getattr(lib, dtype))))
 

@@ -104,6 +104,7 @@ def _in_place_outcome(lib, op, self_dtype, operand, keyword):
 @pytest.mark.parametrize("self_dtype", ["float32", "int64", "bool"])
 @pytest.mark.parametrize("operand", sorted(_CAST_FIRST_OPERANDS))
 @pytest.mark.parametrize("op", _CAST_FIRST_OPS)
+@pytest.mark.pairwise_in_ci(seed=61)
 def test_in_place_op_refuses_an_uncastable_promotion_before_its_kernel(op, operand, self_dtype):
     """x.clamp_(complex) on a float32 x: torch's "result type ComplexDouble can't be cast to the desired
     output type Float" (RuntimeError), not the kernel's NotImplementedError; a float tensor into an

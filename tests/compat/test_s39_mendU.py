@@ -246,6 +246,7 @@ def _piece_write(lib, op, base_kind, made_recording, written_recording, write):
 @pytest.mark.parametrize("made_recording", [True, False], ids=["made-recording", "made-no-grad"])
 @pytest.mark.parametrize("base_kind", ["leaf", "non-leaf", "plain"])
 @pytest.mark.parametrize("op", list(_PIECES))
+@pytest.mark.pairwise_in_ci(seed=61)
 def test_writes_to_multi_output_view_pieces_as_torch(op, base_kind, made_recording, written_recording, write):
     # torch refuses a recorded write to an unbind/split piece, refuses any later use of one once its
     # base moved (even by a no_grad write), regenerates a single view of a leaf as AsStridedBackward0,

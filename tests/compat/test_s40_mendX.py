@@ -47,6 +47,7 @@ DTYPES = ["float32", "float64", "float16", "bfloat16", "complex64", "complex128"
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("data", HOLDING_NONE, ids=repr)
 @pytest.mark.parametrize("factory", ["tensor", "as_tensor", "new_tensor"])
+@pytest.mark.pairwise_in_ci(seed=61)
 def test_a_none_in_the_data_is_refused_whatever_the_dtype(factory, data, dtype):
     def construct(lib):
         if factory == "new_tensor":
@@ -104,6 +105,7 @@ HOSTILE_NAMES = list(_hostile_data(chainrule))
 @pytest.mark.parametrize("dtype", [None, "float32", "float16", "int64", "uint8", "bool", "complex64"])
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
 @pytest.mark.parametrize("factory", ["tensor", "as_tensor", "new_tensor"])
+@pytest.mark.pairwise_in_ci(seed=61)
 def test_hostile_data_is_read_as_torch_reads_it(factory, name, dtype):
     def construct(lib):
         data, kind = _hostile_data(lib)[name], dtype and getattr(lib, dtype)

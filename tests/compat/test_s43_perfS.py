@@ -80,6 +80,7 @@ def _written(module, call, arrays, requires_grad, under_no_grad):
 @pytest.mark.parametrize("special", [False, True], ids=["finite", "special"])
 @pytest.mark.parametrize("requires_grad, under_no_grad", [(True, True), (False, True), (False, False)],
                          ids=["leaf_no_grad", "plain_no_grad", "plain_grad_mode"])
+@pytest.mark.pairwise_in_ci(seed=61)
 def test_unrecorded_inplace_float32_as_torch(name, call, shape, special, requires_grad, under_no_grad):
     arrays = [_values(shape, np.float32, seed, special) for seed in range(3)]
     ours = _written(chainrule, call, arrays, requires_grad, under_no_grad)

@@ -43,6 +43,7 @@ def _interpolated(lib, array, layout, mode, kwargs, grad_out):
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "transposed"])
 @pytest.mark.parametrize("sizes", _SIZES, ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()))
 @pytest.mark.parametrize("mode,d", _MODES, ids=[f"{m}{d}d" for m, d in _MODES])
+@pytest.mark.pairwise_in_ci(seed=61)
 def test_interpolate_values_gradients_layout_and_node_as_torch(mode, d, sizes, layout, dtype):
     if layout == "channels_last" and d == 1:
         pytest.skip("no channels-last layout for 3-d tensors")

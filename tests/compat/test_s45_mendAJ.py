@@ -224,6 +224,7 @@ def test_median_over_a_dim_refuses_outs_as_torch(op, dtypes, keepdim):
 @pytest.mark.parametrize("target", ["float64", "float32", "float16", "int64", "bool", "complex128"])
 @pytest.mark.parametrize("dim", [None, 1, (0, 1)])
 @pytest.mark.parametrize("dtype", [None, "float64", "float32"])
+@pytest.mark.pairwise_in_ci(seed=61)
 def test_mean_into_an_out_as_torch(source, target, dim, dtype):
     """mean(out=): computed in a floating out's dtype when no dtype is given (a float16 mean into a
     float64 out is the float64 one), a dtype other than the out's refused, an integral out refused

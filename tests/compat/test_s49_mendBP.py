@@ -65,12 +65,14 @@ GRID = [(d, n, c, o, s, g)
 
 @pytest.mark.parametrize("d,n,c,o,s,g", GRID)
 @pytest.mark.parametrize("padding", [0, 1])
+@pytest.mark.pairwise_in_ci(seed=61, strength=3)
 def test_conv_zero_size_dimension(d, n, c, o, s, g, padding):
     weight = (o, c // g) + (3 if s else 1,) * d
     _same(_conv(f"conv{d}d", groups=g, padding=padding), (n, c) + (s,) * d, weight)
 
 
 @pytest.mark.parametrize("d,n,c,o,s,g", GRID)
+@pytest.mark.pairwise_in_ci(seed=61, strength=3)
 def test_conv_transpose_zero_size_dimension(d, n, c, o, s, g):
     _same(_conv(f"conv_transpose{d}d", groups=g), (n, c) + (s,) * d, (c, o // g) + (3,) * d)
 

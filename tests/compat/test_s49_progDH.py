@@ -58,6 +58,7 @@ def _outcome(lib, form, values, dtype, low, high):
 @pytest.mark.parametrize("number", ["int", "float", "bool"])
 @pytest.mark.parametrize("tensor", ["0d_int", "0d_float", "0d_double", "0d_uint8", "0d_requires_grad", "1d"])
 @pytest.mark.parametrize("tensor_first", [True, False])
+@pytest.mark.pairwise_in_ci(seed=61)
 def test_clamp_with_a_number_and_a_tensor_bound(form, inputs, number, tensor, tensor_first):
     values, dtype = _INPUTS[inputs]
     low, high = (tensor, number) if tensor_first else (number, tensor)
@@ -174,6 +175,7 @@ def _addr_outcome(lib, dtype, beta, alpha, shapes, in_place):
 @pytest.mark.parametrize("dtype", _ADDR_DTYPES)
 @pytest.mark.parametrize("beta", sorted(_ADDR_SCALARS))
 @pytest.mark.parametrize("alpha", sorted(_ADDR_SCALARS))
+@pytest.mark.pairwise_in_ci(seed=61)
 def test_addr_scalars_against_the_result_dtype(in_place, dtype, beta, alpha):
     args = (dtype, _ADDR_SCALARS[beta], _ADDR_SCALARS[alpha], _ADDR_SHAPES["plain"], in_place)
     assert _addr_outcome(chainrule, *args) == _addr_outcome(torch, *args)

@@ -72,6 +72,7 @@ def _cases():
 
 
 @pytest.mark.parametrize("kind,dtype,shape,transpose", list(_cases()))
+@pytest.mark.pairwise_in_ci(seed=61)
 def test_topk_matches_torch(kind, dtype, shape, transpose):
     array = _data(kind, shape, "float64" if dtype == "uint8" else dtype)
     array = np.abs(array).astype(dtype) if dtype == "uint8" else array
@@ -85,6 +86,7 @@ def test_topk_matches_torch(kind, dtype, shape, transpose):
 
 
 @pytest.mark.parametrize("kind,dtype,shape,transpose", list(_cases()))
+@pytest.mark.pairwise_in_ci(seed=61)
 def test_kthvalue_median_mode_match_torch(kind, dtype, shape, transpose):
     array = _data(kind, shape, "float64" if dtype == "uint8" else dtype)
     array = np.abs(array).astype(dtype) if dtype == "uint8" else array

@@ -26,6 +26,7 @@ CASES = list(itertools.product((1, 2, 3), ("conv", "conv_transpose"), (1, 2), (1
 
 
 @pytest.mark.parametrize("d, op, n, cin, cout, size, k, dtype", [c for c in CASES if not (c[1] == "conv" and c[5] < c[6])])
+@pytest.mark.pairwise_in_ci(seed=61, strength=3)
 def test_conv_output_and_input_grad_strides_match_torch(d, op, n, cin, cout, size, k, dtype):
     rng = np.random.default_rng(0)
     x_np = rng.standard_normal((n, cin, *[size] * d))

@@ -106,6 +106,13 @@ def _cotangent(seed: int, t) -> np.ndarray:
     return values.astype(np.float32)
 
 
+def perturbed_elements(case: OpCase) -> int:
+    """How many elements gradcheck perturbs: those of the inputs that require grad."""
+    wanted = case.grad or [True] * len(case.inputs)
+    return sum(a.size for a, grad in zip(case.inputs, wanted)
+               if grad and isinstance(a, np.ndarray) and a.dtype.kind in "fc")
+
+
 def check_gradients(case: OpCase, fast_mode: bool = False, gradgrad_fast_mode: bool | None = None) -> None:
     """chainrule's gradcheck (and gradgradcheck) in float64; ``fast_mode`` checks along random
     directions (torch's fast_mode) instead of every input element; ``gradgrad_fast_mode`` does so

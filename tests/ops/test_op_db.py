@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import warnings
 
-import numpy as np
 import pytest
 
 import chainrule
@@ -62,11 +61,7 @@ DIRECTIONAL_IN_CI: dict[str, str] = {
 }
 
 
-def _input_elements(case: OpCase) -> int:
-    """How many elements the checks perturb: those of the inputs that require grad."""
-    wanted = case.grad or [True] * len(case.inputs)
-    return sum(a.size for a, grad in zip(case.inputs, wanted)
-               if grad and isinstance(a, np.ndarray) and a.dtype.kind in "fc")
+_input_elements = harness.perturbed_elements
 
 
 def _directional_in_ci() -> set[str]:
