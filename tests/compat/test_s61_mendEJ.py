@@ -1,0 +1,48 @@
+"""Session 61, lane mendEJ: sparse COO mends (sparse @ sparse gradients, ...), each pinned against torch."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _coo(lib, indices, values, size, dtype, coalesced):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's invariant-check notice
+        tensor = lib.sparse_coo_tensor(lib.tensor(indices), lib.tensor(values, dtype=getattr(lib, dtype)), size)
+    return (tensor.coalesce() if coalesced else tensor).requires_grad_()
+
+
+def _sparse_grads(lib, case, product):
+    (i1, v1, s1), (i2, v2, s2), dtype, coalesced = case
+    a, b = _coo(lib, i1, v1, s1, dtype, coalesced), _coo(lib, i2, v2, s2, dtype, coalesced)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = product(lib)(a, b)
+    weights = lib.tensor(np.arange(1.0, 1 + s1[0] * s2[1]).reshape(s1[0], s2[1]), dtype=getattr(lib, dtype))
+    (c.to_dense() * weights).sum().backward()
+    return c.grad_fn.name(), [(g.is_coalesced(), g._indices().tolist(), g.to_dense().tolist()) for g in (a.grad, b.grad)]
+
+
+_PRODUCTS = {"sparse.mm": lambda lib: lib.sparse.mm, "matmul operator": lambda lib: lambda a, b: a @ b}
+
+
+@pytest.mark.parametrize("coalesced", [False, True])
+@pytest.mark.parametrize("product", sorted(_PRODUCTS))
+def test_sparse_times_sparse_gradients_are_torchs(product, coalesced):
+    # torch.sparse.mm (SparseSparseMatmulBackward0) projects grad @ b^T onto a's pattern, keeping the product's
+    # entries off it as zeros; ``@`` (MmBackward0) gives the whole product. Small integers: exact sums.
+    rng = np.random.default_rng(61)
+    for _ in range(12):
+        n, m, p = (int(k) for k in rng.integers(1, 5, 3))
+        case = tuple((np.stack([rng.integers(0, rows, nnz), rng.integers(0, cols, nnz)]),
+                      rng.integers(-3, 4, nnz).astype(np.float64), (rows, cols))
+                     for rows, cols, nnz in ((n, m, int(rng.integers(0, 6))), (m, p, int(rng.integers(0, 6)))))
+        case += ("float64", coalesced)
+        assert _sparse_grads(chainrule, case, _PRODUCTS[product]) == _sparse_grads(torch, case, _PRODUCTS[product])
