@@ -2873,8 +2873,22 @@ def _refuse_complex_grad(self: Tensor, kernel: str) -> None:
         raise RuntimeError(f"{kernel} does not support automatic differentiation for outputs with complex dtype.")
 
 
+def _check_coo_to_compressed(self: SparseCOOTensor, layout: str, name: str, dense_dim) -> None:
+    """torch's COO to CSR/CSC conversion's refusals, in its words: a dense_dim argument, sparse dims other than
+    two. (torch converts a hybrid COO matrix, its values' dense dims kept; chainrule's compressed tensors hold
+    plain matrices only, so that one is refused below as any tensor of more than two dims.)"""
+    if dense_dim is not None:
+        raise RuntimeError(f"coo_to_sparse_{layout}: conversion from Sparse to {name} with dense_dim argument given is "
+                           "not supported")
+    if self.sparse_dim() != 2:
+        raise RuntimeError(f"coo_to_sparse_{layout}: conversion from Sparse to {name} for input tensors with "
+                           "sparse_dim()!=2 is not supported")
+
+
 def to_sparse_csr(self, dense_dim=None) -> SparseCSRTensor:
     """Tensor.to_sparse_csr: the CSR form of a dense matrix, its nonzero entries row by row."""
+    if isinstance(self, SparseCOOTensor):
+        _check_coo_to_compressed(self, "csr", "SparseCsr", dense_dim)
     if dense_dim is not None:
         raise NotImplementedError("to_sparse_csr: dense_dim is not supported")
     if self.dim() != 2:
@@ -2891,6 +2905,8 @@ def to_sparse_csr(self, dense_dim=None) -> SparseCSRTensor:
 
 def to_sparse_csc(self, dense_dim=None) -> SparseCSCTensor:
     """Tensor.to_sparse_csc: the CSC form of a dense matrix, its nonzero entries column by column."""
+    if isinstance(self, SparseCOOTensor):
+        _check_coo_to_compressed(self, "csc", "SparseCsc", dense_dim)
     if dense_dim is not None:
         raise NotImplementedError("to_sparse_csc: dense_dim is not supported")
     if self.dim() != 2:

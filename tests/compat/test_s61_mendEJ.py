@@ -46,3 +46,24 @@ def test_sparse_times_sparse_gradients_are_torchs(product, coalesced):
                      for rows, cols, nnz in ((n, m, int(rng.integers(0, 6))), (m, p, int(rng.integers(0, 6)))))
         case += ("float64", coalesced)
         assert _sparse_grads(chainrule, case, _PRODUCTS[product]) == _sparse_grads(torch, case, _PRODUCTS[product])
+
+
+def _error(thunk):
+    try:
+        thunk()
+    except Exception as error:  # noqa: BLE001 - the error is what we compare
+        return type(error).__name__, str(error)
+    return None
+
+
+@pytest.mark.parametrize("layout", ["csr", "csc"])
+@pytest.mark.parametrize("shape, sparse_dims, dense_dim", [((3,), 1, None), ((2, 2, 2), 3, None), ((2, 2, 2), 1, None),
+                                                           ((2, 2), 2, 1), ((2, 2, 2), 2, 1)])
+def test_coo_to_compressed_refusals_are_torchs(layout, shape, sparse_dims, dense_dim):
+    def convert(lib):
+        coo = lib.arange(1.0, 1 + np.prod(shape)).reshape(shape).to_sparse(sparse_dims)
+        return getattr(coo, f"to_sparse_{layout}")(**({} if dense_dim is None else {"dense_dim": dense_dim}))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert _error(lambda: convert(chainrule)) == _error(lambda: convert(torch)) is not None
