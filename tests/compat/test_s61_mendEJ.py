@@ -67,3 +67,17 @@ def test_coo_to_compressed_refusals_are_torchs(layout, shape, sparse_dims, dense
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert _error(lambda: convert(chainrule)) == _error(lambda: convert(torch)) is not None
+
+
+@pytest.mark.parametrize("dims", [None, (0,), (1,)])
+def test_sum_to_a_narrower_float_casts_first_as_torch(dims):
+    # torch's sum(dtype=float32) of a float64 tensor casts it, then sums in its float32 order (summing in float64
+    # and casting differs in the last bits)
+    x = np.random.default_rng(61).standard_normal((37, 300)) * 1000.0
+
+    def total(lib):
+        t = lib.tensor(x, dtype=lib.float64)
+        out = t.sum(dtype=lib.float32) if dims is None else t.sum(dims, dtype=lib.float32)
+        return str(out.dtype).split(".")[-1], out.numpy().tobytes()
+
+    assert total(chainrule) == total(torch)
