@@ -906,7 +906,7 @@ class SparseCOOTensor(Tensor):
 
     def __matmul__(self, other):
         if isinstance(other, SparseCOOTensor) and self.dim() > 1 and other.dim() > 1:
-            return mm(self, other)
+            return _sparse_times_sparse(self, other)  # (torch's matmul reaches mm: MmBackward0)
         with DisableTorchFunctionSubclass():  # the dense operator's answer (NotImplemented for a number)
             return super().__matmul__(other)
 
@@ -2873,8 +2873,22 @@ def _refuse_complex_grad(self: Tensor, kernel: str) -> None:
         raise RuntimeError(f"{kernel} does not support automatic differentiation for outputs with complex dtype.")
 
 
+def _check_coo_to_compressed(self: SparseCOOTensor, layout: str, name: str, dense_dim) -> None:
+    """torch's COO to CSR/CSC conversion's refusals, in its words: a dense_dim argument, sparse dims other than
+    two. (torch converts a hybrid COO matrix, its values' dense dims kept; chainrule's compressed tensors hold
+    plain matrices only, so that one is refused below as any tensor of more than two dims.)"""
+    if dense_dim is not None:
+        raise RuntimeError(f"coo_to_sparse_{layout}: conversion from Sparse to {name} with dense_dim argument given is "
+                           "not supported")
+    if self.sparse_dim() != 2:
+        raise RuntimeError(f"coo_to_sparse_{layout}: conversion from Sparse to {name} for input tensors with "
+                           "sparse_dim()!=2 is not supported")
+
+
 def to_sparse_csr(self, dense_dim=None) -> SparseCSRTensor:
     """Tensor.to_sparse_csr: the CSR form of a dense matrix, its nonzero entries row by row."""
+    if isinstance(self, SparseCOOTensor):
+        _check_coo_to_compressed(self, "csr", "SparseCsr", dense_dim)
     if dense_dim is not None:
         raise NotImplementedError("to_sparse_csr: dense_dim is not supported")
     if self.dim() != 2:
@@ -2891,6 +2905,8 @@ def to_sparse_csr(self, dense_dim=None) -> SparseCSRTensor:
 
 def to_sparse_csc(self, dense_dim=None) -> SparseCSCTensor:
     """Tensor.to_sparse_csc: the CSC form of a dense matrix, its nonzero entries column by column."""
+    if isinstance(self, SparseCOOTensor):
+        _check_coo_to_compressed(self, "csc", "SparseCsc", dense_dim)
     if dense_dim is not None:
         raise NotImplementedError("to_sparse_csc: dense_dim is not supported")
     if self.dim() != 2:
@@ -3179,14 +3195,7 @@ def mm(sparse: Tensor, dense: Tensor, reduce: str = _NO_REDUCE) -> Tensor:
     if reduce is not _NO_REDUCE:
         return _mm_reduce(sparse, dense, reduce)
     if isinstance(sparse, SparseCOOTensor) and isinstance(dense, SparseCOOTensor):
-        for name, matrix in (("mat1_", sparse), ("mat2_", dense)):  # torch's sparse @ sparse kernel's checks
-            if matrix.dim() != 2:
-                raise RuntimeError(f"Expected {name}.dim() == 2 to be true, but got false.  (Could this error "
-                                   "message be improved?  If so, please report an enhancement request to PyTorch.)")
-        for matrix in (sparse, dense):
-            if matrix.dense_dim() != 0:
-                raise RuntimeError(f"sparse_sparse_matmul_cpu: scalar values expected, got {matrix.dense_dim()}D values")
-        return _sparse_times_sparse(sparse, dense)
+        return _sparse_times_sparse(sparse, dense, "SparseSparseMatmulBackward0")
     if isinstance(sparse, SparseCOOTensor) and isinstance(dense, Tensor):
         _check_sparse_product("mm", sparse, dense)
     elif isinstance(sparse, _CompressedTensor) and isinstance(dense, _CompressedTensor):
@@ -3448,15 +3457,35 @@ class _SampledAddmm(Function):
         return grad_input, grad_mat1, grad_mat2
 
 
-def _sparse_times_sparse(left: SparseCOOTensor, right: SparseCOOTensor) -> SparseCOOTensor:
+def _sparse_times_sparse(left: SparseCOOTensor, right: SparseCOOTensor, node: str = "MmBackward0") -> SparseCOOTensor:
+    """sparse COO @ sparse COO, coalesced, recorded under ``node``: torch.sparse.mm's SparseSparseMatmulBackward0,
+    or MmBackward0 (``@``, torch.mm), whose gradients differ (see _SparseMatmul)."""
     # the structure is the product of the two index patterns (as torch's spgemm builds it), the
     # values those of the dense product there
+    for name, matrix in (("mat1_", left), ("mat2_", right)):  # torch's sparse @ sparse kernel's checks
+        if matrix.dim() != 2:
+            raise RuntimeError(f"Expected {name}.dim() == 2 to be true, but got false.  (Could this error "
+                               "message be improved?  If so, please report an enhancement request to PyTorch.)")
+    for matrix in (left, right):
+        if matrix.dense_dim() != 0:
+            raise RuntimeError(f"sparse_sparse_matmul_cpu: scalar values expected, got {matrix.dense_dim()}D values")
     if left.shape[1] != right.shape[0]:
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({left.shape[0]}x{left.shape[1]} and "
                            f"{right.shape[0]}x{right.shape[1]})")
     if left.dtype is right.dtype and not (left.dtype.is_floating_point and left.dtype.itemsize >= 4 or left.dtype.is_complex):
         # torch's sparse_matmul kernel has float, double and the complex types only
         raise NotImplementedError(f"\"sparse_matmul\" not implemented for '{_dtype.scalar_name(left.dtype)}'")
+    result = _sparse_product_of(left, right)
+    if is_recording(left, right):
+        recorded = _SparseMatmul.apply(left, right, result=result._data, factors=(left.detach(), right.detach()),
+                                       masked=node == "SparseSparseMatmulBackward0")
+        _joined_graph(result, name_node(recorded, node))
+    return result
+
+
+def _sparse_product_of(left: SparseCOOTensor, right: SparseCOOTensor) -> SparseCOOTensor:
+    """The coalesced sparse product of two 2-D COO tensors, out of the graph: an entry wherever the two
+    index patterns meet (even one summing to 0), the values those of the dense product there."""
     xp = array_module(left._data)
     patterns = []
     for operand in (left, right):
@@ -3464,11 +3493,67 @@ def _sparse_times_sparse(left: SparseCOOTensor, right: SparseCOOTensor) -> Spars
         pattern[tuple(operand._coo[0])] = 1
         patterns.append(pattern)
     present = (patterns[0] @ patterns[1]) > 0
-    product = _matmul(Tensor._make(left._data), Tensor._make(right._data))._data
+    with no_grad():
+        product = _matmul(Tensor._make(left._data), Tensor._make(right._data))._data
     index = xp.stack(xp.nonzero(present)).astype(np.int64)
-    result = SparseCOOTensor._from_parts(index, xp.ascontiguousarray(product[tuple(index)]),
-                                         (left.shape[0], right.shape[1]), True)
-    return _keeping_graph(result, _matmul, left, right)
+    return SparseCOOTensor._from_parts(index, xp.ascontiguousarray(product[tuple(index)]),
+                                       (left.shape[0], right.shape[1]), True)
+
+
+def _projected_onto(grad: SparseCOOTensor, mask: SparseCOOTensor) -> SparseCOOTensor:
+    """torch's _sparse_mask_projection: ``grad``'s own entries and coalesced flag, each kept where ``mask``
+    has an entry at its index and 0 elsewhere (so entries off the mask's pattern stay, as zeros)."""
+    indices, values, coalesced = grad._coo
+    xp = array_module(values)
+    if not (grad.numel() and grad._nnz() and mask._nnz()):
+        empty = xp.zeros((indices.shape[0], 0), dtype=np.int64)
+        return SparseCOOTensor._from_parts(empty, xp.zeros((0,) + values.shape[1:], dtype=values.dtype),
+                                           tuple(grad.shape), coalesced)
+    present = xp.zeros(tuple(mask.shape[:mask.sparse_dim()]), dtype=np.bool_)
+    present[tuple(mask._coo[0])] = True
+    kept = present[tuple(indices)].reshape((-1,) + (1,) * (values.ndim - 1))
+    return SparseCOOTensor._from_parts(indices.copy(), xp.where(kept, values, values.dtype.type(0)),
+                                       tuple(grad.shape), coalesced)
+
+
+def _masked_like(operand: SparseCOOTensor, grad: SparseCOOTensor) -> SparseCOOTensor:
+    """torch's sparse_mask_like_grad (accumulate_matches false): the gradient of a sparse operand from the
+    coalesced product ``grad``, either projected onto the operand's pattern (``grad``'s entries) or read at
+    the operand's entries (sparse_mask), whichever torch's search picks."""
+    if operand.is_coalesced() and operand._nnz() < grad._nnz():
+        return sparse_mask(grad, operand)
+    return _projected_onto(grad, operand)
+
+
+class _SparseMatmul(Function):
+    """sparse @ sparse, recorded over both sparse COO tensors (its edges theirs). Under torch.mm / ``@``
+    (MmBackward0) each gradient is the whole product, grad @ b^H and a^H @ grad (entries off the operand's
+    pattern too), as torch's mm formulas; under torch.sparse.mm (SparseSparseMatmulBackward0, ``masked``) that
+    product is taken to the operand's pattern by torch's sparse_mask_like_grad."""
+
+    node_name = "MmBackward0"
+    label = "sparse matmul"
+    rule = "da = grad @ b^H, db = a^H @ grad (masked to each operand's pattern under torch.sparse.mm)"
+    _array_forward = True
+
+    @staticmethod
+    def forward(ctx, first, second, result, factors, masked):
+        ctx.factors, ctx.masked = factors, masked
+        return result
+
+    @staticmethod
+    def backward(ctx, grad):
+        first, second = ctx.factors
+
+        def product(left, right, operand):
+            left, right = (_conjugated(t).t() if t is not grad else t for t in (left, right))
+            if not grad.is_sparse:
+                return _matmul(left, right) if not ctx.masked else sparse_mask(_matmul(left, right), operand)
+            whole = _sparse_product_of(left, right)
+            return _masked_like(operand, whole) if ctx.masked else whole
+
+        return (product(grad, second, first) if ctx.needs_input_grad[0] else None,
+                product(first, grad, second) if ctx.needs_input_grad[1] else None)
 
 
 def spmm(input: Tensor, mat2: Tensor) -> Tensor:

@@ -146,6 +146,9 @@ class Sum(Function):
         ctx.shape = x.shape
         ctx.dims = dims
         ctx.keepdim = keepdim
+        if dtype is not None and dtype != x.dtype and x.dtype.kind in "fV" and np.dtype(dtype).kind == "f":
+            # torch's sum(dtype=) of a floating input casts it first, then sums in its own order in that dtype
+            x = x.astype(dtype)
         # C order whatever the input's strides: torch's reductions return contiguous tensors
         if x.dtype in _sum_order.REPLAYED and type(x) is np.ndarray and (dtype is None or dtype == x.dtype):
             total = _sum_order.sum_dims(x, dims, keepdim)  # torch's float32/float64 order, to the bit
