@@ -35,6 +35,7 @@ from ..autograd.engine import grad as autograd_grad
 from ..autograd.function import (
     _NULL_CTX,
     QUIET,
+    SAVED_STRIDES_ON_RELEASE,
     Function,
     SavedValue,
     as_uint64,
@@ -146,9 +147,16 @@ def _save_for_the_other(ctx, a, b, need_a: bool, need_b: bool) -> None:
     saved_tensors_hooks see only those); a matrix that needs a gradient but is not kept leaves its
     strides, which torch reports as ``_saved_<name>_sym_strides``."""
     ctx.save_for_backward(a if need_b else None, b if need_a else None)
-    if need_a != need_b:
-        unsaved = a if need_a else b
-        ctx.unsaved_strides = tuple(step // unsaved.itemsize for step in unsaved.strides)
+    if need_a or need_b:
+        if need_a != need_b:
+            unsaved = a if need_a else b
+            ctx.unsaved_strides = tuple(step // unsaved.itemsize for step in unsaved.strides)
+        if a.size and b.size:
+            # torch keeps the strides as numbers that outlive the graph: noted now, as the arrays
+            # have them, so that backward frees the saved matrices with a plain slot clear
+            ctx.saved_strides = (a.strides, a.itemsize, b.strides, b.itemsize)
+        else:  # (an empty matrix's strides are its tensor's, kept when backward frees it)
+            ctx.torch_kept = SAVED_STRIDES_ON_RELEASE
 
 
 def _matrix_strides(position: int, saved_position: int) -> SavedValue:
@@ -157,12 +165,17 @@ def _matrix_strides(position: int, saved_position: int) -> SavedValue:
     from_inputs = input_strides(position, saved_position).read
 
     def read(node):
-        noted = getattr(node, "unsaved_strides", None)
-        if noted is not None and node.needs_input_grad[position]:
-            return noted
+        if node.needs_input_grad[position]:
+            noted = getattr(node, "unsaved_strides", None)
+            if noted is not None:
+                return noted
+            noted = getattr(node, "saved_strides", None)
+            if noted is not None and node._freed:
+                steps, itemsize = noted[2 * saved_position], noted[2 * saved_position + 1]
+                return tuple(step // itemsize for step in steps)
         return from_inputs(node)
 
-    return SavedValue(read, reads_strides=True)
+    return SavedValue(read)
 
 
 class Matmul(Function):
