@@ -365,6 +365,38 @@ class Mv(Matmul):
     formula = "{0} @ {1}"
 
 
+class _AlphaScaledProduct:
+    """A product times alpha, for the add-a-product ops (addmm, addmv, baddbmm, addbmm): torch
+    multiplies each factor's gradient by alpha after its product (``mm_mat1_backward(grad, mat2,
+    ..., alpha)``: ``grad.mm(mat2.t()) * alpha``), where scaling the incoming gradient first
+    rounds differently. The forward rounds the product, then its scaling, as ``mul`` did."""
+
+    @staticmethod
+    def forward(ctx, a, b, *, alpha):
+        ctx.alpha = alpha
+        return Matmul.forward(ctx, a, b) * alpha
+
+    @staticmethod
+    def backward(ctx, grad):
+        alpha = ctx.alpha
+        return tuple(None if g is None else g * alpha for g in Matmul.backward(ctx, grad))
+
+
+class AlphaMm(_AlphaScaledProduct, Mm):
+    label = "alpha·mm"
+    rule = "∂/∂A = (G Bᵀ)·α, ∂/∂B = (Aᵀ G)·α: each product scaled after"
+
+
+class AlphaBmm(_AlphaScaledProduct, Bmm):
+    label = "alpha·bmm"
+    rule = "per batch: ∂/∂A = (G Bᵀ)·α, ∂/∂B = (Aᵀ G)·α: each product scaled after"
+
+
+class AlphaMv(_AlphaScaledProduct, Mv):
+    label = "alpha·mv"
+    rule = "∂/∂A = (g xᵀ)·α, ∂/∂x = (Aᵀ g)·α: each product scaled after"
+
+
 class Dot(Matmul):
     node_name = "DotBackward0"
     saved_attributes = {"_saved_self": saved(1), "_saved_tensor": saved(0)}  # torch's dot(self, tensor)
@@ -955,9 +987,33 @@ def _scaled_add(input: Tensor, product_of, factors: tuple, beta, alpha, name: st
     if fused is not None:
         return name_node(fused, name, label=name[:-len("Backward0")].lower(), rule=_ROUNDED_SCALED_ADD_RULE % text,
                          saved=_SCALED_ADD_SAVED[name], kept=kept)
-    return name_node(_scaled_sum(input, product_of(*factors), beta, alpha), name,
+    product = _alpha_scaled_product(product_of, factors, alpha)
+    if product is None:
+        product = product_of(*factors)
+    else:
+        alpha = 1  # (scaled already)
+    return name_node(_scaled_sum(input, product, beta, alpha), name,
                      label=name[:-len("Backward0")].lower(), rule=_SCALED_ADD_RULE % text,
                      saved=_SCALED_ADD_SAVED[name], kept=kept)
+
+
+def _alpha_scaled_product(product_of, factors: tuple, alpha):
+    """``alpha * product_of(*factors)`` as one node that scales each factor's gradient after its
+    product, as torch's; None where alpha is 1, nothing records, or the factors are not two plain
+    real float32/float64 CPU tensors of one dtype that multiply (``product_of`` then checks them)."""
+    node = _ALPHA_PRODUCTS.get(product_of)
+    if node is None or alpha == 1 or not is_grad_enabled():
+        return None
+    a, b = factors
+    if not (type(a) is Tensor and type(b) is Tensor and (a.requires_grad or b.requires_grad)
+            and type(a._data) is type(b._data) is np.ndarray and a._data.dtype == b._data.dtype
+            and a._data.dtype in (np.float32, np.float64) and type(alpha) in (builtins.int, builtins.float)):
+        return None
+    (a_ndim, b_ndim), a_shape, b_shape = _ALPHA_PRODUCT_NDIMS[node], a._data.shape, b._data.shape
+    if (a._data.ndim, b._data.ndim) != (a_ndim, b_ndim) or a_shape[a_ndim - 1] != b_shape[a_ndim - 2] \
+            or (a_ndim == 3 and a_shape[0] != b_shape[0]):
+        return None
+    return node.apply(a, b, alpha=alpha)
 
 
 def _factor(which: int) -> SavedValue:
@@ -1000,6 +1056,10 @@ _SCALED_ADD_SAVED = {
 }
 
 
+_ALPHA_PRODUCTS = {mm: AlphaMm, mv: AlphaMv, bmm: AlphaBmm}
+_ALPHA_PRODUCT_NDIMS = {AlphaMm: (2, 2), AlphaMv: (2, 1), AlphaBmm: (3, 3)}
+
+
 def _scaled_sum(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
     # torch's add-a-product kernels expand input to the product's shape first (not a broadcast of
     # the two), so a mismatch is refused in expand's words
@@ -1022,6 +1082,9 @@ def _scaled_sum(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
         # torch ignores input's values (NaN and inf included) but still gives it a zero gradient
         input = where(Tensor._make(xp.zeros((), dtype=bool)), input, zero)
     elif beta != 1:
+        if input.requires_grad and tuple(input.shape) != tuple(product.shape):
+            # torch scales the gradient by beta, then sums it to input's shape: scaled after the sum it rounds otherwise
+            input = input.expand(tuple(product.shape))
         input = mul(input, number_in_dtype(beta, input))
     return add(input, product)
 
@@ -1294,16 +1357,58 @@ def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1, out=None
         result = product if beta == 0 else beta * expanded + product
         return result if out is None else write_out(result, out, "addr")
     kept = {"alpha": alpha, "beta": beta, "factors": (vec1, vec2), "needs": (vec1.requires_grad, vec2.requires_grad)}
-    if alpha != 1 and vec1.is_floating_point():
-        from .elementwise import mul, number_in_dtype
+    if _outer_of_reals(vec1, vec2, alpha):
+        product, alpha = AlphaOuter.apply(vec1, vec2, alpha=alpha), 1
+    else:
+        if alpha != 1 and vec1.is_floating_point():
+            from .elementwise import mul, number_in_dtype
 
-        vec1, alpha = mul(vec1, number_in_dtype(alpha, vec1)), 1
-    result = name_node(_scaled_sum(input, outer(vec1, vec2), beta, alpha), "AddrBackward0", label="addr",
+            vec1, alpha = mul(vec1, number_in_dtype(alpha, vec1)), 1
+        product = outer(vec1, vec2)
+    result = name_node(_scaled_sum(input, product, beta, alpha), "AddrBackward0", label="addr",
                        rule=_SCALED_ADD_RULE % "outer(vec1, vec2)", saved=_SCALED_ADD_SAVED["AddrBackward0"], kept=kept)
     return result if out is None else write_out(result, out, "addr")
 
 
 _PLAIN_REALS = (builtins.int, builtins.float)
+
+
+class AlphaOuter(Function):
+    """addr's ``outer(alpha·vec1, vec2)`` (alpha taken into vec1 first, as torch's kernel computes),
+    its gradients torch's matrix-vector products scaled after: ``grad.mv(vec2)·α``, ``grad.t().mv(vec1)·α``
+    (a broadcast product's gradient, summed, then scaled by alpha before, rounds otherwise)."""
+
+    _array_forward = True
+    node_name = "MulBackward0"  # (the node it replaces: alpha·vec1's product with vec2)
+    label = "alpha·outer"
+    rule = "∂/∂vec1 = (G vec2)·α, ∂/∂vec2 = (Gᵀ vec1)·α"
+    formula = "outer({0}, {1})"
+
+    @staticmethod
+    def forward(ctx, vec1, vec2, *, alpha):
+        ctx.alpha = alpha
+        needs = ctx.needs_input_grad
+        ctx.save_for_backward(vec1 if needs[1] else None, vec2 if needs[0] else None)
+        return (vec1 * alpha if alpha != 1 else vec1)[:, None] * vec2
+
+    @staticmethod
+    def backward(ctx, grad):
+        vec1, vec2 = ctx.saved_values
+        alpha = ctx.alpha
+        grad1 = None if vec2 is None else mv(grad, vec2)
+        grad2 = None if vec1 is None else mv(grad.mT, vec1)
+        if alpha != 1:
+            grad1, grad2 = (None if g is None else g * alpha for g in (grad1, grad2))
+        return grad1, grad2
+
+
+def _outer_of_reals(vec1, vec2, alpha) -> bool:
+    """Whether addr's product is AlphaOuter's: a recorded product of two plain float32/float64 CPU
+    vectors of one dtype and a real alpha."""
+    return (is_grad_enabled() and type(vec1) is Tensor and type(vec2) is Tensor
+            and (vec1.requires_grad or vec2.requires_grad) and type(vec1._data) is type(vec2._data) is np.ndarray
+            and vec1._data.dtype == vec2._data.dtype and vec1._data.dtype in (np.float32, np.float64)
+            and type(alpha) in _PLAIN_REALS)
 
 
 def _checked_addr_scalars(input, vec1, vec2, beta, alpha) -> tuple:
