@@ -944,6 +944,9 @@ def inner(input: Tensor, other: Tensor) -> Tensor:
     return tensordot(input, other, dims=([-1], [-1]))
 
 
+_KRON_VIEW_SAVED = {"_saved_self_sym_sizes": kept_value("sizes")}  # (the interleaved product's, as torch's)
+
+
 def kron(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """torch.kron: the Kronecker product; shapes are right-aligned and multiplied."""
     from .elementwise import mul
@@ -955,8 +958,9 @@ def kron(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     # interleave: a as (a0, 1, a1, 1, ...) times b as (1, b0, 1, b1, ...), then merge the pairs
     a = input.reshape(tuple(s for d in a_shape for s in (d, 1)))
     b = other.reshape(tuple(s for d in b_shape for s in (1, d)))
-    result = name_node(mul(a, b).reshape(tuple(x * y for x, y in zip(a_shape, b_shape))), "UnsafeViewBackward0",
-                       label="kron")
+    product = mul(a, b)
+    result = name_node(product.reshape(tuple(x * y for x, y in zip(a_shape, b_shape))), "UnsafeViewBackward0",
+                       label="kron", saved=_KRON_VIEW_SAVED, kept={"sizes": tuple(product.shape)})
     return result if out is None else write_out(result, out, "kron")
 
 
@@ -2348,9 +2352,17 @@ def tensordot(a: Tensor, b: Tensor, dims=2, out=None) -> Tensor:
     equation = "".join(sub_a) + "," + "".join(sub_b) + "->" + "".join(out)
     # torch multiplies the reshaped operands with mm (lowered by CPU autocast), but contracts every dim
     # with a dot product, which is on no autocast list
-    return (_einsum_on_no_autocast_list if not out else einsum)(equation, a, b)
+    result = (_einsum_on_no_autocast_list if not out else einsum)(equation, a, b)
+    if result.grad_fn is not None and result.grad_fn.name() == "ViewBackward0":
+        # torch views its product as the result: mm's (size1, size2), or dot's () where both are 1
+        size1 = math.prod(n for i, n in enumerate(a._data.shape) if i not in dims_a)
+        size2 = math.prod(n for i, n in enumerate(b._data.shape) if i not in dims_b)
+        name_node(result, "ViewBackward0", saved=_TENSORDOT_VIEW_SAVED,
+                  kept={"sizes": () if size1 == size2 == 1 else (size1, size2)})
+    return result
 
 
+_TENSORDOT_VIEW_SAVED = {"_saved_self_sym_sizes": kept_value("sizes")}
 _einsum_on_no_autocast_list = cpu_autocast_policy("unlisted")(einsum)
 
 
