@@ -47,6 +47,25 @@ def test_add_a_product_gradients_scale_where_torch_does(op):
         assert got[1:] == want[1:]
 
 
+
+@pytest.mark.parametrize("op", sorted(_SHAPES))
+def test_beta_zero_ignores_input_but_scales_its_gradient_by_zero(op):
+    """torch's input gradient at beta 0 is grad·0 (NaN where grad is inf, -0 where negative), and its
+    value is the product alone (a -0 product stays -0; addbmm's accumulates into zeros: +0)."""
+    shapes = _SHAPES[op]
+    arrays = [np.full(shapes[0], np.nan, np.float32)] + [
+        (np.arange(int(np.prod(shape))).reshape(shape) % 5 - 2).astype(np.float32) for shape in shapes[1:]]
+    results = []
+    for lib in (chainrule, torch):
+        tensors = [lib.from_numpy(a.copy()).requires_grad_() for a in arrays]
+        y = getattr(lib, op)(*tensors, beta=0, alpha=-2)
+        g = (np.arange(y.numel()).reshape(tuple(y.shape)) % 3 - 1.0).astype(np.float32)
+        g.flat[0] = np.inf
+        y.backward(lib.from_numpy(g))
+        results.append([np.where(np.isnan(a), 9, a).tobytes()  # (-0 and +0 differ as bytes)
+                        for a in (y.detach().numpy(), *(t.grad.numpy() for t in tensors[:1]))])
+    assert results[0] == results[1]
+
 # ------------------------------------------------------------ saved values: nanmean, nansum, tensordot, kron
 
 def _saved(node) -> dict:

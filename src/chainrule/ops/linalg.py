@@ -987,7 +987,10 @@ def _scaled_add(input: Tensor, product_of, factors: tuple, beta, alpha, name: st
     beta_given, alpha_given, first, second = torch_args or (beta, alpha, *factors)
     kept = {"alpha": alpha_given, "beta": beta_given, "factors": (first, second),
             "needs": (first.requires_grad, second.requires_grad)}
-    fused = rounded_once(lambda x, *f: _scaled_sum(x, product_of(*f), beta, alpha), input, *factors)
+    # torch's gemm (BLAS or not) adds the scaled product to a zeroed result at beta 0, so a -0 product
+    # is +0 there; only its small-bmm loop (baddbmm's) writes alpha·product as it is
+    accumulated = name != "BaddbmmBackward0" or not _small_product(factors[0]._data, factors[1]._data)
+    fused = rounded_once(lambda x, *f: _scaled_sum(x, product_of(*f), beta, alpha, accumulated), input, *factors)
     if fused is not None:
         return name_node(fused, name, label=name[:-len("Backward0")].lower(), rule=_ROUNDED_SCALED_ADD_RULE % text,
                          saved=_SCALED_ADD_SAVED[name], kept=kept)
@@ -996,7 +999,7 @@ def _scaled_add(input: Tensor, product_of, factors: tuple, beta, alpha, name: st
         product = product_of(*factors)
     else:
         alpha = 1  # (scaled already)
-    return name_node(_scaled_sum(input, product, beta, alpha), name,
+    return name_node(_scaled_sum(input, product, beta, alpha, accumulated), name,
                      label=name[:-len("Backward0")].lower(), rule=_SCALED_ADD_RULE % text,
                      saved=_SCALED_ADD_SAVED[name], kept=kept)
 
@@ -1064,7 +1067,27 @@ _ALPHA_PRODUCTS = {mm: AlphaMm, mv: AlphaMv, bmm: AlphaBmm}
 _ALPHA_PRODUCT_NDIMS = {AlphaMm: (2, 2), AlphaMv: (2, 1), AlphaBmm: (3, 3)}
 
 
-def _scaled_sum(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
+class ProductIgnoringInput(Function):
+    """β·input + product at β = 0: the product itself, as torch's kernels give it (no input value
+    read: NaN and inf ignored, a -0 product kept), input's gradient torch's maybe_multiply(grad, β),
+    grad·0: NaN where grad is inf or NaN, -0 where it is negative."""
+
+    _array_forward = True
+    label = "add"
+    rule = "passes the gradient to the product; input's is the gradient times β = 0"
+    formula = "0·{0} + {1}"
+
+    @staticmethod
+    def forward(ctx, input, product, *, accumulated=False):
+        # (accumulated: added to a zeroed result, as torch's gemm does, which makes a -0 product +0)
+        return product + product.dtype.type(0) if accumulated else product.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * 0, grad
+
+
+def _scaled_sum(input: Tensor, product: Tensor, beta, alpha, accumulated: bool = False) -> Tensor:
     # torch's add-a-product kernels expand input to the product's shape first (not a broadcast of
     # the two), so a mismatch is refused in expand's words
     expanded_shape(input._data.shape, tuple(product.shape), input._data.dtype)
@@ -1082,6 +1105,11 @@ def _scaled_sum(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
         alpha, beta, zero = as_dtype(alpha), as_dtype(beta), as_dtype(0)
     if alpha != 1:
         product = mul(product, number_in_dtype(alpha, product))
+    if beta == 0 and type(product._data) is np.ndarray and product._data.dtype.kind in "fc" \
+            and input._data.dtype == product._data.dtype:
+        if input.requires_grad and tuple(input.shape) != tuple(product.shape):
+            input = input.expand(tuple(product.shape))  # (grad·0 summed to input's shape, as torch's)
+        return ProductIgnoringInput.apply(input, product, accumulated=accumulated)
     if beta == 0:
         # torch ignores input's values (NaN and inf included) but still gives it a zero gradient
         input = where(Tensor._make(xp.zeros((), dtype=bool)), input, zero)
