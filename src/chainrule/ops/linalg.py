@@ -379,6 +379,38 @@ class Mv(Matmul):
     formula = "{0} @ {1}"
 
 
+class _AlphaScaledProduct:
+    """A product times alpha, for the add-a-product ops (addmm, addmv, baddbmm, addbmm): torch
+    multiplies each factor's gradient by alpha after its product (``mm_mat1_backward(grad, mat2,
+    ..., alpha)``: ``grad.mm(mat2.t()) * alpha``), where scaling the incoming gradient first
+    rounds differently. The forward rounds the product, then its scaling, as ``mul`` did."""
+
+    @staticmethod
+    def forward(ctx, a, b, *, alpha):
+        ctx.alpha = alpha
+        return Matmul.forward(ctx, a, b) * alpha
+
+    @staticmethod
+    def backward(ctx, grad):
+        alpha = ctx.alpha
+        return tuple(None if g is None else g * alpha for g in Matmul.backward(ctx, grad))
+
+
+class AlphaMm(_AlphaScaledProduct, Mm):
+    label = "alpha·mm"
+    rule = "∂/∂A = (G Bᵀ)·α, ∂/∂B = (Aᵀ G)·α: each product scaled after"
+
+
+class AlphaBmm(_AlphaScaledProduct, Bmm):
+    label = "alpha·bmm"
+    rule = "per batch: ∂/∂A = (G Bᵀ)·α, ∂/∂B = (Aᵀ G)·α: each product scaled after"
+
+
+class AlphaMv(_AlphaScaledProduct, Mv):
+    label = "alpha·mv"
+    rule = "∂/∂A = (g xᵀ)·α, ∂/∂x = (Aᵀ g)·α: each product scaled after"
+
+
 class Dot(Matmul):
     node_name = "DotBackward0"
     saved_attributes = {"_saved_self": saved(1), "_saved_tensor": saved(0)}  # torch's dot(self, tensor)
@@ -926,6 +958,9 @@ def inner(input: Tensor, other: Tensor) -> Tensor:
     return tensordot(input, other, dims=([-1], [-1]))
 
 
+_KRON_VIEW_SAVED = {"_saved_self_sym_sizes": kept_value("sizes")}  # (the interleaved product's, as torch's)
+
+
 def kron(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     """torch.kron: the Kronecker product; shapes are right-aligned and multiplied."""
     from .elementwise import mul
@@ -937,8 +972,9 @@ def kron(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     # interleave: a as (a0, 1, a1, 1, ...) times b as (1, b0, 1, b1, ...), then merge the pairs
     a = input.reshape(tuple(s for d in a_shape for s in (d, 1)))
     b = other.reshape(tuple(s for d in b_shape for s in (1, d)))
-    result = name_node(mul(a, b).reshape(tuple(x * y for x, y in zip(a_shape, b_shape))), "UnsafeViewBackward0",
-                       label="kron")
+    product = mul(a, b)
+    result = name_node(product.reshape(tuple(x * y for x, y in zip(a_shape, b_shape))), "UnsafeViewBackward0",
+                       label="kron", saved=_KRON_VIEW_SAVED, kept={"sizes": tuple(product.shape)})
     return result if out is None else write_out(result, out, "kron")
 
 
@@ -965,13 +1001,40 @@ def _scaled_add(input: Tensor, product_of, factors: tuple, beta, alpha, name: st
     beta_given, alpha_given, first, second = torch_args or (beta, alpha, *factors)
     kept = {"alpha": alpha_given, "beta": beta_given, "factors": (first, second),
             "needs": (first.requires_grad, second.requires_grad)}
-    fused = rounded_once(lambda x, *f: _scaled_sum(x, product_of(*f), beta, alpha), input, *factors)
+    # torch's gemm (BLAS or not) adds the scaled product to a zeroed result at beta 0, so a -0 product
+    # is +0 there; only its small-bmm loop (baddbmm's) writes alpha·product as it is
+    accumulated = name != "BaddbmmBackward0" or not _small_product(factors[0]._data, factors[1]._data)
+    fused = rounded_once(lambda x, *f: _scaled_sum(x, product_of(*f), beta, alpha, accumulated), input, *factors)
     if fused is not None:
         return name_node(fused, name, label=name[:-len("Backward0")].lower(), rule=_ROUNDED_SCALED_ADD_RULE % text,
                          saved=_SCALED_ADD_SAVED[name], kept=kept)
-    return name_node(_scaled_sum(input, product_of(*factors), beta, alpha), name,
+    product = _alpha_scaled_product(product_of, factors, alpha)
+    if product is None:
+        product = product_of(*factors)
+    else:
+        alpha = 1  # (scaled already)
+    return name_node(_scaled_sum(input, product, beta, alpha, accumulated), name,
                      label=name[:-len("Backward0")].lower(), rule=_SCALED_ADD_RULE % text,
                      saved=_SCALED_ADD_SAVED[name], kept=kept)
+
+
+def _alpha_scaled_product(product_of, factors: tuple, alpha):
+    """``alpha * product_of(*factors)`` as one node that scales each factor's gradient after its
+    product, as torch's; None where alpha is 1, nothing records, or the factors are not two plain
+    real float32/float64 CPU tensors of one dtype that multiply (``product_of`` then checks them)."""
+    node = _ALPHA_PRODUCTS.get(product_of)
+    if node is None or alpha == 1 or not is_grad_enabled():
+        return None
+    a, b = factors
+    if not (type(a) is Tensor and type(b) is Tensor and (a.requires_grad or b.requires_grad)
+            and type(a._data) is type(b._data) is np.ndarray and a._data.dtype == b._data.dtype
+            and a._data.dtype in (np.float32, np.float64) and type(alpha) in (builtins.int, builtins.float)):
+        return None
+    (a_ndim, b_ndim), a_shape, b_shape = _ALPHA_PRODUCT_NDIMS[node], a._data.shape, b._data.shape
+    if (a._data.ndim, b._data.ndim) != (a_ndim, b_ndim) or a_shape[a_ndim - 1] != b_shape[a_ndim - 2] \
+            or (a_ndim == 3 and a_shape[0] != b_shape[0]):
+        return None
+    return node.apply(a, b, alpha=alpha)
 
 
 def _factor(which: int) -> SavedValue:
@@ -1014,7 +1077,31 @@ _SCALED_ADD_SAVED = {
 }
 
 
-def _scaled_sum(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
+_ALPHA_PRODUCTS = {mm: AlphaMm, mv: AlphaMv, bmm: AlphaBmm}
+_ALPHA_PRODUCT_NDIMS = {AlphaMm: (2, 2), AlphaMv: (2, 1), AlphaBmm: (3, 3)}
+
+
+class ProductIgnoringInput(Function):
+    """β·input + product at β = 0: the product itself, as torch's kernels give it (no input value
+    read: NaN and inf ignored, a -0 product kept), input's gradient torch's maybe_multiply(grad, β),
+    grad·0: NaN where grad is inf or NaN, -0 where it is negative."""
+
+    _array_forward = True
+    label = "add"
+    rule = "passes the gradient to the product; input's is the gradient times β = 0"
+    formula = "0·{0} + {1}"
+
+    @staticmethod
+    def forward(ctx, input, product, *, accumulated=False):
+        # (accumulated: added to a zeroed result, as torch's gemm does, which makes a -0 product +0)
+        return product + product.dtype.type(0) if accumulated else product.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * 0, grad
+
+
+def _scaled_sum(input: Tensor, product: Tensor, beta, alpha, accumulated: bool = False) -> Tensor:
     # torch's add-a-product kernels expand input to the product's shape first (not a broadcast of
     # the two), so a mismatch is refused in expand's words
     expanded_shape(input._data.shape, tuple(product.shape), input._data.dtype)
@@ -1032,10 +1119,18 @@ def _scaled_sum(input: Tensor, product: Tensor, beta, alpha) -> Tensor:
         alpha, beta, zero = as_dtype(alpha), as_dtype(beta), as_dtype(0)
     if alpha != 1:
         product = mul(product, number_in_dtype(alpha, product))
+    if beta == 0 and type(product._data) is np.ndarray and product._data.dtype.kind in "fc" \
+            and input._data.dtype == product._data.dtype:
+        if input.requires_grad and tuple(input.shape) != tuple(product.shape):
+            input = input.expand(tuple(product.shape))  # (grad·0 summed to input's shape, as torch's)
+        return ProductIgnoringInput.apply(input, product, accumulated=accumulated)
     if beta == 0:
         # torch ignores input's values (NaN and inf included) but still gives it a zero gradient
         input = where(Tensor._make(xp.zeros((), dtype=bool)), input, zero)
     elif beta != 1:
+        if input.requires_grad and tuple(input.shape) != tuple(product.shape):
+            # torch scales the gradient by beta, then sums it to input's shape: scaled after the sum it rounds otherwise
+            input = input.expand(tuple(product.shape))
         input = mul(input, number_in_dtype(beta, input))
     return add(input, product)
 
@@ -1308,16 +1403,58 @@ def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1, out=None
         result = product if beta == 0 else beta * expanded + product
         return result if out is None else write_out(result, out, "addr")
     kept = {"alpha": alpha, "beta": beta, "factors": (vec1, vec2), "needs": (vec1.requires_grad, vec2.requires_grad)}
-    if alpha != 1 and vec1.is_floating_point():
-        from .elementwise import mul, number_in_dtype
+    if _outer_of_reals(vec1, vec2, alpha):
+        product, alpha = AlphaOuter.apply(vec1, vec2, alpha=alpha), 1
+    else:
+        if alpha != 1 and vec1.is_floating_point():
+            from .elementwise import mul, number_in_dtype
 
-        vec1, alpha = mul(vec1, number_in_dtype(alpha, vec1)), 1
-    result = name_node(_scaled_sum(input, outer(vec1, vec2), beta, alpha), "AddrBackward0", label="addr",
+            vec1, alpha = mul(vec1, number_in_dtype(alpha, vec1)), 1
+        product = outer(vec1, vec2)
+    result = name_node(_scaled_sum(input, product, beta, alpha), "AddrBackward0", label="addr",
                        rule=_SCALED_ADD_RULE % "outer(vec1, vec2)", saved=_SCALED_ADD_SAVED["AddrBackward0"], kept=kept)
     return result if out is None else write_out(result, out, "addr")
 
 
 _PLAIN_REALS = (builtins.int, builtins.float)
+
+
+class AlphaOuter(Function):
+    """addr's ``outer(alpha·vec1, vec2)`` (alpha taken into vec1 first, as torch's kernel computes),
+    its gradients torch's matrix-vector products scaled after: ``grad.mv(vec2)·α``, ``grad.t().mv(vec1)·α``
+    (a broadcast product's gradient, summed, then scaled by alpha before, rounds otherwise)."""
+
+    _array_forward = True
+    node_name = "MulBackward0"  # (the node it replaces: alpha·vec1's product with vec2)
+    label = "alpha·outer"
+    rule = "∂/∂vec1 = (G vec2)·α, ∂/∂vec2 = (Gᵀ vec1)·α"
+    formula = "outer({0}, {1})"
+
+    @staticmethod
+    def forward(ctx, vec1, vec2, *, alpha):
+        ctx.alpha = alpha
+        needs = ctx.needs_input_grad
+        ctx.save_for_backward(vec1 if needs[1] else None, vec2 if needs[0] else None)
+        return (vec1 * alpha if alpha != 1 else vec1)[:, None] * vec2
+
+    @staticmethod
+    def backward(ctx, grad):
+        vec1, vec2 = ctx.saved_values
+        alpha = ctx.alpha
+        grad1 = None if vec2 is None else mv(grad, vec2)
+        grad2 = None if vec1 is None else mv(grad.mT, vec1)
+        if alpha != 1:
+            grad1, grad2 = (None if g is None else g * alpha for g in (grad1, grad2))
+        return grad1, grad2
+
+
+def _outer_of_reals(vec1, vec2, alpha) -> bool:
+    """Whether addr's product is AlphaOuter's: a recorded product of two plain float32/float64 CPU
+    vectors of one dtype and a real alpha."""
+    return (is_grad_enabled() and type(vec1) is Tensor and type(vec2) is Tensor
+            and (vec1.requires_grad or vec2.requires_grad) and type(vec1._data) is type(vec2._data) is np.ndarray
+            and vec1._data.dtype == vec2._data.dtype and vec1._data.dtype in (np.float32, np.float64)
+            and type(alpha) in _PLAIN_REALS)
 
 
 def _checked_addr_scalars(input, vec1, vec2, beta, alpha) -> tuple:
@@ -2257,9 +2394,17 @@ def tensordot(a: Tensor, b: Tensor, dims=2, out=None) -> Tensor:
     equation = "".join(sub_a) + "," + "".join(sub_b) + "->" + "".join(out)
     # torch multiplies the reshaped operands with mm (lowered by CPU autocast), but contracts every dim
     # with a dot product, which is on no autocast list
-    return (_einsum_on_no_autocast_list if not out else einsum)(equation, a, b)
+    result = (_einsum_on_no_autocast_list if not out else einsum)(equation, a, b)
+    if result.grad_fn is not None and result.grad_fn.name() == "ViewBackward0":
+        # torch views its product as the result: mm's (size1, size2), or dot's () where both are 1
+        size1 = math.prod(n for i, n in enumerate(a._data.shape) if i not in dims_a)
+        size2 = math.prod(n for i, n in enumerate(b._data.shape) if i not in dims_b)
+        name_node(result, "ViewBackward0", saved=_TENSORDOT_VIEW_SAVED,
+                  kept={"sizes": () if size1 == size2 == 1 else (size1, size2)})
+    return result
 
 
+_TENSORDOT_VIEW_SAVED = {"_saved_self_sym_sizes": kept_value("sizes")}
 _einsum_on_no_autocast_list = cpu_autocast_policy("unlisted")(einsum)
 
 

@@ -2656,7 +2656,10 @@ def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Ten
         np_dtype = _dtype.to_dtype(dtype).np if dtype is not None else None
         if dtype is not None:
             _dtype.refuse_wide_unsigned("reduce.sum", np.dtype(np_dtype))
-        return Nansum.apply(input, dims=_dims(dim, input._data.ndim, "nansum"), keepdim=keepdim, dtype=np_dtype)
+        out = Nansum.apply(input, dims=_dims(dim, input._data.ndim, "nansum"), keepdim=keepdim, dtype=np_dtype)
+        if out._grad_fn is not None:
+            out._grad_fn.given_dims = None if dim is None else _dims_as_called(dim)
+        return out
     if input._data.dtype.kind in "fV":
         input = where(Tensor._make(xp.isnan(input._data)), 0.0, input)
     return name_node(sum(input, dim, keepdim, dtype=dtype), "NansumBackward0", label="nansum",
@@ -2670,10 +2673,13 @@ class Nansum(Sum):
     label = "nansum"
     rule = "copies the gradient to every element but the NaNs, which get 0"
     formula = "nansum({0})"
+    # torch's: the dims as given (None when none were), keepdim, and the input its mask is read from
+    saved_attributes = {"_saved_dim": SavedValue(_given_dims), "_saved_keepdim": ctx_value("keepdim"),
+                        "_saved_self": saved(0)}
 
     @staticmethod
     def forward(ctx, x, dims, keepdim, dtype):
-        ctx.input = x
+        ctx.save_for_backward(x)
         xp = array_module(x)
         return Sum.forward(ctx, xp.where(xp.isnan(x), x.dtype.type(0), x), dims, keepdim, dtype)
 
@@ -2682,7 +2688,7 @@ class Nansum(Sum):
         from .elementwise import isnan, mul
 
         # torch's nansum_backward: grad expanded, times ¬isnan(x) (the mask made first)
-        kept = isnan(Tensor._make(ctx.input)).logical_not()
+        kept = isnan(Tensor._make(ctx.saved_values[0]._data)).logical_not()
         return mul(_expand_back(grad, ctx.shape, ctx.dims, ctx.keepdim, node=ctx), kept)
 
 
@@ -2704,7 +2710,8 @@ def nanmean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Te
         return _nanmean_as_torch(input, dim, keepdim, dtype)
     count = xp.sum(~xp.isnan(input._data), axis=dims, keepdims=keepdim)
     total = nansum(input, dim, keepdim, dtype=dtype)
-    return total / Tensor._make(_as_array(count.astype(total._data.dtype, copy=False), input._data))
+    # an int64 count, as torch's (its DivBackward0 keeps it as _saved_other): div casts it to the total's dtype
+    return total / Tensor._make(_as_array(count.astype(np.int64, copy=False), input._data))
 
 
 def _nanmean_as_torch(input: Tensor, dim, keepdim: bool, dtype) -> Tensor:
