@@ -948,6 +948,9 @@ def _like(fn, t: Tensor, dtype, device, requires_grad, *extra, memory_format=Non
     dt = t.dtype if dtype is None else dtype
     dev = t.device if device is None else device
     out = _made_like(t, fn(*extra, dtype=dt, device=dev, requires_grad=requires_grad))
+    if t._numpy_empty_strides is not None and getattr(memory_format, "_name", "preserve_format") == "preserve_format":
+        out._numpy_empty_strides = t._numpy_empty_strides  # (torch's empty_strided of the input's strides)
+        return out
     order = _like_order(t, memory_format)
     if order is None or order == tuple(range(len(order))):
         return out

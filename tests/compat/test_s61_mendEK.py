@@ -1,0 +1,44 @@
+"""Session 61, lane mendEK: empty tensors' strides, torch.tensor of lists holding tensors,
+NonDynamicallyQuantizableLinear, hook handles; each against torch 2.13."""
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+_EMPTY_SHAPES = [(0,), (0, 3), (3, 0), (1, 0), (2, 0, 3), (0, 1, 2)]
+
+_KEEPING_STRIDES = {  # the ops that keep an empty NumPy array's (zeroed) strides in torch, and their neighbours
+    "detach": lambda lib, t: t.detach(),
+    "empty_like": lambda lib, t: lib.empty_like(t),
+    "empty_like_contiguous": lambda lib, t: lib.empty_like(t, memory_format=lib.contiguous_format),
+    "zeros_like": lambda lib, t: lib.zeros_like(t),
+    "to_float64": lambda lib, t: t.to(lib.float64),
+    "to_copy": lambda lib, t: t.to(lib.float32, copy=True),
+    "view_same": lambda lib, t: t.view(*t.shape),
+    "view_flat": lambda lib, t: t.view(-1),
+    "view_dtype": lambda lib, t: t.view(lib.int32),
+    "reshape_same": lambda lib, t: t.reshape(t.shape),
+    "reshape_reversed": lambda lib, t: t.reshape(tuple(reversed(t.shape))),
+    "contiguous": lambda lib, t: t.contiguous(),
+    "clone_preserve": lambda lib, t: t.clone(memory_format=lib.preserve_format),
+    "clone_contiguous": lambda lib, t: t.clone(memory_format=lib.contiguous_format),
+    "unsqueeze_front": lambda lib, t: t.unsqueeze(0),
+    "unsqueeze_back": lambda lib, t: t.unsqueeze(-1),
+    "transposed_view": lambda lib, t: t.permute(*reversed(range(t.dim()))).view(tuple(reversed(t.shape))),
+    "add": lambda lib, t: t + 1,
+}
+
+
+@pytest.mark.parametrize("make", ["from_numpy", "tensor"])
+@pytest.mark.parametrize("shape", _EMPTY_SHAPES)
+def test_empty_numpy_strides_through_views_and_copies(shape, make):
+    for order in "CF":
+        array = np.zeros(shape, np.float32, order=order)
+        for name, op in _KEEPING_STRIDES.items():
+            ours = op(chainrule, getattr(chainrule, make)(array))
+            theirs = op(torch, getattr(torch, make)(array))
+            assert (name, tuple(ours.shape), ours.stride()) == (name, tuple(theirs.shape), theirs.stride())
+
