@@ -42,3 +42,33 @@ def test_empty_numpy_strides_through_views_and_copies(shape, make):
             theirs = op(torch, getattr(torch, make)(array))
             assert (name, tuple(ours.shape), ours.stride()) == (name, tuple(theirs.shape), theirs.stride())
 
+
+def _outcome(lib, make):
+    try:
+        made = make(lib)
+    except Exception as error:  # (the type and words compared: torch's are the API)
+        return type(error).__name__, str(error)
+    return made.tolist(), str(made.dtype).split(".")[-1]
+
+
+@pytest.mark.parametrize("make", [
+    lambda lib: lib.tensor([1, [[]]]),  # an empty sequence counts as the default dtype: a float's words
+    lambda lib: lib.tensor([True, [[]]]),
+    lambda lib: lib.tensor([1, ()]),
+    lambda lib: lib.tensor([1, range(0)]),
+    lambda lib: lib.tensor([[1, 2], [3, []]]),
+    lambda lib: lib.tensor([np.int64(1), [[]]]),
+    lambda lib: lib.tensor([lib.tensor(1), [[]]]),
+    lambda lib: lib.tensor([1, [[]]], dtype=lib.int64),
+    lambda lib: lib.tensor([1j, [[]]]),
+    lambda lib: lib.tensor([[1], []]),
+    lambda lib: lib.tensor([1, [2]]),
+    lambda lib: lib.tensor([[], []], dtype=lib.int32),
+    lambda lib: lib.tensor([lib.ones(2), lib.ones(2)]),  # a multi-element tensor where a number goes
+    lambda lib: lib.tensor([1, lib.ones(2)]),
+    lambda lib: lib.tensor([[lib.ones(3)]]),
+    lambda lib: lib.tensor([lib.zeros(0)]),
+    lambda lib: lib.tensor([[1, 2], lib.ones(2)]),
+])
+def test_tensor_of_ragged_and_mixed_lists(make):
+    assert _outcome(chainrule, make) == _outcome(torch, make)
