@@ -72,3 +72,17 @@ def _outcome(lib, make):
 ])
 def test_tensor_of_ragged_and_mixed_lists(make):
     assert _outcome(chainrule, make) == _outcome(torch, make)
+
+
+def _out_projection_facts(lib):
+    projection_type = lib.nn.modules.linear.NonDynamicallyQuantizableLinear
+    attention = lib.nn.MultiheadAttention(4, 2, kdim=3, vdim=5, bias=False)
+    facts = (type(attention.out_proj) is projection_type, projection_type.__module__, projection_type.__doc__,
+             lib.nn.modules.activation.NonDynamicallyQuantizableLinear is projection_type,
+             "NonDynamicallyQuantizableLinear" in lib.nn.modules.linear.__all__,
+             hasattr(lib.nn, "NonDynamicallyQuantizableLinear"), repr(attention), repr(projection_type(3, 2, False)))
+    return [str(fact).replace("chainrule", "torch") for fact in facts]
+
+
+def test_non_dynamically_quantizable_linear_is_torchs():
+    assert _out_projection_facts(chainrule) == _out_projection_facts(torch)
