@@ -21,20 +21,23 @@ class RemovableHandle:
         self.hooks_dict_ref = weakref.ref(hooks_dict)
         self.id = RemovableHandle.next_id
         RemovableHandle.next_id += 1
-        self.extra_dict_ref: tuple = ()
-        if isinstance(extra_dict, dict):
+        if extra_dict is None:  # (most hooks: nothing more to test)
+            self.extra_dict_ref: tuple = ()
+        elif isinstance(extra_dict, dict):
             self.extra_dict_ref = (weakref.ref(extra_dict),)
         elif isinstance(extra_dict, list):
-            self.extra_dict_ref = tuple(weakref.ref(d) for d in extra_dict)
+            self.extra_dict_ref = tuple([weakref.ref(d) for d in extra_dict])
+        else:
+            self.extra_dict_ref = ()
 
     def remove(self) -> None:
         hooks_dict = self.hooks_dict_ref()
-        if hooks_dict is not None and self.id in hooks_dict:
-            del hooks_dict[self.id]
+        if hooks_dict is not None:
+            hooks_dict.pop(self.id, None)
         for ref in self.extra_dict_ref:
             extra_dict = ref()
-            if extra_dict is not None and self.id in extra_dict:
-                del extra_dict[self.id]
+            if extra_dict is not None:
+                extra_dict.pop(self.id, None)
 
     def __getstate__(self):
         return (self.hooks_dict_ref(), self.id, tuple(ref() for ref in self.extra_dict_ref))

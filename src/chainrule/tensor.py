@@ -705,6 +705,8 @@ class Tensor:
         t._vbox = box
         if self._conj_bit:  # torch's detach keeps the conj bit
             t._conj_bit = True
+        if self._numpy_empty_strides is not None:  # (a view: an empty NumPy array's strides, as torch's)
+            t._numpy_empty_strides = self._numpy_empty_strides
         if _vmap_frames._frames:  # batched where self is, as torch's detach of a batched tensor
             _vmap_frames.note_results((self,), None, t)
         return t
@@ -865,6 +867,8 @@ class Tensor:
             out = self._copy_as_to(None, False, None, True)
             if out is None:
                 out = self.clone()
+        if out is not self and self._numpy_empty_strides is not None and name in (None, "preserve_format"):
+            out._numpy_empty_strides = self._numpy_empty_strides  # (torch's _to_copy preserves them)
         if out is not self and _vmap_frames._frames:  # a cast is batched where self is (``int(x.long())``)
             _vmap_frames.note_results((self,), None, out)
         return out

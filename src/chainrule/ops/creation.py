@@ -64,15 +64,22 @@ def _infer_dtype(data, kinds: set[type]) -> _dtype.dtype:
         if builtins.float in kinds or not kinds:
             return _dtype.get_default_dtype()
         return _dtype.int64 if builtins.int in kinds else _dtype.bool
-    # torch's infer_scalar_type reads the items in order, depth first (so a refusal names the first
-    # bad item), and stops at complex128, which no later item can change
+    return _promoted_item_dtype(data)
+
+
+def _promoted_item_dtype(data) -> _dtype.dtype:
+    """torch's infer_scalar_type: the items read in order, depth first (so a refusal names the first
+    bad item), an empty sequence counted as the default dtype (``[1, [[]]]`` is float32), stopping at
+    complex128, which no later item can change."""
     result = None
     stack = [data]
     while stack:
         item = stack.pop()
-        if isinstance(item, (list, tuple)):
+        if isinstance(item, (list, tuple)) and item:
             stack.extend(reversed(item))
             continue
+        if isinstance(item, (list, tuple)):
+            kind = _dtype.get_default_dtype()
         if isinstance(item, Tensor):
             kind = item.dtype
         elif isinstance(item, (np.ndarray, np.generic)):
@@ -91,9 +98,11 @@ def _infer_dtype(data, kinds: set[type]) -> _dtype.dtype:
             kind = _dtype.get_default_complex_dtype()
         elif isinstance(item, (str, bytes)):
             raise TypeError(f"new(): invalid data type '{_dtype.parser_type_name(item)}'")
-        elif isinstance(item, collections.abc.Sequence):  # (a range, a memoryview: read by items, as torch reads any)
+        elif isinstance(item, collections.abc.Sequence) and len(item):  # (a range, a memoryview: read by items, as torch reads any)
             stack.extend(reversed(item))
             continue
+        elif isinstance(item, collections.abc.Sequence):
+            kind = _dtype.get_default_dtype()
         else:  # (torch's infer_scalar_type: None, an object)
             raise RuntimeError(f"Could not infer dtype of {_dtype.parser_type_name(item)}")
         if kind is not result:
@@ -247,6 +256,8 @@ def _to_array(data, dtype=None, copy: builtins.bool = True, device=None):
             else:
                 array = _cast_data(data, target, copy)
         except (ValueError, TypeError):
+            if dtype is None and kinds <= _PYTHON_NUMBERS:  # (the types alone miss an empty sequence's default dtype)
+                target = _promoted_item_dtype(data)
             sizes = _check_nested_data(data, target)  # torch's words for a ragged list, a list in place of a number
             if 0 not in sizes:
                 raise
@@ -948,6 +959,9 @@ def _like(fn, t: Tensor, dtype, device, requires_grad, *extra, memory_format=Non
     dt = t.dtype if dtype is None else dtype
     dev = t.device if device is None else device
     out = _made_like(t, fn(*extra, dtype=dt, device=dev, requires_grad=requires_grad))
+    if t._numpy_empty_strides is not None and getattr(memory_format, "_name", "preserve_format") == "preserve_format":
+        out._numpy_empty_strides = t._numpy_empty_strides  # (torch's empty_strided of the input's strides)
+        return out
     order = _like_order(t, memory_format)
     if order is None or order == tuple(range(len(order))):
         return out

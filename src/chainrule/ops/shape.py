@@ -279,7 +279,8 @@ def _reshape_to(input: Tensor, shape: tuple, view: type = Reshape, **arguments) 
         # (Reshape's forward of a viewable input is a view of it, and CuPy's reshape of row-major
         # memory always one: no memory test needed)
         return _share(out, input)
-    return _mark_view(out, input)
+    out = _mark_view(out, input)
+    return out if input._numpy_empty_strides is None else _keep_empty_strides(out, input)
 
 
 def reshaped(input: Tensor, shape: tuple) -> Tensor:
@@ -337,7 +338,8 @@ def _view_to(input: Tensor, shape: tuple) -> Tensor:
         raise RuntimeError(
             "view size is not compatible with input tensor's size and stride (at least one dimension spans "
             "across two contiguous subspaces). Use .reshape(...) instead.")
-    return _share(Reshape.apply(input, shape=shape), input)
+    out = _share(Reshape.apply(input, shape=shape), input)
+    return out if input._numpy_empty_strides is None else _keep_empty_strides(out, input)
 
 
 def _view_as_dtype(input: Tensor, dtype) -> Tensor:
@@ -376,7 +378,7 @@ def _view_as_dtype(input: Tensor, dtype) -> Tensor:
     else:
         out._version_box = input._version_box
     out._nondifferentiable_view = True
-    return out
+    return out if old_size != new_size or input._numpy_empty_strides is None else _keep_empty_strides(out, input)
 
 
 def _share(self: Tensor, base: Tensor, differentiable: bool = True) -> Tensor:
@@ -875,11 +877,12 @@ def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
 
 
 def _keep_empty_strides(result: Tensor, input: Tensor, order=None) -> Tensor:
-    """``result`` (a copy, or a permutation by ``order``, of the empty ``input``) with the strides
-    torch's keeps: the zeros of an empty NumPy array's that made ``input`` (tensor.py ``stride``),
-    which a fresh empty array cannot tell from the contiguous ones."""
+    """``result`` (a copy, a view of the same shape, or a permutation by ``order``, of the empty
+    ``input``) with the strides torch's keeps: the zeros of an empty NumPy array's that made ``input``
+    (tensor.py ``stride``), which a fresh empty array cannot tell from the contiguous ones. A view of
+    another shape gets the contiguous strides, as torch's (its computeStride of no elements)."""
     shape, strides = input._numpy_empty_strides
-    if shape == input._data.shape and not result._data.size:
+    if shape == input._data.shape and not result._data.size and (order is not None or result._data.shape == shape):
         result._numpy_empty_strides = (result._data.shape, strides if order is None else
                                        tuple(strides[d] for d in order))
     return result
@@ -998,6 +1001,10 @@ def unsqueeze(input: Tensor, dim: int) -> Tensor:
         name_node(result, "UnsqueezeBackward0", label="unsqueeze", saved=saved)
     data, array = result._data, input._data
     if type(data) is not np.ndarray or type(array) is not np.ndarray:
+        return result
+    kept = input._numpy_empty_strides
+    if kept is not None and kept[0] == shape:  # (an empty NumPy array's, transformed as torch's unsqueeze does)
+        result._numpy_empty_strides = (data.shape, kept[1][:d] + (shape[d] * kept[1][d] if d < ndim else 1,) + kept[1][d:])
         return result
     if not data.size:  # torch's strides over an empty tensor's (NumPy's are zeros)
         array = strided_empty(array)

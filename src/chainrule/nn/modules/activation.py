@@ -309,4 +309,8 @@ def __getattr__(name: str):
         from . import transformer
 
         return getattr(transformer, name)
+    if name == "NonDynamicallyQuantizableLinear":  # (imported there by torch, for MultiheadAttention)
+        from .linear import NonDynamicallyQuantizableLinear
+
+        return NonDynamicallyQuantizableLinear
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

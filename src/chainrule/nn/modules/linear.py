@@ -63,6 +63,13 @@ class Linear(Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
+# torch's type (and repr) of MultiheadAttention's output projection, a plain Linear, here where torch
+# defines it (left out of __all__ and without a docstring, as torch's)
+class NonDynamicallyQuantizableLinear(Linear):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None) -> None:
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+
+
 class Bilinear(Module):
     """y = x1ᵀ A x2 + b with A (out, in1, in2), init U(-1/√in1, 1/√in1)."""
 

@@ -19,17 +19,13 @@ from ..parameter import Parameter
 from .activation import GELU, ReLU
 from .container import ModuleList
 from .dropout import Dropout
-from .linear import Linear, _factory
+from .linear import Linear, NonDynamicallyQuantizableLinear, _factory
 from .module import Module
 from .normalization import LayerNorm
 from .utils import _checked_empty as empty
 
 __all__ = ["MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder", "TransformerDecoderLayer",
            "TransformerDecoder", "Transformer"]
-
-
-class NonDynamicallyQuantizableLinear(Linear):
-    """torch's name for MultiheadAttention's output projection (a plain Linear)."""
 
 
 class MultiheadAttention(Module):
