@@ -114,3 +114,24 @@ def test_sae_topk_scatter_and_decoder_projection_match_torch(k, dim):
     _assert_same(our_proj, their_proj)
     np.testing.assert_allclose((our_proj * our_proj.new_tensor(w) / our_proj.new_tensor(w).norm(dim=0)).sum(0).numpy(),
                                0, atol=1e-5)
+
+
+@pytest.mark.parametrize("masked_row", [False, True])
+def test_sdpa_float_mask_with_and_without_fully_masked_rows_matches_torch(masked_row):
+    """The safe softmax skips its two fills when no query row is fully masked: the same values and
+    gradients as torch either way (a fully masked row attends to nothing, with zero gradient)."""
+    rng = np.random.RandomState(5)
+    q, k, v = (rng.randn(2, 3, 6, 4).astype(np.float32) for _ in range(3))
+    mask = np.triu(np.full((6, 6), -np.inf, dtype=np.float32), 1)
+    if masked_row:
+        mask[2] = -np.inf
+    results = []
+    for lib in LIBS:
+        qt, kt, vt = (_leaf(lib, a) for a in (q, k, v))
+        out = lib.nn.functional.scaled_dot_product_attention(qt, kt, vt, attn_mask=lib.tensor(mask))
+        results.append((out, _grads(lib, out, [qt, kt, vt])))
+    (ours, our_grads), (theirs, their_grads) = results
+    _assert_same(ours, theirs)
+    assert np.isfinite(ours.detach().numpy()).all()
+    for a, b in zip(our_grads, their_grads):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
