@@ -1324,6 +1324,10 @@ def _safe_softmax(scores: Tensor, dim: int) -> Tensor:
     query whose keys are all masked (scores all -inf) attends to nothing, giving zeros and a zero
     gradient where softmax gives NaN (left-padded batches, padding queries)."""
     fully_masked = (scores == -math.inf).all(dim, keepdim=True)
+    if type(fully_masked._data) is np.ndarray and not fully_masked._data.any():
+        # no query is fully masked (block-causal and padding masks with a visible key per row): the
+        # two fills would copy the scores and the weights, and their backwards the gradient, unchanged
+        return _softmax(scores, dim)
     # the masked rows' scores become finite first, so that softmax's backward sees no NaN weights
     weights = _softmax(scores.masked_fill(fully_masked, 0.0), dim)
     return weights.masked_fill(fully_masked, 0.0)
