@@ -47,7 +47,7 @@ from .complex import ViewAsReal, view_as_complex
 from .complex import _view_as_real as view_as_real
 from .elementwise import SPARSE_COO_TYPES, on_its_gpu, where, zeros_like_tensor
 from .linear import cpp_type_name
-from .memory_format import stride_order
+from .memory_format import iterator_dim_order
 from .second_order import depending_on
 from .shape import MadeWithoutGrad, _share, expanded_shape, reshape, torch_empty_slice
 
@@ -643,18 +643,7 @@ def _empty_advanced_read_strides(x, key, shape: tuple) -> tuple | None:
         full = [1] * before + expanded + [1] * after
         operands.append([0 if n == 1 and size != 1 else st for n, st, size in zip(reshaped, full, shape)])
 
-    def order(d0, d1) -> int:
-        for strides in operands:
-            s0, s1 = strides[d0], strides[d1]
-            if s0 == 0 or s1 == 0:
-                continue
-            if s0 != s1:
-                return -1 if s0 < s1 else 1
-            if shape[d0] > shape[d1]:
-                return 1
-        return 0
-
-    perm = stride_order(len(shape), order)
+    perm = iterator_dim_order(operands, shape)
     if perm == list(range(len(shape) - 1, -1, -1)):
         return tuple(contiguous)  # (allocate_or_resize_outputs: the row-major order makes a contiguous result)
     strides, step = [0] * len(shape), x.itemsize

@@ -124,6 +124,24 @@ def stride_order(ndim: int, order) -> list:
     return perm
 
 
+def iterator_dim_order(operand_strides: list, shape) -> list:
+    """The dims innermost first, as TensorIterator's ``reorder_dimensions`` sorts them for its output:
+    the first operand (of ``operand_strides``, each broadcast to ``shape``, 0 where broadcast) with
+    different non-zero strides on two dims decides their order; equal strides put the shorter dim inner."""
+    def order(d0, d1) -> int:
+        for strides in operand_strides:
+            s0, s1 = strides[d0], strides[d1]
+            if s0 == 0 or s1 == 0:
+                continue
+            if s0 != s1:
+                return -1 if s0 < s1 else 1
+            if shape[d0] > shape[d1]:
+                return 1
+        return 0
+
+    return stride_order(len(shape), order)
+
+
 def preserved_strides(a) -> tuple:
     """The strides (in elements) torch's preserve_format gives a new tensor like ``a`` (``empty_like``,
     ``clone``): ``a``'s own when it is dense and non-overlapping, size-1 dims' too, else dense strides
@@ -260,18 +278,7 @@ def iterator_strides(shape: tuple, operands) -> tuple | None:
         broadcast.append([0] * offset + [0 if n == 1 and shape[offset + i] != 1 else abs(st)
                                          for i, (n, st) in enumerate(zip(a.shape, a.strides))])
 
-    def order(d0, d1) -> int:
-        for strides in broadcast:
-            s0, s1 = strides[d0], strides[d1]
-            if s0 == 0 or s1 == 0:
-                continue
-            if s0 != s1:
-                return -1 if s0 < s1 else 1
-            if shape[d0] > shape[d1]:
-                return 1
-        return 0
-
-    perm = stride_order(ndim, order)
+    perm = iterator_dim_order(broadcast, shape)
     if perm == list(range(ndim - 1, -1, -1)):
         return None
     strides, step = [0] * ndim, 1
