@@ -2095,9 +2095,55 @@ def _tanh_array_derivative(g, x, y):
     return g * (one - y * y)
 
 
+class _OutputDerivativeAdjoint(Function):
+    """The gradient ``g · f'(y)`` of an op whose derivative is read from its output ``y`` (tanh,
+    sigmoid), as one recorded op on (g, y): torch's tanh_backward / sigmoid_backward, so that a
+    create_graph walk records torch's one node, whose own backward is torch's formula. Real
+    float32/64 only (complex and half precision keep the Tensor ops' form)."""
+
+    _array_forward = True
+    label = "output_derivative_backward"
+    rule = "∂/∂g = f'(y), ∂/∂y = g · d f'(y)/dy"
+    array_rule = None  # the plain backward's array formula, f'(y) times g
+
+    @classmethod
+    def forward(cls, ctx, grad, y):
+        ctx.save_for_backward(grad, y)
+        return gradient_layout(cls.array_rule(grad, None, y), grad, y)
+
+    @staticmethod
+    def output_factor(y: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    @classmethod
+    def backward(cls, ctx, grad_grad):
+        grad, y = ctx.saved_values
+        needs_grad, needs_y = ctx.needs_input_grad
+        return (cls.apply(grad_grad, y) if needs_grad else None,
+                grad_grad * cls.output_factor(grad, y) if needs_y else None)
+
+
+def _recorded_as_one_node(g, y) -> bool:
+    # torch's one node where it can hold both: real float32/64 of one dtype
+    return g.dtype is y.dtype and (y.dtype is _dtype.float32 or y.dtype is _dtype.float64)
+
+
+class TanhAdjoint(_OutputDerivativeAdjoint):
+    node_name = "TanhBackwardBackward0"
+    label = "tanh_backward"
+    rule = "∂/∂g = 1 - y², ∂/∂y = -2y·g"
+    array_rule = staticmethod(_tanh_array_derivative)
+
+    @staticmethod
+    def output_factor(grad, y):
+        return MulNumber.apply(y, number=-2) * grad  # torch's -2 * output * grad_output
+
+
 def _tanh_derivative(g, x, y):
     if not isinstance(y, Tensor):
         return _tanh_array_derivative(g, x, y)
+    if _recorded_as_one_node(g, y):
+        return TanhAdjoint.apply(g, y)
     if y.dtype is _dtype.float32:  # recorded: the same single rounding of 1 - y * y, differentiably
         wide = y.double()
         return g * (1 - wide * wide).float()
@@ -2293,8 +2339,29 @@ class LogSigmoidAdjoint(Function):
                 grad_grad * grad * (s - 1) * s if needs_x else None)
 
 
-sigmoid = _unary("Sigmoid", _sigmoid_array, lambda g, x, y: g * y * (1 - y), saves="output", arithmetic=True,
-                 recorded_node="SigmoidBackwardBackward0")
+def _sigmoid_array_derivative(g, x, y):
+    return g * y * (1 - y)
+
+
+class SigmoidAdjoint(_OutputDerivativeAdjoint):
+    node_name = "SigmoidBackwardBackward0"
+    label = "sigmoid_backward"
+    rule = "∂/∂g = y(1 - y), ∂/∂y = (1 - 2y)·g"
+    array_rule = staticmethod(_sigmoid_array_derivative)
+
+    @staticmethod
+    def output_factor(grad, y):
+        return grad * (MulNumber.apply(y, number=-2) + 1)  # torch's grad_output * (-2 * output + 1)
+
+
+def _sigmoid_derivative(g, x, y):
+    if isinstance(y, Tensor) and _recorded_as_one_node(g, y):
+        return SigmoidAdjoint.apply(g, y)
+    return _sigmoid_array_derivative(g, x, y)
+
+
+sigmoid = _unary("Sigmoid", _sigmoid_array, _sigmoid_derivative, saves="output", arithmetic=True,
+                 recorded_node="SigmoidBackwardBackward0", array_derivative=_sigmoid_array_derivative)
 
 # piecewise-constant ops: zero gradient everywhere, as torch defines
 def _sign_array(x: np.ndarray) -> np.ndarray:
