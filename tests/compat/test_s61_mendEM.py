@@ -2,6 +2,7 @@
 
 - tanh / sigmoid: the recorded gradient is one TanhBackwardBackward0 / SigmoidBackwardBackward0 node on
   (grad, output), whose own backward is torch's tanh_backward / sigmoid_backward formulas.
+- sqrt / rsqrt / silu: torch's formulas' C++ numbers (MulBackward1, SubBackward0, AddBackward1).
 """
 
 import collections
@@ -53,6 +54,9 @@ _F = {
     "sigmoid": lambda t, x: x.sigmoid(),
     "F.tanh": lambda t, x: t.nn.functional.tanh(x),
     "F.sigmoid": lambda t, x: t.nn.functional.sigmoid(x),
+    "sqrt": lambda t, x: (x * x + 1).sqrt(),
+    "rsqrt": lambda t, x: (x * x + 1).rsqrt(),
+    "silu": lambda t, x: t.nn.functional.silu(x),
 }
 
 
@@ -83,3 +87,16 @@ def test_hessian_through_the_one_node_is_torchs(op):
     want = torch.autograd.functional.hessian(lambda a: getattr(a, op)().pow(2).sum(), torch.tensor(data))
     got = chainrule.func.hessian(lambda a: getattr(a, op)().pow(2).sum())(chainrule.tensor(data))
     np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_rsqrt_gradient_bits_are_torchs(dtype):
+    # torch's -0.5 * grad * result.pow(3), the cube y * y * y: grouped otherwise, half the bits differed
+    rng = np.random.default_rng(3)
+    data, grad = rng.uniform(0.1, 3, 2000).astype(dtype), rng.standard_normal(2000).astype(dtype)
+    grads = []
+    for lib in (torch, chainrule):
+        x = lib.tensor(data, requires_grad=True)
+        x.rsqrt().backward(lib.tensor(grad))
+        grads.append(x.grad.numpy())
+    np.testing.assert_array_equal(grads[1], grads[0])

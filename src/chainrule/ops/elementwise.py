@@ -2044,10 +2044,24 @@ log2 = _unary("Log2", _float32_via_float64(np.log2), lambda g, x, y: g / (x * fl
                input_as_is=True)
 log10 = _unary("Log10", _float32_via_float64(np.log10), lambda g, x, y: g / (x * float(np.log(10.0))),
                 arithmetic=True, input_as_is=True)
-sqrt = _unary("Sqrt", np.sqrt, lambda g, x, y: g / (2 * y), saves="output", arithmetic=True)
-# rsqrt = x^(-1/2): d = -1/2 x^(-3/2) = -y^3 / 2
-rsqrt = _unary("Rsqrt", lambda x: 1 / np.sqrt(x), lambda g, x, y: g * (-0.5) * y * y * y, saves="output",
-                arithmetic=True)
+def _sqrt_derivative(g, x, y):
+    # d √x = dx / (2√x); recorded, torch's grad / (2 * result), the 2 a C++ number (MulBackward1)
+    if isinstance(y, Tensor) and is_recording(y):
+        return g / MulNumber.apply(y, number=2)
+    return g / (2 * y)
+
+
+def _rsqrt_derivative(g, x, y):
+    # rsqrt = x^(-1/2): d = -1/2 x^(-3/2) = -y^3 / 2, in torch's order: -0.5 * grad * result.pow(3),
+    # its cube y * y * y (grouped otherwise, 46% of the gradients differed from torch's); recorded,
+    # MulBackward1 of the grad and PowBackward0 of the result
+    if isinstance(y, Tensor) and is_recording(y):
+        return MulNumber.apply(g, number=-0.5) * y.pow(3)
+    return g * (-0.5) * (y * y * y)
+
+
+sqrt = _unary("Sqrt", np.sqrt, _sqrt_derivative, saves="output", arithmetic=True)
+rsqrt = _unary("Rsqrt", lambda x: 1 / np.sqrt(x), _rsqrt_derivative, saves="output", arithmetic=True)
 def _square_array(x):
     # torch's square is pow(x, 2): a bool tensor promotes with the int 2 to int64
     return array_module(x).square(x.astype(np.int64) if x.dtype == np.bool_ else x)
