@@ -100,3 +100,16 @@ def test_rsqrt_gradient_bits_are_torchs(dtype):
         x.rsqrt().backward(lib.tensor(grad))
         grads.append(x.grad.numpy())
     np.testing.assert_array_equal(grads[1], grads[0])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sigmoid_gradient_bits_are_torchs_kernel(dtype):
+    # torch's sigmoid_backward kernel is g * (1 - y) * y; compared on chainrule's own output y, so that
+    # a forward rounded an ulp apart does not enter (g * y * (1 - y) differed in a third of the bits)
+    rng = np.random.default_rng(4)
+    data, grad = rng.standard_normal(2000).astype(dtype), rng.standard_normal(2000).astype(dtype)
+    x = chainrule.tensor(data, requires_grad=True)
+    y = x.sigmoid()
+    y.backward(chainrule.tensor(grad))
+    want = torch.ops.aten.sigmoid_backward(torch.tensor(grad), torch.tensor(y.detach().numpy()))
+    np.testing.assert_array_equal(x.grad.numpy(), want.numpy())
