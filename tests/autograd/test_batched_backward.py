@@ -204,6 +204,8 @@ _CASES = (
         ("grad_of_mse_losses", lambda a, b: _flat_grads(F.mse_loss(a, b).exp() + F.mse_loss(a * b, b, reduction="sum")
                                                         + F.mse_loss(a, b * b, reduction="none").sin().sum(), (a, b)),
          [(3, 4), (3, 4)], (-1, 1)),
+        # tanh's and sigmoid's recorded gradients are torch's one tanh_backward / sigmoid_backward node
+        ("grad_of_tanh_sigmoid", lambda x: _flat_grads((x.tanh() * x.sigmoid()).sum(), (x,)), [(3, 4)], (-2, 2)),
         ("grad_of_broadcast_mul", lambda a, b: _flat_grads((a * b).sin().sum(), (a, b)), [(3, 1), (4,)], (-2, 2)),
         # a 0-d operand's gradient summed back under create_graph: torch's at::sum_to takes sum() there
         ("grad_of_0d_broadcast_mul", lambda a, b: _flat_grads((a * b).sin().sum(), (a, b)), [(), (3, 4)], (-2, 2)),

@@ -28,12 +28,14 @@ from . import _cuda_kernels, _special, cpu_features
 from ._arg_parser import check_int, check_number
 from .elementwise import (
     LogSigmoidAdjoint,
+    Sub,
     _exp_array,
     _float32_via_float64,
     _float_input,
     _log1p_array,
     _log_sigmoid_array,
     _log_sigmoid_grad_array,
+    _pair,
     _sigmoid_array,
     erf,
     exp,
@@ -937,7 +939,9 @@ class Silu(Function):
         (x,) = ctx.saved_values
         if is_grad_enabled():  # create_graph: torch records its infinitely differentiable form, op by op
             s = sigmoid(x)
-            return grad * s * (1.0 + x * (1.0 - s))
+            # (its C++ numbers: 1.0 - s a sub of the number as a tensor, SubBackward0; 1.0 + ... add's
+            # Scalar overload, AddBackward1)
+            return grad * s * name_node(x * Sub.apply(*_pair(1.0, s)) + 1.0, "AddBackward1")
         return SiluBackward.apply(grad, x, sig=ctx.sig)
 
 

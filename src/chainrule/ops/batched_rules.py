@@ -100,7 +100,7 @@ register_batched_rule(
     activation.RreluWithNoise,
     shape.Clone,
     # second order (a Hessian's outer Jacobian walks the recorded backward): the same kind of rule
-    activation.GeluBackward,
+    activation.GeluBackward, elementwise.TanhAdjoint, elementwise.SigmoidAdjoint,
     # elementwise in two operands, or the special functions' derivative at the saved values
     elementwise.Atan2, elementwise.Hypot, elementwise.Xlogy, index.MaskedFill, index.MaskedFillTensor,
     special_functions.Acosh, special_functions.Asinh, special_functions.Atanh, special_functions.Copysign,
