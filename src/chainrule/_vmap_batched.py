@@ -1289,6 +1289,20 @@ def _mse_loss(cls, operands, params, outs, size):
     return _per_slice_reduced(_function._apply_array_op(cls, x, t, reduction="none"), reduction, size)
 
 
+def _mse_loss_backward(cls, operands, params, outs, size):
+    """mse_loss's gradient: elementwise on the batch, a reduced loss's one number a slice broadcast
+    over that slice, and 'mean' over each slice's element count."""
+    reduction = params.get("reduction")
+    if reduction not in ("none", "mean", "sum"):
+        return None
+    grad, x, t = (_whole(v, size) for v in operands)
+    if reduction != "none":
+        grad = grad.reshape((size,) + (1,) * (x.dim() - 1))
+    numel = params.get("numel")
+    numel = x.numel() // size if numel is None else numel
+    return _function._apply_array_op(cls, grad, x, t, reduction=reduction, numel=numel)
+
+
 def _nll_rows(size: int, x: _Value, target: _Value):
     """nll_loss's input and target with the batch folded into the rows: (B·N, C, d...) and
     (B·N, d...), a (C,) slice's batch (B, C) and (B,); the class dim is 1 either way."""
@@ -1713,7 +1727,7 @@ _ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Neg", "Exp", "Log", "Tanh", "Sigmoi
                 "PowScalar", "TanhBackward", "SigmoidBackward", "Threshold", "ReluBackward", "Pow", "RSub", "Gelu",
                 "ScaledBy", "ToCopy", "Real", "Imag", "Conj", "InternalConj", "Clamp", "ClampByTensors",
                 "ClampMinByTensor", "ClampMaxByTensor", "Round", "RoundDecimals", "Sign", "Mish", "MulNumber", "DivNumber",
-                "AddScaled", "SubScaled")
+                "AddScaled", "SubScaled", "TanhAdjoint", "SigmoidAdjoint")
 _RULES = {name: _elementwise for name in _ELEMENTWISE}
 _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped, "SqueezeView": _reshaped,
                "UnsafeView": _reshaped, "Select": _indexed, "Slice": _indexed, "Index": _advanced_indexed,
@@ -1724,7 +1738,7 @@ _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped
                "Softmax": _dim_shifted, "LogSoftmaxBackward": _dim_shifted, "SoftmaxBackward": _dim_shifted,
                "Expand": _expanded, "SumToSize": _summed_to, "SumToScalar": _summed_to, "Mv": _matmul, "Dot": _dot,
                "Permute": _permuted, "Sum": _reduced, "SumDim": _reduced, "Mean": _reduced, "MeanDim": _reduced,
-               "_MseLoss": _mse_loss, "_NllLoss": _nll_loss,
+               "_MseLoss": _mse_loss, "_MseLossBackward": _mse_loss_backward, "_NllLoss": _nll_loss,
                "_IndexClassLossBackward": _nll_loss_backward, "Convolution": _convolution, "ConvInput": _convolution,
                "ConvWeight": _conv_weight, "MaxPool": _pooled, "MaxPool3D": _pooled, "FirstMaxScatter": _pooled,
                "WindowScatter": _pooled, "WindowGather": _pooled, "GeluBackward": _elementwise_kept,

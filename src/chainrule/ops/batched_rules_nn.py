@@ -225,7 +225,8 @@ def _mse_loss_backward(node, grad_grad):
     needs = node.needs_input_grad
     if node.reduction == "none" or not needs[0]:
         return loss._MseLossBackward.backward(node, grad_grad)
-    unit = loss._MseLossBackward.apply(grad.new_ones(tuple(grad.shape)), x, t, reduction=node.reduction)
+    unit = loss._MseLossBackward.apply(grad.new_ones(tuple(grad.shape)), x, t, reduction=node.reduction,
+                                       numel=node.numel)
     d_grad = (unit * grad_grad).sum(tuple(range(1, grad_grad.dim())))
     if needs[1] or needs[2]:
         _, d_x, d_t = loss._MseLossBackward.backward(node, grad_grad)

@@ -219,30 +219,32 @@ class _MseLossBackward(Function):
     formula = None
 
     @staticmethod
-    def forward(ctx, grad, x, t, reduction):
+    def forward(ctx, grad, x, t, reduction, numel=None):
+        # numel: the loss's element count where x holds more (vmap's replay runs a batch of slices at once)
         ctx.save_for_backward(grad, x, t)
         ctx.reduction = reduction
-        alpha = 2.0 / x.size if reduction == "mean" and x.size else 2.0
+        ctx.numel = numel = x.size if numel is None else numel
+        alpha = 2.0 / numel if reduction == "mean" and numel else 2.0
         return iterator_layout(x.dtype.type(alpha) * (x - t) * grad, x, t, grad)
 
     @staticmethod
     def backward(ctx, grad_grad):
         grad, x, t = ctx.saved_values
-        reduction = ctx.reduction
+        reduction, numel = ctx.reduction, ctx.numel
         needs_grad, needs_x, needs_t = ctx.needs_input_grad
         d_grad = d_x = d_t = None
         if needs_grad:
             # torch's mse_loss_double_backward_grad_output: a reduced loss's 0-d gradient sums
             if reduction == "none":
-                d_grad = _MseLossBackward.apply(grad_grad, x, t, reduction=reduction)
+                d_grad = _MseLossBackward.apply(grad_grad, x, t, reduction=reduction, numel=numel)
             else:
                 ones = Tensor._make(array_module(x._data).ones(grad._data.shape, x._data.dtype))
-                d_grad = (_MseLossBackward.apply(ones, x, t, reduction=reduction) * grad_grad).sum()
+                d_grad = (_MseLossBackward.apply(ones, x, t, reduction=reduction, numel=numel) * grad_grad).sum()
         if needs_x or needs_t:
             # torch's mse_loss_double_backward: 2·(ḡ·g), divided by n for 'mean'
             d_x = ew.MulNumber.apply(grad_grad * grad, number=2)
             if reduction == "mean":
-                d_x = ew.DivNumber.apply(d_x, number=max(x.numel(), 1))
+                d_x = ew.DivNumber.apply(d_x, number=max(numel, 1))
             d_t = -d_x if needs_t else None
         return d_grad, d_x if needs_x else None, d_t
 
