@@ -3196,6 +3196,10 @@ def mm(sparse: Tensor, dense: Tensor, reduce: str = _NO_REDUCE) -> Tensor:
         return _mm_reduce(sparse, dense, reduce)
     if isinstance(sparse, SparseCOOTensor) and isinstance(dense, SparseCOOTensor):
         return _sparse_times_sparse(sparse, dense, "SparseSparseMatmulBackward0")
+    if isinstance(dense, SparseCOOTensor) and isinstance(sparse, Tensor) and sparse.layout is _layout_strided:
+        # torch's _sparse_mm: dense @ sparse as (sparse^T @ dense^T)^T by its sparse addmm kernel, so the
+        # sparse operand's gradient is sparse (torch.mm and @ give it a dense one)
+        return mm(dense.transpose(0, 1), sparse.transpose(0, 1)).transpose(0, 1)
     if isinstance(sparse, SparseCOOTensor) and isinstance(dense, Tensor):
         _check_sparse_product("mm", sparse, dense)
     elif isinstance(sparse, _CompressedTensor) and isinstance(dense, _CompressedTensor):

@@ -363,6 +363,27 @@ class Mm(Matmul):
     formula = "{0} @ {1}"
 
 
+class DenseSparseMm(Mm):
+    """dense @ sparse COO as torch's kernel computes it, (sparseᵀ @ denseᵀ)ᵀ: a column-major product."""
+    node_name = "MmBackward0"
+    label = "matmul"
+    rule = Mm.rule
+
+    @staticmethod
+    def forward(ctx, a, b):
+        product = Matmul.forward(ctx, a, b)
+        transposed = array_module(a).empty(product.shape[::-1], product.dtype).T  # (empty ones' strides too)
+        transposed[...] = product
+        return transposed
+
+
+def _dense_times_sparse(dense: Tensor, sparse: Tensor) -> Tensor:
+    product = DenseSparseMm.apply(dense, sparse)
+    if product._data.size == 0:  # (NumPy zeroes an empty array's strides; torch's are column-major)
+        product._numpy_empty_strides = (product._data.shape, (1, max(product._data.shape[0], 1)))
+    return product
+
+
 class Bmm(Matmul):
     node_name = "BmmBackward0"
     saved_attributes = {"_saved_self": saved(1), "_saved_mat2": saved(0)}
@@ -537,6 +558,9 @@ def _check_dense_times_sparse(dense: Tensor, sparse: Tensor) -> None:
     """dense @ sparse COO: torch's kernel runs on the sparse operand (bool has none, whatever the dense
     one's dtype) and checks the dense operand's dtype against it."""
     if dense.dim() in (1, 2) and sparse.dim() == 2 and dense.__class__ not in SPARSE_COO_TYPES:
+        if dense.dim() == 2 and dense.shape[1] != sparse.shape[0]:  # (its shapes those of sparseᵀ @ denseᵀ)
+            raise RuntimeError(f"addmm: Argument #3 (dense): Expected dim 0 size {sparse.shape[0]}, "
+                               f"got {dense.shape[1]}")
         if sparse.dtype is _dtype.bool:
             raise NotImplementedError("\"addmm_sparse_dense\" not implemented for 'Bool'")
         _check_sparse_product_dtypes(sparse, dense)
@@ -631,6 +655,8 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     _check_tensor("matmul", "other", other)
     refuse_out_under_autograd("matmul", out, input, other)
     if input.__class__ in SPARSE_COO_TYPES:
+        if other.__class__ in SPARSE_COO_TYPES and out is None and input.dim() == 2 == other.dim():
+            return input.__matmul__(other)  # torch's sparse @ sparse kernel: a sparse product (MmBackward0)
         _check_sparse_product("matmul", input, other)
     elif other.__class__ in SPARSE_COO_TYPES:
         _check_dense_times_sparse(input, other)
@@ -691,6 +717,10 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
             is_recording(input, other) or _function_module.active_dispatch is not None):
         return _recorded_matmul(input, other)  # (a mode sees torch's decomposition: _unrecorded_batch_product)
     node = _NODE_BY_NDIM.get((a.ndim, b.ndim), Matmul)
+    if node is Mm and other.__class__ in SPARSE_COO_TYPES:
+        if out is None:
+            return _dense_times_sparse(input, other)
+        node = DenseSparseMm
     if out is None:
         return node.apply(input, other)
     result = _noted_product(node, out, "matmul", input, other)
@@ -813,9 +843,13 @@ def mm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
     _check_tensor("mm", "mat2", mat2)
     refuse_out_under_autograd("mm", out, input, mat2)
     if input.__class__ in SPARSE_COO_TYPES:
+        if mat2.__class__ in SPARSE_COO_TYPES and out is None:
+            return input.__matmul__(mat2)  # torch's sparse @ sparse kernel: a sparse product (MmBackward0)
         _check_sparse_product("mm", input, mat2)
-    elif mat2.__class__ in SPARSE_COO_TYPES:
+    node = Mm
+    if mat2.__class__ in SPARSE_COO_TYPES:
         _check_dense_times_sparse(input, mat2)
+        node = DenseSparseMm
     if input._data.ndim != 2:
         raise RuntimeError("self must be a matrix")
     if mat2._data.ndim != 2:
@@ -826,8 +860,9 @@ def mm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
     if input._data.dtype == np.bool_:
         _refuse_bool_product("mm", input._data.shape[0] * mat2._data.shape[1], input._data.shape[1])
     _dtype.refuse_wide_unsigned("linalg.mm", input._data)
-    result = Mm.apply(input, mat2) if out is None else _noted_product(Mm, out, "mm", input, mat2)
-    return result if out is None else _exact_out(result, out, "mm")
+    if out is None:
+        return _dense_times_sparse(input, mat2) if node is DenseSparseMm else node.apply(input, mat2)
+    return _exact_out(_noted_product(node, out, "mm", input, mat2), out, "mm")
 
 
 def bmm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
