@@ -58,3 +58,29 @@ def test_products_with_a_sparse_operand_as_torchs(product, layouts):
                 np.testing.assert_allclose(o, t, rtol=1e-5, atol=1e-6, err_msg=str(shapes))
             else:
                 assert o == t, (shapes, o, t)
+
+
+@pytest.mark.parametrize("coalesced", [False, True])
+@pytest.mark.parametrize("product", ["mm", "sparse.mm", "sparse.addmm"])
+def test_coo_times_dense_float32_bits_as_torchs_kernel(product, coalesced):
+    # torch's CPU kernel adds each stored entry's v·dense[c] to its row by one fused multiply-add, in
+    # storage order (an uncoalesced tensor's duplicates one by one): the product's and the dense
+    # operand's gradient's bits
+    for seed in range(12):
+        r = np.random.default_rng(seed)
+        m, k, p = (int(v) for v in r.integers(1, 7, 3))
+        nnz = int(r.integers(0, 3 * m * k))
+        indices = np.stack([r.integers(0, m, nnz), r.integers(0, k, nnz)])
+        values, dense, grad, added = (r.standard_normal(s).astype(np.float32) for s in (nnz, (k, p), (m, p), (m, p)))
+        beta, alpha = [(1, 1), (0.5, 1.5), (0, 1), (1, 0.25)][seed % 4]
+        seen = []
+        for lib in (torch, chainrule):
+            sparse = lib.sparse_coo_tensor(lib.tensor(indices), lib.tensor(values), (m, k))
+            sparse = sparse.coalesce() if coalesced else sparse
+            d = lib.tensor(dense, requires_grad=True)
+            out = (lib.mm(sparse, d) if product == "mm" else lib.sparse.mm(sparse, d) if product == "sparse.mm"
+                   else lib.sparse.addmm(lib.tensor(added), sparse, d, beta=beta, alpha=alpha))
+            out.backward(lib.tensor(grad))
+            seen.append([np.array(t.detach().tolist(), np.float32).view(np.int32) for t in (out, d.grad)])
+        for ours, theirs in zip(seen[1], seen[0]):
+            np.testing.assert_array_equal(ours, theirs, err_msg=f"seed {seed}")
