@@ -50,7 +50,7 @@ from ._layout import not_on_sparse as _not_on_sparse
 from ._layout import sparse_bsc, sparse_bsr, sparse_coo, sparse_csc, sparse_csr
 from ._layout import strided as _layout_strided
 from ._torch_function import DisableTorchFunctionSubclass, disabled_torch_function_impl, user_stacklevel
-from .autograd.function import Function, is_recording, name_node
+from .autograd.function import Function, is_recording, name_node, unwatched_on_plain_arrays
 from .autograd.grad_mode import is_grad_enabled, no_grad
 from .ops import elementwise as _elementwise
 from .ops.creation import _to_array
@@ -58,7 +58,7 @@ from .ops.elementwise import _TRUE_DIVISION, where
 from .ops.elementwise import add as dense_add
 from .ops.elementwise import sub as dense_sub
 from .ops.index import getitem
-from .ops.linalg import _check_sparse_product, _scaled_sum
+from .ops.linalg import _check_sparse_product, _entry_by_entry_product, _scaled_sum
 from .ops.linalg import matmul as _matmul
 from .ops.reduce import _unstable_order
 from .ops.reduce import log_softmax as dense_log_softmax
@@ -3196,6 +3196,10 @@ def mm(sparse: Tensor, dense: Tensor, reduce: str = _NO_REDUCE) -> Tensor:
         return _mm_reduce(sparse, dense, reduce)
     if isinstance(sparse, SparseCOOTensor) and isinstance(dense, SparseCOOTensor):
         return _sparse_times_sparse(sparse, dense, "SparseSparseMatmulBackward0")
+    if isinstance(dense, SparseCOOTensor) and isinstance(sparse, Tensor) and sparse.layout is _layout_strided:
+        # torch's _sparse_mm: dense @ sparse as (sparse^T @ dense^T)^T by its sparse addmm kernel, so the
+        # sparse operand's gradient is sparse (torch.mm and @ give it a dense one)
+        return mm(dense.transpose(0, 1), sparse.transpose(0, 1)).transpose(0, 1)
     if isinstance(sparse, SparseCOOTensor) and isinstance(dense, Tensor):
         _check_sparse_product("mm", sparse, dense)
     elif isinstance(sparse, _CompressedTensor) and isinstance(dense, _CompressedTensor):
@@ -3303,13 +3307,32 @@ def _sparse_addmm(mat: Tensor, sparse: Tensor, dense: Tensor, beta, alpha) -> Te
     operands (see _SparseAddmm)."""
     if isinstance(sparse, _CompressedTensor):
         _check_compressed_addmm(mat, sparse, dense)
-    with no_grad():
-        # torch's kernel scales in the tensors' dtype (an integer result stays integer), as addmm's does
-        backing = Tensor._make(dense._data) if isinstance(dense, _CompressedTensor) else dense
-        result = _scaled_sum(mat, _matmul(Tensor._make(sparse._data), backing), beta, alpha)
+    if isinstance(sparse, SparseCOOTensor) and sparse._coo[1].ndim == 1 and type(dense._data) is np.ndarray \
+            and dense._data.dtype == np.float32 and mat._data.dtype == np.float32 and dense.layout is _layout_strided:
+        result = Tensor._make(_coo_addmm_entry_by_entry(mat._data, sparse, dense._data, beta, alpha))
+    else:
+        with no_grad():
+            # torch's kernel scales in the tensors' dtype (an integer result stays integer), as addmm's does
+            backing = Tensor._make(dense._data) if isinstance(dense, _CompressedTensor) else dense
+            result = _scaled_sum(mat, _matmul(Tensor._make(sparse._data), backing), beta, alpha)
     if not is_recording(mat, sparse, dense):
         return result
     return _SparseAddmm.apply(mat, sparse, dense, result=result._data, beta=beta, alpha=alpha)
+
+
+def _coo_addmm_entry_by_entry(mat, sparse: SparseCOOTensor, dense, beta, alpha):
+    """torch's CPU kernel of ``beta·mat + alpha·(COO @ dense)``: the result starts as 0 (beta 0), mat, or
+    mat·beta, and takes each stored entry's ``(alpha·v)·dense[c]`` in storage order (_entry_by_entry_product);
+    with no entries it is mat·beta, a -0 and NaN kept even at beta 0."""
+    xp = array_module(dense)
+    shape = (sparse.shape[0], dense.shape[1])
+    indices, values, _ = sparse._coo
+    if values.shape[0] == 0:
+        return xp.broadcast_to(mat * mat.dtype.type(beta), shape).copy()
+    start = xp.zeros(shape, mat.dtype) if beta == 0 else xp.broadcast_to(
+        mat if beta == 1 else mat * mat.dtype.type(beta), shape).copy()
+    scaled = values if alpha == 1 else values * values.dtype.type(alpha)
+    return _entry_by_entry_product(indices[0], indices[1], scaled, dense, start)
 
 
 class _SparseAddmm(Function):
@@ -3339,7 +3362,15 @@ class _SparseAddmm(Function):
                 raise RuntimeError(f"sparse_addmm_sparse_backward: unsupported combination of layouts, grad: Strided, "
                                    f"mat1: {sparse._layout_name}, mat2: {dense._layout_name}")
             grad_sparse = _at_entries(sparse, _matmul(grad, _elementwise._conj(dense.mT)) * ctx.alpha)
-        if ctx.needs_input_grad[2]:
+        if ctx.needs_input_grad[2] and isinstance(sparse, SparseCOOTensor) and sparse._coo[1].ndim == 1 \
+                and type(grad._data) is np.ndarray and grad._data.dtype == np.float32 and type(grad) is Tensor \
+                and unwatched_on_plain_arrays(grad):
+            # sparseᵀ @ grad by torch's kernel: the transposed entries, in storage order, one by one
+            (rows, cols), values, _ = sparse._coo
+            product = _entry_by_entry_product(cols, rows, values, grad._data,
+                                             array_module(grad._data).zeros((sparse.shape[1], grad.shape[1]), np.float32))
+            grad_dense = Tensor._make(product if ctx.alpha == 1 else product * np.float32(ctx.alpha))
+        elif ctx.needs_input_grad[2]:
             grad_dense = _matmul(_elementwise._conj(_in_graph(sparse).mT), grad) * ctx.alpha
         return grad_mat, grad_sparse, grad_dense
 

@@ -363,6 +363,95 @@ class Mm(Matmul):
     formula = "{0} @ {1}"
 
 
+class DenseSparseMm(Mm):
+    """dense @ sparse COO as torch's kernel computes it, (sparseᵀ @ denseᵀ)ᵀ: a column-major product."""
+    node_name = "MmBackward0"
+    label = "matmul"
+    rule = Mm.rule
+
+    @staticmethod
+    def forward(ctx, a, b):
+        product = Matmul.forward(ctx, a, b)
+        transposed = array_module(a).empty(product.shape[::-1], product.dtype).T  # (empty ones' strides too)
+        transposed[...] = product
+        return transposed
+
+
+def _entry_by_entry_product(rows, cols, values, dense, start):
+    """``start`` plus sparse @ dense as torch's CPU kernel of a COO operand adds it up
+    (s_addmm_out_sparse_dense_worker): for each stored entry (r, c, v), in storage order (an uncoalesced
+    tensor's duplicates one by one), row r gets ``v · dense[c]`` by one fused multiply-add (BLAS axpy).
+    Rows are independent, so each round adds every row's next entry at once. float32 only: a step in
+    float64 holds the product exactly and rounds the sum once before float32 (a fused multiply-add's
+    value but for double rounding's rare ties). ``start`` is the result's memory, updated."""
+    xp = array_module(dense)
+    count = rows.shape[0]
+    if count == 0:
+        return start
+    by_row = xp.argsort(rows, kind="stable")
+    sorted_rows = rows[by_row]
+    firsts = xp.concatenate([xp.zeros(1, xp.int64), xp.flatnonzero(sorted_rows[1:] != sorted_rows[:-1]) + 1])
+    lengths = xp.diff(xp.concatenate([firsts, xp.asarray([count])]))
+    rank = xp.empty(count, xp.int64)
+    rank[by_row] = xp.arange(count) - xp.repeat(firsts, lengths)
+    by_round = xp.argsort(rank, kind="stable")  # round k: every row's k-th entry, contiguous
+    ends = xp.cumsum(xp.bincount(rank)).tolist()
+    rows, cols, wide_values = rows[by_round], cols[by_round], values[by_round].astype(xp.float64)[:, None]
+    begin = 0
+    for end in ends:
+        row = rows[begin:end]
+        # (float32 times float64: the product exact, the sum rounded once in float64)
+        start[row] = start[row] + wide_values[begin:end] * dense[cols[begin:end]]
+        begin = end
+    return start
+
+
+class SparseDenseMm(Mm):
+    """sparse COO @ dense with torch's CPU kernel's sums (see _entry_by_entry_product) for float32:
+    the product, and the dense operand's gradient sparseᵀ @ grad, entry by entry in storage order."""
+    node_name = "MmBackward0"
+    label = "matmul"
+    rule = Mm.rule
+
+    @staticmethod
+    def forward(ctx, a, b, entries):
+        ctx.entries = entries
+        if b.dtype != np.float32 or type(b) is not np.ndarray:  # (a GPU's sparse kernels sum otherwise)
+            return Matmul.forward(ctx, a, b)
+        needs = ctx.needs_input_grad
+        _save_for_the_other(ctx, b, a, needs[1], needs[0])  # (as Matmul's forward)
+        ctx.ndims = (2, 2)
+        (rows, cols), values = entries
+        return _entry_by_entry_product(rows, cols, values, b, array_module(b).zeros((a.shape[0], b.shape[1]), b.dtype))
+
+    @staticmethod
+    def backward(ctx, grad):
+        b, a = ctx.saved_values
+        if a is None or not (type(grad._data) is np.ndarray and grad._data.dtype == np.float32
+                             and unwatched_on_plain_arrays(grad)):
+            return Matmul.backward(ctx, grad)
+        grad_a = None
+        if b is not None:  # (Matmul's rule for the sparse operand's gradient)
+            grad_a = _mat(b, grad.mT).mT if _mm_orders(ctx, grad, a, b)[0] else _mat(grad, b.mT)
+        (rows, cols), values = ctx.entries
+        grad_b = _entry_by_entry_product(cols, rows, values, grad._data, np.zeros((a.shape[1], grad.shape[1]), np.float32))
+        return grad_a, Tensor._make(grad_b)
+
+
+def _sparse_times_dense(sparse: Tensor, dense: Tensor) -> Tensor:
+    indices, values, _ = sparse._coo
+    if values.ndim != 1:  # (hybrid values: torch refuses them before this)
+        return Mm.apply(sparse, dense)
+    return SparseDenseMm.apply(sparse, dense, entries=((indices[0], indices[1]), values))
+
+
+def _dense_times_sparse(dense: Tensor, sparse: Tensor) -> Tensor:
+    product = DenseSparseMm.apply(dense, sparse)
+    if product._data.size == 0:  # (NumPy zeroes an empty array's strides; torch's are column-major)
+        product._numpy_empty_strides = (product._data.shape, (1, max(product._data.shape[0], 1)))
+    return product
+
+
 class Bmm(Matmul):
     node_name = "BmmBackward0"
     saved_attributes = {"_saved_self": saved(1), "_saved_mat2": saved(0)}
@@ -537,6 +626,9 @@ def _check_dense_times_sparse(dense: Tensor, sparse: Tensor) -> None:
     """dense @ sparse COO: torch's kernel runs on the sparse operand (bool has none, whatever the dense
     one's dtype) and checks the dense operand's dtype against it."""
     if dense.dim() in (1, 2) and sparse.dim() == 2 and dense.__class__ not in SPARSE_COO_TYPES:
+        if dense.dim() == 2 and dense.shape[1] != sparse.shape[0]:  # (its shapes those of sparseᵀ @ denseᵀ)
+            raise RuntimeError(f"addmm: Argument #3 (dense): Expected dim 0 size {sparse.shape[0]}, "
+                               f"got {dense.shape[1]}")
         if sparse.dtype is _dtype.bool:
             raise NotImplementedError("\"addmm_sparse_dense\" not implemented for 'Bool'")
         _check_sparse_product_dtypes(sparse, dense)
@@ -631,6 +723,8 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
     _check_tensor("matmul", "other", other)
     refuse_out_under_autograd("matmul", out, input, other)
     if input.__class__ in SPARSE_COO_TYPES:
+        if other.__class__ in SPARSE_COO_TYPES and out is None and input.dim() == 2 == other.dim():
+            return input.__matmul__(other)  # torch's sparse @ sparse kernel: a sparse product (MmBackward0)
         _check_sparse_product("matmul", input, other)
     elif other.__class__ in SPARSE_COO_TYPES:
         _check_dense_times_sparse(input, other)
@@ -691,6 +785,12 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
             is_recording(input, other) or _function_module.active_dispatch is not None):
         return _recorded_matmul(input, other)  # (a mode sees torch's decomposition: _unrecorded_batch_product)
     node = _NODE_BY_NDIM.get((a.ndim, b.ndim), Matmul)
+    if node is Mm and other.__class__ in SPARSE_COO_TYPES:
+        if out is None:
+            return _dense_times_sparse(input, other)
+        node = DenseSparseMm
+    if node is Mm and out is None and input.__class__ in SPARSE_COO_TYPES:
+        return _sparse_times_dense(input, other)
     if out is None:
         return node.apply(input, other)
     result = _noted_product(node, out, "matmul", input, other)
@@ -813,9 +913,13 @@ def mm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
     _check_tensor("mm", "mat2", mat2)
     refuse_out_under_autograd("mm", out, input, mat2)
     if input.__class__ in SPARSE_COO_TYPES:
+        if mat2.__class__ in SPARSE_COO_TYPES and out is None:
+            return input.__matmul__(mat2)  # torch's sparse @ sparse kernel: a sparse product (MmBackward0)
         _check_sparse_product("mm", input, mat2)
-    elif mat2.__class__ in SPARSE_COO_TYPES:
+    node = Mm
+    if mat2.__class__ in SPARSE_COO_TYPES:
         _check_dense_times_sparse(input, mat2)
+        node = DenseSparseMm
     if input._data.ndim != 2:
         raise RuntimeError("self must be a matrix")
     if mat2._data.ndim != 2:
@@ -826,8 +930,11 @@ def mm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
     if input._data.dtype == np.bool_:
         _refuse_bool_product("mm", input._data.shape[0] * mat2._data.shape[1], input._data.shape[1])
     _dtype.refuse_wide_unsigned("linalg.mm", input._data)
-    result = Mm.apply(input, mat2) if out is None else _noted_product(Mm, out, "mm", input, mat2)
-    return result if out is None else _exact_out(result, out, "mm")
+    if out is None:
+        if node is Mm and input.__class__ in SPARSE_COO_TYPES:
+            return _sparse_times_dense(input, mat2)
+        return _dense_times_sparse(input, mat2) if node is DenseSparseMm else node.apply(input, mat2)
+    return _exact_out(_noted_product(node, out, "mm", input, mat2), out, "mm")
 
 
 def bmm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
