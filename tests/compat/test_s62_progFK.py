@@ -156,3 +156,46 @@ def test_kaiming_uniform_on_parameter_slices():
         assert p.is_leaf and p.grad_fn is None and p.requires_grad
         results.append(p)
     _close(*results, rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------- pooling gradients' layout
+_POOLS = {
+    "max_pool2d": lambda F, t: F.max_pool2d(t, 2),
+    "max_pool2d_padded": lambda F, t: F.max_pool2d(t, 3, 1, 1),
+    "avg_pool2d": lambda F, t: F.avg_pool2d(t, 2),
+    "adaptive_avg_pool2d": lambda F, t: F.adaptive_avg_pool2d(t, (3, 1)),
+    "adaptive_max_pool2d": lambda F, t: F.adaptive_max_pool2d(t, 2),
+    "area": lambda F, t: F.interpolate(t, scale_factor=0.5, mode="area"),
+}
+
+
+@pytest.mark.parametrize("pool", sorted(_POOLS))
+@pytest.mark.parametrize("shape", [(2, 3, 6, 6), (1, 4, 4, 2)])
+def test_pool_input_gradient_follows_a_channels_last_input(pool, shape):
+    # torch's pooling backward kernels lay the input's gradient out as the input suggests,
+    # whatever the incoming gradient's layout (autograd.grad returns it as the kernel made it)
+    x = np.random.default_rng(4).standard_normal(shape).astype(np.float32)
+    seen = []
+    for lib in (torch, chainrule):
+        t = lib.tensor(x).contiguous(memory_format=lib.channels_last).requires_grad_()
+        y = _POOLS[pool](lib.nn.functional, t)
+        grad, = lib.autograd.grad(y, t, lib.ones(y.shape))
+        seen.append((grad.stride(), grad.numpy()))
+    assert seen[1][0] == seen[0][0]
+    np.testing.assert_allclose(seen[1][1], seen[0][1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("pool,shape,size", [
+    ("adaptive_avg_pool1d", (2, 3, 4), 0), ("adaptive_avg_pool2d", (3, 1, 4), (0, 2)),
+    ("adaptive_avg_pool3d", (2, 3, 1, 4, 4), (0, 2, 2)), ("adaptive_max_pool2d", (2, 3, 4, 4), (2, 0)),
+    ("adaptive_max_pool3d", (2, 3, 1, 4, 4), (0, 2, 2))])
+def test_adaptive_pool_backward_refuses_an_empty_gradient(pool, shape, size):
+    messages = []
+    for lib in (torch, chainrule):
+        t = lib.ones(*shape, requires_grad=True)
+        y = getattr(lib.nn.functional, pool)(t, size)
+        with pytest.raises(RuntimeError) as info:
+            lib.autograd.grad(y, t, lib.ones(y.shape))
+        messages.append(str(info.value).split("\n")[0])
+    assert messages[1] == messages[0]
+
