@@ -199,3 +199,19 @@ def test_adaptive_pool_backward_refuses_an_empty_gradient(pool, shape, size):
         messages.append(str(info.value).split("\n")[0])
     assert messages[1] == messages[0]
 
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate"])
+@pytest.mark.parametrize("shape,pad", [((2, 3, 4, 4), (1, 1, 1, 1)), ((1, 4, 4, 1), (0, 0, 1, 1)),
+                                       ((2, 3, 3, 4, 4), (1, 1, 1, 1, 1, 1))])
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_mode_pad_input_gradient_follows_a_channels_last_input(mode, shape, pad, create_graph):
+    x = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
+    seen = []
+    for lib in (torch, chainrule):
+        fmt = lib.channels_last if len(shape) == 4 else lib.channels_last_3d
+        t = lib.tensor(x).contiguous(memory_format=fmt).requires_grad_()
+        y = lib.nn.functional.pad(t, pad, mode=mode)
+        grad, = lib.autograd.grad(y, t, lib.arange(float(y.numel())).view(y.shape), create_graph=create_graph)
+        seen.append((grad.stride(), grad.grad_fn.name() if grad.grad_fn else None, grad.detach().numpy()))
+    assert seen[1][:2] == seen[0][:2]
+    np.testing.assert_allclose(seen[1][2], seen[0][2])
