@@ -626,6 +626,11 @@ class _ReleasedTensor:
         return self._strides
 
 
+def _holds_tensor(kept: dict) -> bool:
+    return any(isinstance(v, _Tensor) or (isinstance(v, (tuple, list)) and _holds_tensor(dict(enumerate(v))))
+               for v in kept.values())
+
+
 def _released(value):
     if isinstance(value, (tuple, list)):
         return type(value)(_released(v) for v in value)
@@ -654,7 +659,8 @@ def release_saved(node) -> None:
     retain_graph: its saved tensors, and the tensors a composite op kept for torch's
     ``_saved_*`` names (else those would hold activations alive until the graph is dropped)."""
     saved, kept = node._saved, node.torch_kept
-    if saved or kept is not None or _defines_ctx_tensor(node):
+    # a node that kept only sizes and flags (an upsample's) frees nothing: torch's walks it again
+    if saved or (kept is not None and _holds_tensor(kept)) or _defines_ctx_tensor(node):
         node._freed = True
     node._saved = ()
     if kept is SAVED_STRIDES_ON_RELEASE:

@@ -35,7 +35,7 @@ from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.profiler import composite_range
 from ..tensor import Tensor
 from ._arg_parser import check_bool, int_list
-from .memory_format import in_suggested_format, suggests_channels_last
+from .memory_format import in_suggested_format, relaid_as_suggested, suggests_channels_last
 from .second_order import recorded_against
 
 __all__ = [
@@ -349,7 +349,7 @@ class MaxPool(Function):
         if follow_layout:  # torch's 2-d and 3-d kernels write output and indices channels-last for such input
             y = in_suggested_format(y, x)
         if ctx.needs_input_grad[0]:  # keep nothing on the shared no-grad ctx
-            ctx.geo, ctx.which = geo, which
+            ctx.geo, ctx.which, ctx.follow_layout = geo, which, follow_layout
             # as torch does: an in-place change of x is caught, one of y is allowed (torch
             # saves no output), so y is kept unsaved with its version counter, set by
             # _max_poolnd, to tell whether the backward must find the maxima again
@@ -372,10 +372,19 @@ class MaxPool(Function):
             best = ctx.best
             if ctx.best_version is None or ctx.best_version[0] != 0:  # y was written in place
                 best = _max_pool(x._data, ctx.geo, with_offsets=False)[0]
-            return recorded_against(FirstMaxScatter.apply(grad, x=x._data, best=best, geo=ctx.geo), x,
-                                node=type(ctx).__name__.removesuffix("0") + "Backward0")
-        return recorded_against(WindowScatter.apply(grad, which=ctx.which, geo=ctx.geo), *ctx.saved_values,
-                            node=type(ctx).__name__.removesuffix("0") + "Backward0")
+            return _as_input_suggests(ctx, recorded_against(
+                FirstMaxScatter.apply(grad, x=x._data, best=best, geo=ctx.geo), x,
+                node=type(ctx).__name__.removesuffix("0") + "Backward0"), x)
+        (x,) = ctx.saved_values
+        return _as_input_suggests(ctx, recorded_against(WindowScatter.apply(grad, which=ctx.which, geo=ctx.geo), x,
+                                                        node=type(ctx).__name__.removesuffix("0") + "Backward0"), x)
+
+
+def _as_input_suggests(ctx, grad_input: Tensor, x: Tensor) -> Tensor:
+    """torch's 2-d and 3-d pooling backward kernels allocate the input's gradient in the memory
+    format the input suggests (channels-last for a channels-last input, whatever the incoming
+    gradient's layout), with a fresh tensor's strides on size-1 dims."""
+    return relaid_as_suggested(grad_input, x) if ctx.follow_layout else grad_input
 
 
 class FirstMaxScatter(Function):
@@ -500,6 +509,7 @@ class AvgPool(Function):
         if ctx.needs_input_grad[0]:
             ctx.geo, ctx.divisor = geo, divisor
             ctx.count_include_pad, ctx.divisor_override = count_include_pad, divisor_override
+            ctx.follow_layout = follow_layout
             ctx.save_for_backward(x)  # torch's avg_pool keeps its input (_saved_self), version-checked
         out = (_window_sum(x, geo) / divisor).astype(x.dtype, copy=False)
         return in_suggested_format(out, x) if follow_layout else out
@@ -507,8 +517,9 @@ class AvgPool(Function):
     @staticmethod
     def backward(ctx, grad):
         # y = A x is linear  ⇒  x̄ = Aᵀ ḡ (each window's gradient / divisor spread over it)
-        return recorded_against(AvgPoolAdjoint.apply(grad, geo=ctx.geo, divisor=ctx.divisor), *ctx.saved_values,
-                            node=type(ctx).__name__.removesuffix("0") + "Backward0")
+        (x,) = ctx.saved_values
+        return _as_input_suggests(ctx, recorded_against(AvgPoolAdjoint.apply(grad, geo=ctx.geo, divisor=ctx.divisor), x,
+                                                        node=type(ctx).__name__.removesuffix("0") + "Backward0"), x)
 
 
 class AvgPoolAdjoint(Function):
@@ -1056,6 +1067,14 @@ def _apply_matrices(x: np.ndarray, matrices: tuple, transpose: bool) -> np.ndarr
     return x
 
 
+def _refuse_empty_gradient(grad: Tensor, kernel: str) -> None:
+    """torch's adaptive pooling backward kernels refuse an incoming gradient empty in any dim but the batch's."""
+    for i in range(1, grad.ndim):
+        if grad.shape[i] == 0:
+            raise RuntimeError(f"{kernel}(): Expected grad_output to have non-zero size for non-batch dimensions, "
+                               f"but grad_output has sizes {list(grad.shape)} with dimension {i} being empty")
+
+
 class SeparableLinear(Function):
     """A linear map acting on each spatial dim by a constant matrix (adaptive average pooling)."""
 
@@ -1068,16 +1087,19 @@ class SeparableLinear(Function):
     @staticmethod
     def forward(ctx, x, matrices, transpose, follow_layout=False):
         if ctx.needs_input_grad[0]:
-            ctx.matrices, ctx.transpose = matrices, transpose
+            ctx.matrices, ctx.transpose, ctx.follow_layout = matrices, transpose, follow_layout
         out = _apply_matrices(x, matrices, transpose).astype(x.dtype, copy=False)  # (float32 for half x)
         return in_suggested_format(out, x) if follow_layout else array_module(x).ascontiguousarray(out)
 
     @staticmethod
     def backward(ctx, grad):
         # y = M x is linear  ⇒  x̄ = Mᵀ ḡ
+        if not ctx.transpose:
+            _refuse_empty_gradient(grad, f"adaptive_avg_pool{len(ctx.matrices)}d_backward")
         spread = SeparableLinear.apply(grad, matrices=ctx.matrices, transpose=not ctx.transpose)
-        return recorded_against(spread, (getattr(ctx, "torch_kept", None) or {}).get("self"),
-                            node=type(ctx).__name__.removesuffix("0") + "Backward0")
+        x = (getattr(ctx, "torch_kept", None) or {}).get("self")
+        spread = recorded_against(spread, x, node=type(ctx).__name__.removesuffix("0") + "Backward0")
+        return spread if x is None else _as_input_suggests(ctx, spread, x)
 
 
 def adaptive_avg_pool1d(input: Tensor, output_size) -> Tensor:
@@ -1149,6 +1171,8 @@ class AdaptiveMaxPool(Function):
         # (values and indices: torch's aten.adaptive_max_pool2d/3d, which a handler runs on its values)
         flat = _adaptive_max_indices(x, sizes)
         out = gathered(ctx, x, flat, len(sizes), with_indices=True)
+        if ctx.needs_input_grad[0]:
+            ctx.follow_layout = follow_layout
         if follow_layout:
             out, flat = in_suggested_format(out, x), in_suggested_format(flat, x)
         ctx.mark_non_differentiable(flat)
@@ -1156,7 +1180,8 @@ class AdaptiveMaxPool(Function):
 
     @staticmethod
     def backward(ctx, grad, *unused):
-        return scattered_back(ctx, grad)
+        _refuse_empty_gradient(grad, f"adaptive_max_pool{len(ctx.plane)}d_backward")
+        return _as_input_suggests(ctx, scattered_back(ctx, grad), ctx.saved_values[0])
 
 
 class AdaptiveMaxPool3D(AdaptiveMaxPool):

@@ -27,6 +27,7 @@ from ..tensor import Tensor
 from .creation import linspace
 from .elementwise import refuse_kernel, where
 from .linalg import matmul
+from .memory_format import in_suggested_format, row_major
 from .shape import pad, stack
 
 __all__ = ["affine_grid", "grid_sample"]
@@ -758,6 +759,12 @@ class Resample(Function):
                          type(ctx).__name__.removesuffix("0") + "Backward0")
 
 
+def _gradient_keeps_format(plan) -> bool:
+    bicubic = any(len(taps) == 4 for _, taps, _, _, _ in plan)
+    nearest_3d = len(plan) == 3 and plan[0][2] is None
+    return not (bicubic or nearest_3d)
+
+
 class ResampleAdjoint(Function):
     """Resample's transpose (its backward, recorded as an op under create_graph), through the
     plan's backward taps; its own backward is Resample through the forward's, as torch's."""
@@ -769,9 +776,13 @@ class ResampleAdjoint(Function):
     def forward(ctx, grad, plan):
         if ctx.needs_input_grad[0]:
             ctx.plan = plan
+        given = grad
         for axis, _, weights, size, taps in reversed(plan):
             grad = _spread_axis(grad, axis, taps, weights, size)
-        return array_module(grad).ascontiguousarray(grad)
+        # torch's bilinear, trilinear and 2-d nearest backward kernels allocate the gradient in the
+        # incoming gradient's suggested format, its bicubic and 3-d nearest ones row-major; either
+        # with a fresh tensor's strides on size-1 dims
+        return in_suggested_format(grad, given) if _gradient_keeps_format(plan) else row_major(grad)
 
     @staticmethod
     def backward(ctx, grad):

@@ -48,6 +48,7 @@ from .memory_format import (
     copy_preserving_format,
     full_in_suggested_format,
     in_suggested_format,
+    relaid_as_suggested,
     strided_empty,
     suggests_channels_last,
     torch_contiguous_strides,
@@ -2352,8 +2353,10 @@ class ModePad(Function):
             return folded
         # torch's Reflection/ReplicationPad*BackwardBackward0 take self: the second order's (zero) edge
         k = len(kept["padding"]) // 2
-        return depending_on(folded, kept["self"],
-                            node=f"{'Reflection' if ctx.mode == 'reflect' else 'Replication'}Pad{k}DBackwardBackward0")
+        folded = depending_on(folded, kept["self"],
+                              node=f"{'Reflection' if ctx.mode == 'reflect' else 'Replication'}Pad{k}DBackwardBackward0")
+        # torch's reflection/replication backward kernels lay the gradient out as the input suggests
+        return relaid_as_suggested(folded, kept["self"])
 
 
 class ModePadAdjoint(Function):
