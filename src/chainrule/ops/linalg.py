@@ -2413,6 +2413,7 @@ class Trace(Function):
     label = "trace"
     rule = "puts the gradient on the diagonal"
     formula = "trace({0})"
+    saved_attributes = {"_saved_self_sym_sizes": input_sizes(0)}
     _array_forward = True
 
     @staticmethod
@@ -2732,6 +2733,7 @@ class Inverse(Function):
     label = "inv"
     rule = "∂/∂A = -A⁻ᴴ G A⁻ᴴ (A⁻ᵀ G A⁻ᵀ for real A)"
     formula = "inv({0})"
+    saved_attributes = {"_saved_inverse": saved(0)}
 
     @staticmethod
     def forward(ctx, A):
@@ -2989,6 +2991,7 @@ class Eig(Function):
     label = "eig"
     rule = "∂/∂A = V⁻ᴴ (diag(G_λ) + (Vᴴ G_V - Vᴴ V Re diag(Vᴴ G_V)) / (λ̄ⱼ - λ̄ᵢ)) Vᴴ"
     formula = "eig({0})"
+    saved_attributes = {"_saved_eigenvalues": saved(0), "_saved_eigenvectors": saved(1)}
 
     @staticmethod
     def forward(ctx, A, complex_dtype):
@@ -3533,7 +3536,15 @@ def _cross(input: Tensor, other: Tensor, dim: int, op: str) -> Tensor:
                            f"{_dtype.scalar_name(other.dtype)}")
     # (a x b)_i = a_{i+1} b_{i+2} - a_{i+2} b_{i+1}, indices mod 3: cyclic shifts along dim
     return name_node(sub(mul(roll(a, -1, d), roll(b, -2, d)), mul(roll(a, -2, d), roll(b, -1, d))),
-                     "LinalgCrossBackward0")
+                     "LinalgCrossBackward0", saved=_CROSS_SAVED,
+                     kept={"dim": dim, "other": other if input.requires_grad else None,
+                           "self": input if other.requires_grad else None})
+
+
+# torch's linalg_cross node keeps each input as given where the other's gradient reads it, and the
+# dim as given (a negative one as the C++ node's unsigned)
+_CROSS_SAVED = {"_saved_dim": SavedValue(lambda node: as_uint64(node.torch_kept["dim"])),
+                "_saved_other": kept_value("other", tensor=True), "_saved_self": kept_value("self", tensor=True)}
 
 
 def cross(input: Tensor, other: Tensor, dim=None) -> Tensor:
@@ -3662,6 +3673,8 @@ class Cdist(Function):
     label = "cdist"
     rule = "∂/∂x1ᵢ = Σⱼ g·∂|x1ᵢ - x2ⱼ|ₚ/∂x1ᵢ (0 where the distance is 0), ∂/∂x2 likewise; no second derivative"
     formula = "cdist({0}, {1})"
+    saved_attributes = {"_saved_p": ctx_value("p"), "_saved_result": saved(2), "_saved_x1": saved(0),
+                        "_saved_x2": saved(1)}
 
     @staticmethod
     def forward(ctx, x1, x2, p):

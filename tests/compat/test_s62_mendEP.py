@@ -1,0 +1,97 @@
+"""Session 62, lane mendEP: torch 2.13's ``grad_fn._saved_*`` attributes of the nodes that lacked
+them (prelu, cdist, trace, linalg_cross and the linalg decompositions), fresh empty tensors' strides,
+and negative dims saved as torch's unsigned values, each checked against torch."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _spd(n, seed=0, dtype=np.float32):
+    a = np.random.RandomState(seed).randn(n, n)
+    return (a @ a.T + n * np.eye(n)).astype(dtype)
+
+
+def _array(*shape, seed=0, dtype=np.float32):
+    return np.random.RandomState(seed).randn(*shape).astype(dtype)
+
+
+def _plain(value):
+    """A saved value as plain data (a tensor: shape, dtype, strides, requires_grad and |values|
+    rounded: a factor's signs are LAPACK's choice), compared between the two libraries."""
+    if isinstance(value, (tuple, list)):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, float):
+        return round(value, 5)
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        values = np.abs(value.detach().resolve_conj().numpy().astype(np.complex128))
+        return (tuple(value.shape), str(value.dtype).rpartition(".")[2], tuple(value.stride()), value.requires_grad,
+                np.round(values, 3).tolist())
+    return value
+
+
+def _saved(lib, make, arrays, grads):
+    """The node's name, the _saved_/_raw_saved_ names it lists and their values, then what each
+    reads once backward has freed the graph (torch's RuntimeError for every saved tensor)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tensors = [lib.tensor(a).requires_grad_(g) for a, g in zip(arrays, grads)]
+        out = make(lib, *tensors)
+    node = out.grad_fn
+    names = sorted(n for n in dir(node) if n.startswith(("_saved_", "_raw_saved_")))
+    before = {n: _plain(getattr(node, n)) for n in names if n.startswith("_saved_")}
+    try:
+        (out.real if out.is_complex() else out).sum().backward()
+    except RuntimeError as error:  # (qr's mode='r' has no derivative: the same error in both)
+        return node.name(), names, before, str(error)
+    after = {}
+    for name in before:
+        try:
+            after[name] = _plain(getattr(node, name))
+        except RuntimeError as error:
+            after[name] = type(error).__name__
+    return node.name(), names, before, after
+
+
+S, A, B = _spd(4), _array(3, 4), _array(4, 3, seed=1)
+LOWER = np.linalg.cholesky(_spd(4)).astype(np.float32)
+_CASES = {
+    "prelu_1d": (lambda L, x, w: L.nn.functional.prelu(x, w), (_array(5), _array(1, seed=2)), (True, True)),
+    "prelu_shared": (lambda L, x, w: L.nn.functional.prelu(x, w), (A, _array(1, seed=2)), (True, True)),
+    "prelu_channels": (lambda L, x, w: L.nn.functional.prelu(x, w), (_array(2, 3, 4), _array(3, seed=2)), (True, True)),
+    "cdist": (lambda L, a, b: L.cdist(a, b, p=1.5), (A, _array(2, 4, seed=1)), (True, False)),
+    "trace": (lambda L, a: L.trace(a), (A,), (True,)),
+    "cross": (lambda L, a, b: L.linalg.cross(a, b), (_array(2, 3), _array(2, 3, seed=1)), (True, False)),
+    "cross_neg_dim": (lambda L, a, b: L.linalg.cross(a, b, dim=-2), (_array(3, 2), _array(3, 2, seed=1)), (True, True)),
+    "cholesky": (lambda L, a: L.linalg.cholesky(a, upper=True), (S,), (True,)),
+    "cholesky_old": (lambda L, a: L.cholesky(a), (S,), (True,)),
+    "cholesky_solve": (lambda L, b, u: L.cholesky_solve(b, u), (B, LOWER), (False, True)),
+    "cholesky_inverse": (lambda L, u: L.cholesky_inverse(u), (LOWER,), (True,)),
+    "solve_triangular": (lambda L, a, b: L.linalg.solve_triangular(a, b, upper=False, left=False, unitriangular=True),
+                         (LOWER, A), (False, True)),
+    "qr": (lambda L, a: L.linalg.qr(a, mode="complete")[1], (A,), (True,)),
+    "qr_r": (lambda L, a: L.linalg.qr(a, mode="r")[1], (A,), (True,)),
+    "eigh": (lambda L, a: L.linalg.eigh(a)[0], (S,), (True,)),
+    "eig": (lambda L, a: L.linalg.eig(a)[0], (S,), (True,)),
+    "svd": (lambda L, a: L.linalg.svd(a)[1], (A,), (True,)),
+    "svdvals": (lambda L, a: L.linalg.svdvals(a), (A,), (True,)),
+    "inv": (lambda L, a: L.linalg.inv(a), (S,), (True,)),
+    "pinv": (lambda L, a: L.linalg.pinv(a), (A,), (True,)),
+    "lstsq": (lambda L, a, b: L.linalg.lstsq(a, b)[0], (S, B), (True, True)),
+    "lu_factor": (lambda L, a: L.linalg.lu_factor(a)[0], (S,), (True,)),
+    "lu": (lambda L, a: L.linalg.lu(a)[1], (A,), (True,)),
+    "matrix_exp": (lambda L, a: L.linalg.matrix_exp(a), (S / 10,), (True,)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_CASES))
+def test_saved_attributes_match_torch(case):
+    make, arrays, grads = _CASES[case]
+    assert _saved(chainrule, make, arrays, grads) == _saved(torch, make, arrays, grads)
