@@ -87,6 +87,10 @@ _CASES = {
     "lstsq": (lambda L, a, b: L.linalg.lstsq(a, b)[0], (S, B), (True, True)),
     "lu_factor": (lambda L, a: L.linalg.lu_factor(a)[0], (S,), (True,)),
     "lu": (lambda L, a: L.linalg.lu(a)[1], (A,), (True,)),
+    "det": (lambda L, a: L.linalg.det(a), (_array(2, 3, 3, dtype=np.float64),), (True,)),
+    "det_transposed": (lambda L, a: L.linalg.det(a.mT), (_array(3, 3),), (True,)),
+    "slogdet": (lambda L, a: L.linalg.slogdet(a)[1], (_array(3, 3, seed=3),), (True,)),
+    "solve": (lambda L, a, b: L.linalg.solve(a, b), (_array(3, 3, seed=3), _array(3, 2)), (True, False)),
     "matrix_exp": (lambda L, a: L.linalg.matrix_exp(a), (S / 10,), (True,)),
 }
 

@@ -2779,12 +2779,32 @@ def inverse(input: Tensor) -> Tensor:
     return inv(input)
 
 
+def _lu_of_saved_a(part: int, transposed: bool = True) -> SavedValue:
+    """torch's ``_saved_LU`` (``part`` 0) or ``_saved_pivots`` (1) of det, slogdet and solve, whose
+    kernels factor A: factored from the saved A when read (the forward here needs no LU), so
+    recording pays nothing for them; torch's error once the graph is freed, as for A itself.
+    det and slogdet factor Aᵀ where A is real and contiguous (no copy into LAPACK's column-major
+    order; ``transposed``), solve A itself."""
+    def read(node):
+        from .decompositions import _lu_array
+
+        A = node.saved_values[0]
+        if transposed and A.is_contiguous() and not A.is_complex():
+            A = A.mT
+        LU, pivots, _ = _lu_array(array_module(A._data), A._data)
+        return Tensor._make(_column_major(LU) if part == 0 else pivots)
+
+    return SavedValue(read, tensor=True, position=0)
+
+
 class Det(Function):
     _array_forward = True
     node_name = "LinalgDetBackward0"
     label = "det"
     rule = "∂/∂A = g·conj(det(A))·A⁻ᴴ"
     formula = "det({0})"
+    saved_attributes = {"_saved_A": saved(0), "_saved_LU": _lu_of_saved_a(0), "_saved_pivots": _lu_of_saved_a(1),
+                        "_saved_result": saved(1)}
 
     @staticmethod
     def forward(ctx, A):
@@ -2851,6 +2871,8 @@ class Slogdet(Function):
     node_name = "LinalgSlogdetBackward0"
     label = "slogdet"
     rule = "∂/∂A = (g + i·Im(G_sign·conj(sign)))·A⁻ᴴ; a real A's sign gets no gradient"
+    saved_attributes = {"_saved_A": saved(0), "_saved_LU": _lu_of_saved_a(0), "_saved_pivots": _lu_of_saved_a(1),
+                        "_saved_sign": saved(1)}
 
     @staticmethod
     def forward(ctx, A):
@@ -2858,7 +2880,7 @@ class Slogdet(Function):
         sign, logabsdet = xp.linalg.slogdet(A)
         # a complex A's sign is complex (det / |det|), its log|det| real
         sign, logabsdet = _as_array(sign).astype(A.dtype, copy=False), _as_array(logabsdet).astype(A.real.dtype, copy=False)
-        ctx.save_for_backward(A, sign if sign.dtype.kind == "c" else None)
+        ctx.save_for_backward(A, sign)  # (a real one too, as torch's node keeps it; its rule reads a complex one)
         return sign, logabsdet  # a real sign is piecewise constant: its gradient is ignored, as in torch
 
     @staticmethod
@@ -2867,7 +2889,7 @@ class Slogdet(Function):
         # dθ = Im tr(A^-1 dA), so its real loss adds i Im(G_sign conj(sign)) to g (torch's slogdet_backward)
         A, sign = ctx.saved_values
         scale = grad_logabsdet
-        if sign is not None:
+        if sign._data.dtype.kind == "c":
             scale = scale + 1j * (grad_sign * _conj(sign)).imag
             return scale.unsqueeze(-1).unsqueeze(-1) * _adjoint(inv(A))
         from ..autograd.grad_mode import is_grad_enabled
@@ -2911,6 +2933,9 @@ class Solve(Function):
     node_name = "LinalgSolveExBackward0"
     label = "solve"
     rule = "X = A⁻¹B: ∂/∂B = A⁻ᵀ G, ∂/∂A = -(∂/∂B) Xᵀ"
+    # (the matrix form: a vector B and left=False are composites of it, whose nodes declare none)
+    saved_attributes = {"_saved_A": saved(0), "_saved_LU": _lu_of_saved_a(0, transposed=False), "_saved_left": True,
+                        "_saved_pivots": _lu_of_saved_a(1, transposed=False), "_saved_result": saved(1)}
 
     @staticmethod
     def forward(ctx, A, B):
