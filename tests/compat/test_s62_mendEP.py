@@ -99,3 +99,40 @@ _CASES = {
 def test_saved_attributes_match_torch(case):
     make, arrays, grads = _CASES[case]
     assert _saved(chainrule, make, arrays, grads) == _saved(torch, make, arrays, grads)
+
+
+def _empty_layouts(lib):
+    """Empty tensors of several layouts, built the same way in both libraries."""
+    return {
+        "transposed": lib.zeros(4, 0, 3).permute(2, 0, 1),
+        "channels_last": lib.zeros(2, 3, 0, 4).contiguous(memory_format=lib.channels_last),
+        "sliced": lib.zeros(5, 2)[1:4, 2:],
+        "expanded": lib.zeros(1, 0).expand(3, 0),
+        "zero_first": lib.zeros(0, 3).t(),
+    }
+
+
+_LIKE_OPS = {
+    "empty_like": lambda lib, t: lib.empty_like(t),
+    "zeros_like": lambda lib, t: lib.zeros_like(t, dtype=lib.float64),
+    "ones_like": lambda lib, t: lib.ones_like(t),
+    "full_like": lambda lib, t: lib.full_like(t, 2.0),
+    "rand_like": lambda lib, t: lib.rand_like(t, requires_grad=True),
+    "randn_like": lambda lib, t: lib.randn_like(t),
+    "clone": lambda lib, t: t.clone(),
+    "double": lambda lib, t: t.double(),
+    "to": lambda lib, t: t.to(lib.int32),
+    "contiguous_format": lambda lib, t: lib.empty_like(t, memory_format=lib.contiguous_format),
+}
+
+
+@pytest.mark.parametrize("op", sorted(_LIKE_OPS))
+def test_empty_like_results_keep_an_empty_inputs_strides(op):
+    # torch counts an empty tensor contiguous, so dense: preserve_format copies its strides as they are
+    make = _LIKE_OPS[op]
+    ours, theirs = _empty_layouts(chainrule), _empty_layouts(torch)
+    for name in ours:
+        assert ours[name].stride() == theirs[name].stride(), name  # (the inputs agree)
+        a, b = make(chainrule, ours[name]), make(torch, theirs[name])
+        assert (name, tuple(a.shape), a.stride(), a.requires_grad, a.is_contiguous()) == \
+            (name, tuple(b.shape), b.stride(), b.requires_grad, b.is_contiguous())
