@@ -136,3 +136,28 @@ def test_empty_like_results_keep_an_empty_inputs_strides(op):
         a, b = make(chainrule, ours[name]), make(torch, theirs[name])
         assert (name, tuple(a.shape), a.stride(), a.requires_grad, a.is_contiguous()) == \
             (name, tuple(b.shape), b.stride(), b.requires_grad, b.is_contiguous())
+
+
+_DIM_CASES = {
+    "narrow_whole_dim": lambda lib, x: x.narrow(-3, 0, 2),
+    "narrow_whole_last": lambda lib, x: x.narrow(-1, 0, 4),
+    "logcumsumexp": lambda lib, x: x.logcumsumexp(-2),
+    "logcumsumexp_0d": lambda lib, x: x[0, 0, 0].logcumsumexp(-1),
+    "diag_embed": lambda lib, x: lib.diag_embed(x, -1, 0, -1),
+    "diag_embed_default": lambda lib, x: lib.diag_embed(x),
+    "diagonal_negative_offset": lambda lib, x: x.diagonal(-1, 0, -1),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_DIM_CASES))
+def test_negative_dims_saved_as_torchs_unsigned_values(case):
+    def saved(lib):
+        x = lib.tensor(_array(2, 3, 4), requires_grad=True)
+        out = _DIM_CASES[case](lib, x)
+        node = out.grad_fn
+        names = sorted(n for n in dir(node) if n.startswith("_saved_"))
+        values = [(n, _plain(getattr(node, n))) for n in names]
+        out.sum().backward()  # (the numbers outlive the freed graph)
+        return node.name(), values, [(n, getattr(node, n)) for n in names if n != "_saved_self" and n != "_saved_result"]
+
+    assert saved(chainrule) == saved(torch)

@@ -2455,7 +2455,7 @@ class Diagonal(Function):
     # the dims as given (negative ones as the C++ node's unsigned)
     saved_attributes = {"_saved_dim1": SavedValue(lambda node: as_uint64(_given_plane(node)[0])),
                         "_saved_dim2": SavedValue(lambda node: as_uint64(_given_plane(node)[1])),
-                        "_saved_offset": ctx_value("params", lambda params: params[1]),
+                        "_saved_offset": ctx_value("params", lambda params: as_uint64(params[1])),
                         "_saved_self_sym_sizes": input_sizes(0)}
 
     @staticmethod
