@@ -867,8 +867,9 @@ class Tensor:
             out = self._copy_as_to(None, False, None, True)
             if out is None:
                 out = self.clone()
-        if out is not self and self._numpy_empty_strides is not None and name in (None, "preserve_format"):
-            out._numpy_empty_strides = self._numpy_empty_strides  # (torch's _to_copy preserves them)
+        if out is not self and not self._data.size and name in (None, "preserve_format") and self._data.ndim:
+            # torch's _to_copy is empty_like's preserve_format: an empty input's strides, whatever they are
+            out._numpy_empty_strides = (self._data.shape, self.stride())
         if out is not self and _vmap_frames._frames:  # a cast is batched where self is (``int(x.long())``)
             _vmap_frames.note_results((self,), None, out)
         return out

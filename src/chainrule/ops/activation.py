@@ -425,6 +425,7 @@ class Prelu(Function):
     node_name = "PreluKernelBackward0"
     label = "prelu"
     rule = "∂/∂a = 1 where a > 0, the slope w elsewhere; ∂/∂w = a where a ≤ 0, 0 elsewhere"
+    saved_attributes = {"_saved_self": saved(0), "_saved_weight": saved(1)}
 
     @staticmethod
     def forward(ctx, x, weight):
@@ -461,10 +462,15 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
         raise RuntimeError(f"prelu: Expected `weight` to be a scalar or 1D tensor, but got: ndim = {weight._data.ndim}")
     if input._data.dtype.kind in "biuc":
         refuse_kernel(input, "prelu_cpu")
-    if n == 1:
+    # torch's prelu views the weight as (1, C, 1, ...) (() for a 0-d input, as given for a 1-d one):
+    # its node saves that view as _saved_weight
+    ndim = input._data.ndim
+    if ndim == 0:
         w = weight.reshape(())
+    elif ndim == 1:
+        w = weight
     else:
-        w = weight.reshape((channels,) + (1,) * (input._data.ndim - 2))
+        w = weight.reshape((1, n) + (1,) * (ndim - 2))
     return Prelu.apply(input, w)
 
 

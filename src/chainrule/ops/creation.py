@@ -959,8 +959,11 @@ def _like(fn, t: Tensor, dtype, device, requires_grad, *extra, memory_format=Non
     dt = t.dtype if dtype is None else dtype
     dev = t.device if device is None else device
     out = _made_like(t, fn(*extra, dtype=dt, device=dev, requires_grad=requires_grad))
-    if t._numpy_empty_strides is not None and getattr(memory_format, "_name", "preserve_format") == "preserve_format":
-        out._numpy_empty_strides = t._numpy_empty_strides  # (torch's empty_strided of the input's strides)
+    if not t._data.size and getattr(memory_format, "_name", "preserve_format") == "preserve_format":
+        # torch counts every empty tensor contiguous, so non-overlapping and dense: preserve_format
+        # makes empty_strided of its strides, whatever they are ((0, 1) of an expand, (2, 1) of a slice)
+        if out._data.shape == t._data.shape and out._data.ndim:
+            out._numpy_empty_strides = (out._data.shape, t.stride())
         return out
     order = _like_order(t, memory_format)
     if order is None or order == tuple(range(len(order))):

@@ -23,7 +23,7 @@ from .. import _config, _dtype, return_types
 from .._backend import array_module, broadcast_solve, checked_linalg, has_values
 from .._opmath import cpu_autocast_policy
 from ..autograd import function as _function
-from ..autograd.function import Function, name_node
+from ..autograd.function import Function, SavedValue, ctx_value, name_node, saved
 from ..tensor import Tensor, _check_tensor, honours_out, write_composite_out, write_out
 from ._arg_parser import check_as, check_bool, check_int, check_str, out_rule
 from .elementwise import conjugate_rule
@@ -161,6 +161,9 @@ class SolveTriangular(Function):
     label = "solve_triangular"
     rule = "X = A⁻¹B: ∂/∂B = A⁻ᵀ G, ∂/∂A = -tri((∂/∂B) Xᵀ) (X = BA⁻¹: ∂/∂B = G A⁻ᵀ, ∂/∂A = -tri(Xᵀ ∂/∂B))"
     formula = "solve_triangular({0}, {1})"
+    saved_attributes = {"_saved_left": SavedValue(lambda node: node.options[1]), "_saved_result": saved(1),
+                        "_saved_self": saved(0), "_saved_unitriangular": SavedValue(lambda node: node.options[2]),
+                        "_saved_upper": SavedValue(lambda node: node.options[0])}
 
     @staticmethod
     def forward(ctx, A, B, upper, left, unitriangular):
@@ -168,7 +171,7 @@ class SolveTriangular(Function):
         # torch's kernel solves in A's dtype, whatever B's (B's gradient returns in B's dtype)
         out = _column_major(_solve_triangular_array(xp, A, B.astype(A.dtype, copy=False), upper, left, unitriangular))
         ctx.options = (upper, left, unitriangular)
-        ctx.save_for_backward(A, out if ctx.needs_input_grad[0] else None)
+        ctx.save_for_backward(A, out)  # (X whatever needs a gradient, as torch's node keeps it)
         return out
 
     @staticmethod
@@ -283,6 +286,7 @@ class Cholesky(Function):
     label = "cholesky"
     rule = "∂/∂A = L⁻ᴴ Φ(Lᴴ G) L⁻¹, Φ makes the lower triangle Hermitian and halves the diagonal"
     formula = "cholesky({0})"
+    saved_attributes = {"_saved_L": saved(0), "_saved_upper": ctx_value("upper")}
 
     @staticmethod
     def forward(ctx, A, upper, raise_errors, op):
@@ -340,6 +344,9 @@ def linalg_cholesky(input: Tensor, *, upper: bool = False, out=None) -> Tensor:
     return _copy_out(Cholesky.apply(A, upper=bool(upper), raise_errors=True, op="linalg.cholesky")[0], out, "linalg.cholesky")
 
 
+_CHOLESKY_SAVED = {"_saved_result": saved(0), "_saved_upper": ctx_value("upper")}
+
+
 @cpu_autocast_policy("float32")
 @_refuses_low_precision(_kernel_refusal("cholesky_cpu"))
 def cholesky(input: Tensor, upper: bool = False, *, out=None) -> Tensor:
@@ -353,7 +360,7 @@ def cholesky(input: Tensor, upper: bool = False, *, out=None) -> Tensor:
     check_bool(upper, "cholesky", "upper")
     _check_square(input, "linalg.cholesky", kernel="cholesky_cpu")
     result = name_node(Cholesky.apply(input, upper=bool(upper), raise_errors=True, op="cholesky")[0],
-                       "CholeskyBackward0")
+                       "CholeskyBackward0", saved=_CHOLESKY_SAVED)
     return _copy_out(result, out, "cholesky")
 
 
@@ -363,6 +370,8 @@ class CholeskySolve(Function):
     label = "cholesky_solve"
     rule = "X = (LLᴴ)⁻¹B: ∂/∂B = (LLᴴ)⁻¹G, ∂/∂L = -(∂B Xᴴ + X ∂Bᴴ) L"
     formula = "cholesky_solve({0}, {1})"
+    saved_attributes = {"_saved_input2": saved(1), "_saved_result": saved(2), "_saved_self": saved(0),
+                        "_saved_upper": ctx_value("upper")}
 
     @staticmethod
     def forward(ctx, B, L, upper):
@@ -374,13 +383,13 @@ class CholeskySolve(Function):
             _solve_triangular_array(xp, _adjoint_array(xp, L), first, True, True, False)
         out = _column_major(out)
         ctx.upper = upper
-        ctx.save_for_backward(L, out)
+        ctx.save_for_backward(B, L, out)  # (B as torch's node keeps it, though its rule reads L and X only)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         # torch's rule: L is treated as a full matrix with A = L Lᴴ (or Uᴴ U)
-        L, x = ctx.saved_values
+        _, L, x = ctx.saved_values
         grad_b = CholeskySolve.apply(grad, L, upper=ctx.upper)
         grad_l = None
         if ctx.needs_input_grad[1]:
@@ -413,6 +422,7 @@ class CholeskyInverse(Function):
     label = "cholesky_inverse"
     rule = "Y = (LLᴴ)⁻¹: ∂/∂L = -Y (G + Gᴴ) Y L"
     formula = "cholesky_inverse({0})"
+    saved_attributes = {"_saved_result": saved(1), "_saved_self": saved(0), "_saved_upper": ctx_value("upper")}
 
     @staticmethod
     def forward(ctx, L, upper):
@@ -463,6 +473,7 @@ class Qr(Function):
     label = "qr"
     rule = "∂/∂A = (G_Q + Q copyltu(R Gᵣᴴ - G_Qᴴ Q)) R⁻ᴴ (wide A: split A = [X|Y], R = [U|V])"
     formula = "qr({0})"
+    saved_attributes = {"_saved_Q": saved(1), "_saved_R": saved(2), "_saved_mode": ctx_value("mode")}
 
     @staticmethod
     def forward(ctx, A, mode):
@@ -547,6 +558,7 @@ class Eigh(Function):
     label = "eigh"
     rule = "∂/∂A = V (diag(G_λ) + skew(Vᵀ G_V) / (λⱼ - λᵢ)) Vᵀ"
     formula = "eigh({0})"
+    saved_attributes = {"_saved_eigenvalues": saved(0), "_saved_eigenvectors": saved(1)}
 
     @staticmethod
     def forward(ctx, A, UPLO):
@@ -603,6 +615,11 @@ def linalg_eigvalsh(input: Tensor, UPLO: str = "L", *, out=None) -> Tensor:
 
 
 # ---------------------------------------------------------------- svd
+def _singular_value_count(node) -> int:
+    # (kept by torch as a number, read from A's sizes: it outlives the freed graph)
+    return min(node._input_meta[0][0][-2:])
+
+
 class Svd(Function):
     _array_forward = True
     node_name = "LinalgSvdBackward0"
@@ -610,6 +627,8 @@ class Svd(Function):
     rule = ("∂/∂A = U (diag(G_S) + (skew(Uᴴ G_U) S + S skew(Vᴴ G_V)) / (Sⱼ² - Sᵢ²) + i Im diag(Uᴴ G_U) / S) Vᴴ "
             "(+ the parts outside U's and V's span)")
     formula = "svd({0})"
+    saved_attributes = {"_saved_S": saved(1), "_saved_S_sym_argsize_minus_1": SavedValue(_singular_value_count),
+                        "_saved_U": saved(0), "_saved_Vh": saved(2), "_saved_full_matrices": ctx_value("full_matrices")}
 
     @staticmethod
     def forward(ctx, A, full_matrices):
@@ -755,6 +774,7 @@ class Pinv(Function):
     label = "pinv"
     rule = "∂/∂A = -A⁺ᴴ G A⁺ᴴ + (I - AA⁺) Gᴴ A⁺A⁺ᴴ + A⁺ᴴA⁺ Gᴴ (I - A⁺A) (Golub and Pereyra)"
     formula = "pinv({0})"
+    saved_attributes = {"_saved_result": saved(1), "_saved_self": saved(0)}
 
     @staticmethod
     def forward(ctx, A, atol, rtol, hermitian):
@@ -845,20 +865,22 @@ class Lstsq(Function):
     label = "lstsq"
     rule = "X = A⁺B: ∂/∂A = pinv's rule applied to G Bᴴ, ∂/∂B = A⁺ᴴ G"
     formula = "lstsq({0}, {1})"
+    saved_attributes = {"_saved_b": saved(1), "_saved_self": saved(0), "_saved_solution": saved(2)}
 
     @staticmethod
     def forward(ctx, A, B, rtol):
         xp = array_module(A)
         pinv_a = Pinv.forward(ctx, A, None, rtol, False)
         ctx.rtol = rtol
-        ctx.save_for_backward(A, B)
         # LAPACK's solution is column-major, as torch returns it
-        return _column_major(xp.matmul(pinv_a, B))
+        solution = _column_major(xp.matmul(pinv_a, B))
+        ctx.save_for_backward(A, B, solution)  # (the solution as torch's node keeps it: its rule reads A and B)
+        return solution
 
     @staticmethod
     def backward(ctx, grad):
         # torch recomputes pinv(A) in the rule (so it is differentiable again under create_graph)
-        A, B = ctx.saved_values
+        A, B, _ = ctx.saved_values
         pinv_a = Pinv.apply(A, atol=None, rtol=ctx.rtol, hermitian=False)
         grad_a = _pinv_backward(matmul(grad, _adjoint(B)), pinv_a, A) if ctx.needs_input_grad[0] else None
         grad_b = matmul(_adjoint(pinv_a), grad) if ctx.needs_input_grad[1] else None
@@ -1214,6 +1236,9 @@ class LuFactor(Function):
     label = "lu_factor"
     rule = "LU = tril(L, -1) + U: L's and U's gradients from the packed one, then lu's rule"
     formula = "lu_factor({0})"
+    # (pivot=False has no CPU kernel in torch: the node's pivot is always True)
+    saved_attributes = {"_saved_LU": saved(0), "_saved_pivot": True,
+                        "_saved_pivots": ctx_value("pivots", Tensor._make, tensor=True)}
 
     @staticmethod
     def forward(ctx, A, raise_op):
@@ -1277,6 +1302,7 @@ class Lu(Function):
     label = "lu"
     rule = "A = PLU: ∂/∂A = P L⁻ᴴ (tril(Lᴴ G_L, -1) + triu(G_U Uᴴ)) U⁻ᴴ (square; wide and tall split)"
     formula = "lu({0})"
+    saved_attributes = {"_saved_L": saved(1), "_saved_P": saved(0, then=Tensor.detach), "_saved_U": saved(2), "_saved_pivot": True}
 
     @staticmethod
     def forward(ctx, A):
@@ -1393,6 +1419,7 @@ class MatrixExp(Function):
     label = "matrix_exp"
     rule = "∂/∂A = the upper-right block of exp([[Aᴴ, G], [0, Aᴴ]]) (the Fréchet derivative at Aᴴ)"
     formula = "matrix_exp({0})"
+    saved_attributes = {"_saved_self": saved(0)}
 
     @staticmethod
     def forward(ctx, A):

@@ -2520,6 +2520,7 @@ class Trace(Function):
     label = "trace"
     rule = "puts the gradient on the diagonal"
     formula = "trace({0})"
+    saved_attributes = {"_saved_self_sym_sizes": input_sizes(0)}
     _array_forward = True
 
     @staticmethod
@@ -2561,7 +2562,7 @@ class Diagonal(Function):
     # the dims as given (negative ones as the C++ node's unsigned)
     saved_attributes = {"_saved_dim1": SavedValue(lambda node: as_uint64(_given_plane(node)[0])),
                         "_saved_dim2": SavedValue(lambda node: as_uint64(_given_plane(node)[1])),
-                        "_saved_offset": ctx_value("params", lambda params: params[1]),
+                        "_saved_offset": ctx_value("params", lambda params: as_uint64(params[1])),
                         "_saved_self_sym_sizes": input_sizes(0)}
 
     @staticmethod
@@ -2839,6 +2840,7 @@ class Inverse(Function):
     label = "inv"
     rule = "∂/∂A = -A⁻ᴴ G A⁻ᴴ (A⁻ᵀ G A⁻ᵀ for real A)"
     formula = "inv({0})"
+    saved_attributes = {"_saved_inverse": saved(0)}
 
     @staticmethod
     def forward(ctx, A):
@@ -2884,12 +2886,32 @@ def inverse(input: Tensor) -> Tensor:
     return inv(input)
 
 
+def _lu_of_saved_a(part: int, transposed: bool = True) -> SavedValue:
+    """torch's ``_saved_LU`` (``part`` 0) or ``_saved_pivots`` (1) of det, slogdet and solve, whose
+    kernels factor A: factored from the saved A when read (the forward here needs no LU), so
+    recording pays nothing for them; torch's error once the graph is freed, as for A itself.
+    det and slogdet factor Aᵀ where A is real and contiguous (no copy into LAPACK's column-major
+    order; ``transposed``), solve A itself."""
+    def read(node):
+        from .decompositions import _lu_array
+
+        A = node.saved_values[0]
+        if transposed and A.is_contiguous() and not A.is_complex():
+            A = A.mT
+        LU, pivots, _ = _lu_array(array_module(A._data), A._data)
+        return Tensor._make(_column_major(LU) if part == 0 else pivots)
+
+    return SavedValue(read, tensor=True, position=0)
+
+
 class Det(Function):
     _array_forward = True
     node_name = "LinalgDetBackward0"
     label = "det"
     rule = "∂/∂A = g·conj(det(A))·A⁻ᴴ"
     formula = "det({0})"
+    saved_attributes = {"_saved_A": saved(0), "_saved_LU": _lu_of_saved_a(0), "_saved_pivots": _lu_of_saved_a(1),
+                        "_saved_result": saved(1)}
 
     @staticmethod
     def forward(ctx, A):
@@ -2956,6 +2978,8 @@ class Slogdet(Function):
     node_name = "LinalgSlogdetBackward0"
     label = "slogdet"
     rule = "∂/∂A = (g + i·Im(G_sign·conj(sign)))·A⁻ᴴ; a real A's sign gets no gradient"
+    saved_attributes = {"_saved_A": saved(0), "_saved_LU": _lu_of_saved_a(0), "_saved_pivots": _lu_of_saved_a(1),
+                        "_saved_sign": saved(1)}
 
     @staticmethod
     def forward(ctx, A):
@@ -2963,7 +2987,7 @@ class Slogdet(Function):
         sign, logabsdet = xp.linalg.slogdet(A)
         # a complex A's sign is complex (det / |det|), its log|det| real
         sign, logabsdet = _as_array(sign).astype(A.dtype, copy=False), _as_array(logabsdet).astype(A.real.dtype, copy=False)
-        ctx.save_for_backward(A, sign if sign.dtype.kind == "c" else None)
+        ctx.save_for_backward(A, sign)  # (a real one too, as torch's node keeps it; its rule reads a complex one)
         return sign, logabsdet  # a real sign is piecewise constant: its gradient is ignored, as in torch
 
     @staticmethod
@@ -2972,7 +2996,7 @@ class Slogdet(Function):
         # dθ = Im tr(A^-1 dA), so its real loss adds i Im(G_sign conj(sign)) to g (torch's slogdet_backward)
         A, sign = ctx.saved_values
         scale = grad_logabsdet
-        if sign is not None:
+        if sign._data.dtype.kind == "c":
             scale = scale + 1j * (grad_sign * _conj(sign)).imag
             return scale.unsqueeze(-1).unsqueeze(-1) * _adjoint(inv(A))
         from ..autograd.grad_mode import is_grad_enabled
@@ -3016,6 +3040,9 @@ class Solve(Function):
     node_name = "LinalgSolveExBackward0"
     label = "solve"
     rule = "X = A⁻¹B: ∂/∂B = A⁻ᵀ G, ∂/∂A = -(∂/∂B) Xᵀ"
+    # (the matrix form: a vector B and left=False are composites of it, whose nodes declare none)
+    saved_attributes = {"_saved_A": saved(0), "_saved_LU": _lu_of_saved_a(0, transposed=False), "_saved_left": True,
+                        "_saved_pivots": _lu_of_saved_a(1, transposed=False), "_saved_result": saved(1)}
 
     @staticmethod
     def forward(ctx, A, B):
@@ -3096,6 +3123,7 @@ class Eig(Function):
     label = "eig"
     rule = "∂/∂A = V⁻ᴴ (diag(G_λ) + (Vᴴ G_V - Vᴴ V Re diag(Vᴴ G_V)) / (λ̄ⱼ - λ̄ᵢ)) Vᴴ"
     formula = "eig({0})"
+    saved_attributes = {"_saved_eigenvalues": saved(0), "_saved_eigenvectors": saved(1)}
 
     @staticmethod
     def forward(ctx, A, complex_dtype):
@@ -3640,7 +3668,15 @@ def _cross(input: Tensor, other: Tensor, dim: int, op: str) -> Tensor:
                            f"{_dtype.scalar_name(other.dtype)}")
     # (a x b)_i = a_{i+1} b_{i+2} - a_{i+2} b_{i+1}, indices mod 3: cyclic shifts along dim
     return name_node(sub(mul(roll(a, -1, d), roll(b, -2, d)), mul(roll(a, -2, d), roll(b, -1, d))),
-                     "LinalgCrossBackward0")
+                     "LinalgCrossBackward0", saved=_CROSS_SAVED,
+                     kept={"dim": dim, "other": other if input.requires_grad else None,
+                           "self": input if other.requires_grad else None})
+
+
+# torch's linalg_cross node keeps each input as given where the other's gradient reads it, and the
+# dim as given (a negative one as the C++ node's unsigned)
+_CROSS_SAVED = {"_saved_dim": SavedValue(lambda node: as_uint64(node.torch_kept["dim"])),
+                "_saved_other": kept_value("other", tensor=True), "_saved_self": kept_value("self", tensor=True)}
 
 
 def cross(input: Tensor, other: Tensor, dim=None) -> Tensor:
@@ -3769,6 +3805,8 @@ class Cdist(Function):
     label = "cdist"
     rule = "∂/∂x1ᵢ = Σⱼ g·∂|x1ᵢ - x2ⱼ|ₚ/∂x1ᵢ (0 where the distance is 0), ∂/∂x2 likewise; no second derivative"
     formula = "cdist({0}, {1})"
+    saved_attributes = {"_saved_p": ctx_value("p"), "_saved_result": saved(2), "_saved_x1": saved(0),
+                        "_saved_x2": saved(1)}
 
     @staticmethod
     def forward(ctx, x1, x2, p):

@@ -499,6 +499,8 @@ def _random_like(input: Tensor, memory_format, dtype, device, requires_grad, dra
     """A random ``*_like`` result as torch makes it: ``empty_like`` in the input's layout (preserve_format
     keeps a dense input's, see ``_like_order``), then the in-place sampler ``fill_`` over its memory. A
     row-major result is drawn directly: ``draw(shape)``."""
+    if not input._data.size:  # nothing to draw: empty_like's layout (an empty input's strides, see _like)
+        return empty_like(input, dtype=dtype, device=device, requires_grad=requires_grad, memory_format=memory_format)
     order = _like_order(input, memory_format)
     if order is None or order == tuple(builtins.range(len(order))):
         made = draw(tuple(input.shape))

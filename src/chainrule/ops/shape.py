@@ -1769,9 +1769,20 @@ def narrow(input: Tensor, dim: int, start, length: int) -> Tensor:
         start += size
     if start + length > size:
         raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({size}).")
-    # always a SliceBackward0 in torch, even when the slice keeps the whole dim
-    return _keep_given_dim(name_node(input[(slice(None),) * d + (slice(start, start + length),)], "SliceBackward0"),
-                           dim)
+    # always a SliceBackward0 in torch, even when the slice keeps the whole dim (which the read
+    # here makes an alias, whose node keeps torch's values for it)
+    sliced = input[(slice(None),) * d + (slice(start, start + length),)]
+    if start == 0 and length == size:
+        return name_node(sliced, "SliceBackward0", saved=_WHOLE_SLICE_SAVED,
+                         kept={"dim": dim, "end": length, "sizes": tuple(input._data.shape)})
+    return _keep_given_dim(name_node(sliced, "SliceBackward0"), dim)
+
+
+# narrow's SliceBackward0 where it keeps the whole dim: the dim as given (a negative one as the C++
+# node's unsigned), start 0, end the dim's size
+_WHOLE_SLICE_SAVED = {"_saved_dim": SavedValue(lambda node: as_uint64(node.torch_kept["dim"])),
+                      "_saved_end": kept_value("end"), "_saved_self_sym_sizes": kept_value("sizes"),
+                      "_saved_start": 0, "_saved_step": 1}
 
 
 def select(input: Tensor, dim: int, index: int) -> Tensor:

@@ -22,7 +22,7 @@ from .._opmath import cpu_autocast_policy
 from .._torch_function import user_stacklevel
 from ..autograd import forward_ad as _forward_ad
 from ..autograd import function as _function_module
-from ..autograd.function import Function, is_recording, name_node, on_arrays
+from ..autograd.function import Function, SavedValue, as_uint64, is_recording, name_node, on_arrays, saved
 from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor, _wrap_dim, honours_out
 from ._arg_parser import check_int, out_rule
@@ -400,6 +400,9 @@ class Logcumsumexp(Function):
     label = "logcumsumexp"
     rule = "∂out_j/∂a_i = exp(a_i - out_j) for i ≤ j"
     formula = "logcumsumexp({0})"
+    # the dim as given (a negative one as the C++ node's unsigned)
+    saved_attributes = {"_saved_dim": SavedValue(lambda node: as_uint64(getattr(node, "given_dim", node.dim))),
+                        "_saved_result": saved(1), "_saved_self": saved(0)}
 
     @staticmethod
     def forward(ctx, x, dim):
@@ -481,7 +484,10 @@ def logcumsumexp(input: Tensor, dim: int) -> Tensor:
     d = _single_dim(dim, input._data.ndim, "logcumsumexp")
     if _function_module.active_dispatch is not None:
         _function_module.note_given(Logcumsumexp, input, given_dim=dim)  # (a mode sees the dim as given)
-    return Logcumsumexp.apply(input, dim=d)
+    out = Logcumsumexp.apply(input, dim=d)
+    if out._grad_fn is not None and type(dim) is int and dim < 0:
+        out._grad_fn.given_dim = dim
+    return out
 
 
 # ---------------------------------------------------------------- trapezoid

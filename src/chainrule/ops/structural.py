@@ -21,7 +21,7 @@ import numpy as np
 from .. import _config, _dtype, _vmap_frames
 from .._backend import array_module, refuse_pinning
 from ..autograd import function as _function
-from ..autograd.function import Function, name_node
+from ..autograd.function import Function, SavedValue, as_uint64, ctx_value, name_node
 from ..tensor import Tensor, _wrap_dim, honours_out
 from . import creation
 from ._arg_parser import check_as, check_int, check_str, int_list
@@ -488,6 +488,10 @@ class DiagEmbed(Function):
     label = "diag_embed"
     rule = "∂/∂a = the gradient's diagonal (offset, dim1, dim2)"
     formula = "diag_embed({0})"
+    # the dims as given and the offset (negative ones as the C++ node's unsigned)
+    saved_attributes = {"_saved_dim1": SavedValue(lambda node: as_uint64(getattr(node, "given_dims", (node.dim1,))[0])),
+                        "_saved_dim2": SavedValue(lambda node: as_uint64(getattr(node, "given_dims", (0, node.dim2))[1])),
+                        "_saved_offset": ctx_value("offset", as_uint64)}
 
     @staticmethod
     def forward(ctx, x, offset, dim1, dim2):
@@ -517,7 +521,10 @@ def diag_embed(input: Tensor, offset: int = 0, dim1: int = -2, dim2: int = -1) -
         raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
     if input._data.ndim == 0:
         input = reshape(input, (1,))
-    return DiagEmbed.apply(input, offset=offset, dim1=d1, dim2=d2)
+    out = DiagEmbed.apply(input, offset=offset, dim1=d1, dim2=d2)
+    if out._grad_fn is not None and (dim1 < 0 or dim2 < 0):
+        out._grad_fn.given_dims = (dim1, dim2)
+    return out
 
 
 def diagflat(input: Tensor, offset: int = 0) -> Tensor:
