@@ -22,7 +22,6 @@ over ``q @ d.t()``; the padded-document score equals the score of the document w
 tokens dropped (``d[mask[idx]]``, ColBERT's ``keep_dims=False`` path).
 """
 
-import math
 import os
 import string
 
