@@ -85,3 +85,25 @@ def test_linear_with_a_constant_input_notes_its_strides(column_major):
         results.append((fn.name(), tuple(fn._saved_self_sym_strides), wt.grad.stride(), wt.grad.numpy()))
     assert results[0][:3] == results[1][:3]
     assert _bits(results[0][3]) == _bits(results[1][3])
+
+
+_LIKE_INPUTS = {
+    "keepdim_mean": lambda lib: lib.ones(8, 6, 4, 4).mean((-1, -2), keepdim=True),
+    "column": lambda lib: lib.ones(5, 1),
+    "channels_last": lambda lib: lib.ones(2, 3, 4, 4).contiguous(memory_format=lib.channels_last),
+    "transposed": lambda lib: lib.ones(6, 4).t(),
+    "size_one_channels_last": lambda lib: lib.ones(2, 3, 1, 1).contiguous(memory_format=lib.channels_last),
+}
+
+
+@pytest.mark.parametrize("dtype", [None, "float64"])
+@pytest.mark.parametrize("name", sorted(_LIKE_INPUTS))
+def test_like_results_keep_torchs_strides(name, dtype):
+    # *_like compares the preserved strides before allocating a relaid copy; the strides stay torch's
+    results = []
+    for lib in (chainrule, torch):
+        like = _LIKE_INPUTS[name](lib)
+        kwargs = {} if dtype is None else {"dtype": getattr(lib, dtype)}
+        made = [lib.ones_like(like, **kwargs), lib.zeros_like(like, **kwargs), lib.full_like(like, 2.5, **kwargs)]
+        results.append([(m.stride(), str(m.dtype).split(".")[-1], m.is_contiguous(), m.sum().item()) for m in made])
+    assert results[0] == results[1]
