@@ -43,7 +43,7 @@ from ..tensor import (
     warn_discarding_imaginary,
     write_out,
 )
-from .memory_format import empty_preserving_format, preserved_strides
+from .memory_format import preserved_strides
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "asarray", "zeros", "ones", "full", "empty",
            "zeros_like", "ones_like", "full_like", "empty_like", "arange", "linspace", "logspace",
@@ -970,9 +970,12 @@ def _like(fn, t: Tensor, dtype, device, requires_grad, *extra, memory_format=Non
         return out
     values = out._data
     if order == "strides":
-        laid_out = empty_preserving_format(t._data, values.dtype)
-        if laid_out.strides == values.strides:
+        # (the strides compared before anything is allocated: a keepdim reduction's output, whose
+        # size-1 dims bring it here, mostly has them already)
+        wanted = tuple(st * values.itemsize for st in preserved_strides(t._data))
+        if wanted == values.strides:
             return out
+        laid_out = strided_view(np.empty(values.size, dtype=values.dtype), values.shape, wanted)
     else:
         laid_out = array_module(values).empty(tuple(values.shape[d] for d in order), dtype=values.dtype)
         laid_out = laid_out.transpose(_inverse(order))

@@ -150,7 +150,11 @@ def _save_for_the_other(ctx, a, b, need_a: bool, need_b: bool) -> None:
     if need_a or need_b:
         if need_a != need_b:
             unsaved = a if need_a else b
-            ctx.unsaved_strides = tuple(step // unsaved.itemsize for step in unsaved.strides)
+            item, steps = unsaved.itemsize, unsaved.strides
+            # a matrix's two strides built directly (every Linear's forward runs this; a generator
+            # cost about twice as much)
+            ctx.unsaved_strides = ((steps[0] // item, steps[1] // item) if len(steps) == 2
+                                   else tuple(step // item for step in steps))
         if a.size and b.size:
             # torch keeps the strides as numbers that outlive the graph: noted now, as the arrays
             # have them, so that backward frees the saved matrices with a plain slot clear
