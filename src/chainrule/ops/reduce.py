@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import operator
 import warnings
 
 import numpy as np
@@ -2357,6 +2358,9 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
         raise RuntimeError(" topk does not support complex dtypes on CPU" if x.dtype.kind == "c"
                            else "topk does not support bool dtypes on CPU")
     _dtype.refuse_wide_unsigned("reduce.topk", x)
+    # the parser lets any index through (ProteinMPNN's np.minimum(top_k, L) is np.int64); the tie
+    # replay does Python-int arithmetic on k
+    k = operator.index(k)
     d = _single_dim(dim, x.ndim, "topk")
     size = x.shape[d] if x.ndim else 1
     if not 0 <= k <= size:
