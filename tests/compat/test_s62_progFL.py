@@ -45,3 +45,78 @@ def test_topk_method_with_numpy_k_and_gradient():
     for a, b in zip(ours[:3], theirs[:3]):
         np.testing.assert_array_equal(a, b)
     assert ours[3] == theirs[3]
+
+
+def test_pointpillars_scatter_columns_and_gradient_once_per_pillar():
+    # PointPillarScatter: spatial_feature[:, indices] = pillars.t(), then stack + view to the BEV canvas
+    rng = np.random.RandomState(62)
+    pillars = rng.randn(7, 4).astype(np.float32)
+    indices = rng.choice(30, 7, replace=False)
+    weights = rng.randn(2, 4, 5, 6).astype(np.float32)
+
+    def run(lib):
+        p = lib.tensor(pillars, requires_grad=True)
+        canvas = lib.zeros(4, 30)
+        canvas[:, lib.tensor(indices).type(lib.long)] = p.t()
+        bev = lib.stack([canvas, canvas * 2], 0).view(2, 4, 5, 6)
+        (bev * lib.tensor(weights)).sum().backward()
+        return bev.detach().numpy(), p.grad.numpy(), canvas.grad_fn.name(), bev.stride()
+
+    ours, theirs = _both(run)
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-6)
+    assert ours[2:] == theirs[2:]
+
+
+def test_draw_gaussian_max_into_a_heatmap_view():
+    # OpenPCDet's draw_gaussian_to_heatmap: torch.max(masked_heatmap, masked_gaussian * k, out=masked_heatmap)
+    gaussian = np.exp(-np.add.outer(np.arange(-2, 3) ** 2, np.arange(-2, 3) ** 2) / 2.0).astype(np.float32)
+
+    def run(lib):
+        heatmap = lib.zeros(6, 7)
+        for y, x in [(1, 1), (2, 3), (5, 6)]:
+            top, left = min(y, 2), min(x, 2)
+            bottom, right = min(6 - y, 3), min(7 - x, 3)
+            masked = heatmap[y - top:y + bottom, x - left:x + right]
+            g = lib.tensor(gaussian[2 - top:2 + bottom, 2 - left:2 + right])
+            returned = lib.max(masked, g * 1, out=masked)
+            assert returned.data_ptr() == masked.data_ptr()
+        return heatmap.numpy()
+
+    ours, theirs = _both(run)
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_proteinmpnn_order_mask_einsum_with_spaces():
+    # torch.einsum('ij, biq, bjp->bqp', 1 - triu(ones), P, P): spaces inside the equation
+    order = np.array([[3, 0, 4, 1, 2], [0, 1, 2, 3, 4]])
+
+    def run(lib):
+        P = lib.nn.functional.one_hot(lib.tensor(order), num_classes=5).float().requires_grad_()
+        mask = lib.einsum('ij, biq, bjp->bqp', (1 - lib.triu(lib.ones(5, 5))), P, P)
+        mask.sum().backward()
+        return mask.detach().numpy(), P.grad.numpy(), mask.grad_fn.name()
+
+    ours, theirs = _both(run)
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    np.testing.assert_array_equal(ours[1], theirs[1])
+    assert ours[2] == theirs[2]
+
+
+@pytest.mark.parametrize("largest", [False, True])
+def test_topk_rows_tied_only_outside_their_k_best_keep_torchs_indices(largest):
+    # ProteinMPNN's D_adjust: real rows tie only among padded columns (all D_max), padded rows are all 0;
+    # the rows whose k best are distinct skip the replay of torch's partial sort, the rest replay it
+    rng = np.random.RandomState(5)
+    d = rng.permutation(np.arange(96, dtype=np.float32)).reshape(6, 16)
+    d[:, 11:] = 200.0 if not largest else -1.0
+    d[4:] = 0.0
+    d[3, 2] = d[3, 5]  # a tie among the k best
+
+    def run(lib):
+        values, indices = lib.topk(lib.tensor(d), 6, dim=-1, largest=largest)
+        return values.numpy(), indices.numpy()
+
+    (ours, our_idx), (theirs, their_idx) = _both(run)
+    np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_array_equal(our_idx, their_idx)
