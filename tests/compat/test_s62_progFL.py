@@ -120,3 +120,26 @@ def test_topk_rows_tied_only_outside_their_k_best_keep_torchs_indices(largest):
     (ours, our_idx), (theirs, their_idx) = _both(run)
     np.testing.assert_array_equal(ours, theirs)
     np.testing.assert_array_equal(our_idx, their_idx)
+
+
+@pytest.mark.parametrize("make_k", [lambda lib: lib.tensor([3]), lambda lib: lib.tensor([[3]], dtype=lib.int32),
+                                    lambda lib: lib.tensor(3, dtype=lib.uint8)])
+@pytest.mark.parametrize("op", ["topk", "kthvalue", "tril", "eye", "select", "narrow_copy", "multinomial"])
+def test_symint_arguments_take_one_element_integral_tensors(make_k, op):
+    # torch's parser takes any one-element integral tensor for a SymInt (is_int_or_symint), not only a 0-d one
+    def run(lib):
+        k, x = make_k(lib), lib.arange(24.).reshape(4, 6)
+        out = {"topk": lambda: lib.topk(x, k)[1], "kthvalue": lambda: lib.kthvalue(x, k)[1], "tril": lambda: lib.tril(x, k),
+               "eye": lambda: lib.eye(k), "select": lambda: x.select(0, k), "narrow_copy": lambda: x.narrow_copy(0, k, 1),
+               "multinomial": lambda: lib.multinomial(lib.ones(5), k, generator=lib.Generator().manual_seed(0))}[op]()
+        return out.numpy()
+
+    ours, theirs = _both(run)
+    np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("bad", [lambda lib: lib.tensor([3.0]), lambda lib: lib.tensor([1, 2])])
+def test_symint_arguments_refuse_float_and_many_element_tensors(bad):
+    for lib in (chainrule, torch):
+        with pytest.raises(TypeError, match=r"topk\(\): argument 'k' \(position 2\) must be int, not Tensor"):
+            lib.topk(lib.arange(6.), bad(lib))

@@ -2534,10 +2534,14 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
     if _function_module.tracing_ops and (
             found := _traced(kthvalue, input=input, k=k, dim=dim, keepdim=keepdim)) is not None:
         return found
+    if isinstance(k, Tensor) and k.numel() == 1 and k.dtype.name != "bool" and not (
+            k.dtype.is_floating_point or k.dtype.is_complex):
+        k = operator.index(k)  # (k is a SymInt to torch's parser: any one-element integral tensor)
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
         raise TypeError(f"kthvalue(): argument 'k' (position 2) must be int, not {type(k).__name__}")
     if not -2**63 <= k < 2**63:
         raise ValueError("Overflow when unpacking long long")
+    k = operator.index(k)
     xp = array_module(input)
     x = input._data
     if x.dtype.kind in "cb":
