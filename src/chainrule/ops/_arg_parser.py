@@ -782,6 +782,10 @@ def _check(param: _Parameter, value, index: int):
             value, (bool, int, float, complex, np.number, np.bool_)) else True
     if kind == "int64_t":
         if isinstance(value, Tensor):
+            if param.symint:  # torch's is_int_or_symint: one element of an integral type (its bool
+                # passes the check, then fails an internal assert: refused here)
+                return None if value.numel() == 1 and not value.dtype.is_floating_point \
+                    and not value.dtype.is_complex and value.dtype.name != "bool" else True
             return None if value.ndim == 0 and not value.dtype.is_floating_point and not value.dtype.is_complex \
                 and value.dtype.name != "bool" else True
         # torch's THPUtils_checkLong: a Python int (not a bool) or a NumPy integer; unlike an int list's

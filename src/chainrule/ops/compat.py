@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import ctypes
 import math
+import operator
 import warnings
 
 import numpy as np
@@ -183,6 +184,9 @@ def unsafe_chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
 
 def narrow_copy(input: Tensor, dim: int, start: int, length: int) -> Tensor:
     """torch.narrow_copy: narrow(), copied into new memory."""
+    # start and length are SymInts to torch's parser (any one-element integral tensor), where
+    # narrow's Tensor overload takes a 0-d start only
+    start, length = (operator.index(v) if isinstance(v, Tensor) else v for v in (start, length))
     ndim = input._data.ndim
     if ndim and isinstance(dim, builtins.int) and dim >= ndim:  # its C++ kernel's own check (narrow: IndexError)
         raise RuntimeError("Expected dim < static_cast<int64_t>(self_sizes.size()) to be true, but got false.  (Could "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import operator
 import warnings
 
 import numpy as np
@@ -2154,14 +2155,16 @@ def _argsort(x: np.ndarray, dim: int, descending: bool) -> np.ndarray:
 
 
 def _replayed_order(x: np.ndarray, d: int, order, replay, every_row: bool = False,
-                    rows_at_once: bool = False, with_nan: bool = False) -> np.ndarray:
+                    rows_at_once: bool = False, with_nan: bool = False, settled=None) -> np.ndarray:
     """``order`` (indices along ``d`` from NumPy's stable sort, possibly only the first few) with the
     rows that hold ties, or ``every_row``, replaced by ``replay(row values)`` (by ``replay(2-d array
     of those rows)`` where ``rows_at_once``; with ``with_nan`` rows holding a NaN too): the order torch's
     CPU kernel leaves them in (see
     cpu_sort_order). Device arrays and rows past the replay limit keep ``order``. With
     ``every_row`` and ``rows_at_once``, ``order`` may be a function making it, called only where it is
-    kept (topk's unsorted indices: every row replayed, NumPy's sort would be thrown away)."""
+    kept (topk's unsorted indices: every row replayed, NumPy's sort would be thrown away). Rows
+    marked in ``settled`` (a boolean per row) keep ``order`` even where they tie: their result is
+    the same under every algorithm."""
     if type(x) is not np.ndarray or x.ndim == 0 or x.shape[d] < 2:
         return order() if callable(order) else order
     if x.dtype.name == "bfloat16":  # torch's kernels order bfloat16 as its exact float32 widening
@@ -2171,6 +2174,8 @@ def _replayed_order(x: np.ndarray, d: int, order, replay, every_row: bool = Fals
     rows = np.moveaxis(x, d, -1).reshape(-1, x.shape[d])
     chosen = (np.ones(len(rows), dtype=bool) if every_row else cpu_sort_order.rows_with_ties_or_nan(rows)
               if with_nan else cpu_sort_order.rows_with_ties(rows))
+    if settled is not None:
+        chosen &= ~settled
     limit = cpu_sort_order.ROWS_AT_ONCE_LIMIT if rows_at_once else cpu_sort_order.REPLAY_LIMIT
     if not chosen.any() or int(chosen.sum()) * rows.shape[1] > limit:
         return order() if callable(order) else order
@@ -2203,7 +2208,7 @@ def _along(index: np.ndarray, x: np.ndarray, d: int) -> np.ndarray:
     return _c_layout(index if d == x.ndim - 1 else np.moveaxis(index, -1, d))
 
 
-def _distinct_topk(x: np.ndarray, d: int, k: int, largest: bool):
+def _distinct_topk(x: np.ndarray, d: int, k: int, largest: bool, settled_rows: list | None = None):
     """topk's indices along ``d`` (k of them, best first) where each row's k best values are
     distinct and strictly better than the rest: then every algorithm (torch's partial sort, its
     nth_element and sort, NumPy's sort) picks and orders them alike, so a partition and a sort of
@@ -2240,10 +2245,13 @@ def _distinct_topk(x: np.ndarray, d: int, k: int, largest: bool):
     # the k are in strict order (distinct, no NaN), so each row's k-th best is met by at least k
     # elements, and by exactly k (-0.0 meets 0.0, as they tie in torch) where all rows' total is k
     # per row (one count over the array: count_nonzero along an axis is a slower Python route)
-    if not ((values[:, 1:] < values[:, :-1] if largest else values[:, :-1] < values[:, 1:]).all()
-            and np.count_nonzero(rows >= worst if largest else rows <= worst) == k * len(rows)):
-        return None
-    return _along(chosen[line, order], x, d)
+    strict = values[:, 1:] < values[:, :-1] if largest else values[:, :-1] < values[:, 1:]
+    met = rows >= worst if largest else rows <= worst
+    if strict.all() and np.count_nonzero(met) == k * len(rows):
+        return _along(chosen[line, order], x, d)
+    if settled_rows is not None:  # which rows passed: the rest alone need torch's order replayed
+        settled_rows.append(strict.all(axis=1) & (met.sum(axis=1) == k))
+    return None
 
 
 def _distinct_kth_index(x: np.ndarray, d: int, k: int):
@@ -2357,6 +2365,9 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
         raise RuntimeError(" topk does not support complex dtypes on CPU" if x.dtype.kind == "c"
                            else "topk does not support bool dtypes on CPU")
     _dtype.refuse_wide_unsigned("reduce.topk", x)
+    # the parser lets any index through (ProteinMPNN's np.minimum(top_k, L) is np.int64); the tie
+    # replay does Python-int arithmetic on k
+    k = operator.index(k)
     d = _single_dim(dim, x.ndim, "topk")
     size = x.shape[d] if x.ndim else 1
     if not 0 <= k <= size:
@@ -2369,9 +2380,12 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
         index = _replayed_order(x, d, lambda: xp.take(_argsort(x, d, largest), xp.arange(k), axis=d),
                                 lambda rows: cpu_sort_order.nth_element_rows(rows, k - 1, largest)[:, :k],
                                 every_row=True, rows_at_once=True)
-    elif (index := _distinct_topk(x, d, k, largest)) is None:
+    elif (index := _distinct_topk(x, d, k, largest, settled_rows := [])) is None:
+        # rows whose k best are distinct and strictly better than the rest (ProteinMPNN's distance
+        # rows, tied only among their padded columns) need no replay
         index = _replayed_order(x, d, xp.take(_argsort(x, d, largest), xp.arange(k), axis=d),
-                                lambda keys: cpu_sort_order.topk_order(keys, k, largest, sorted))
+                                lambda keys: cpu_sort_order.topk_order(keys, k, largest, sorted),
+                                settled=settled_rows[0] if settled_rows else None)
     index = _c_layout(index)
     if _function_module.active_dispatch is not None:  # (a mode sees the call as given)
         _function_module.note_given(TopkValues, input, aten_call=(
@@ -2520,10 +2534,14 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
     if _function_module.tracing_ops and (
             found := _traced(kthvalue, input=input, k=k, dim=dim, keepdim=keepdim)) is not None:
         return found
+    if isinstance(k, Tensor) and k.numel() == 1 and k.dtype.name != "bool" and not (
+            k.dtype.is_floating_point or k.dtype.is_complex):
+        k = operator.index(k)  # (k is a SymInt to torch's parser: any one-element integral tensor)
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
         raise TypeError(f"kthvalue(): argument 'k' (position 2) must be int, not {type(k).__name__}")
     if not -2**63 <= k < 2**63:
         raise ValueError("Overflow when unpacking long long")
+    k = operator.index(k)
     xp = array_module(input)
     x = input._data
     if x.dtype.kind in "cb":
