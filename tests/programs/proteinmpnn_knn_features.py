@@ -354,7 +354,7 @@ def loss_smoothed(S, log_probs, mask, weight=0.1):
     S_onehot = S_onehot / S_onehot.sum(-1, keepdim=True)
 
     loss = -(S_onehot * log_probs).sum(-1)
-    loss_av = torch.sum(loss * mask) / 2000.0  # fixed 
+    loss_av = torch.sum(loss * mask) / 2000.0  # fixed
     return loss, loss_av
 
 
