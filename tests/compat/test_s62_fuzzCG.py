@@ -1,0 +1,45 @@
+"""Regression cases the distributions fuzzer (tests/fuzz/test_distributions.py) found, each against torch."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import chainrule
+
+torch = pytest.importorskip("torch")
+
+
+def _both(build):
+    """``build(lib)`` run on torch and on chainrule: (chainrule's, torch's) result or raised error."""
+    out = []
+    for lib in (chainrule, torch):
+        try:
+            out.append(build(lib))
+        except Exception as error:  # noqa: BLE001 (the error is the observable compared)
+            out.append(error)
+    return out
+
+
+def test_independent_enumerates_its_base_support_when_no_dim_is_reinterpreted():
+    def build(lib):
+        base = lib.distributions.Bernoulli(probs=lib.tensor([[0.2, 0.7], [0.5, 0.1]]))
+        flat = lib.distributions.Independent(base, 0)
+        return flat.has_enumerate_support, flat.enumerate_support(False).numpy()
+
+    (mine_flag, mine), (theirs_flag, theirs) = _both(build)
+    assert mine_flag is theirs_flag is True
+    np.testing.assert_array_equal(mine, theirs)
+
+
+def test_independent_refuses_to_enumerate_a_cartesian_product():
+    def build(lib):
+        d = lib.distributions.Independent(lib.distributions.Bernoulli(probs=lib.tensor([0.2, 0.7])), 1)
+        assert d.has_enumerate_support is False
+        return d.enumerate_support()
+
+    mine, theirs = _both(build)
+    assert type(mine) is type(theirs) is NotImplementedError
+    assert str(mine) == str(theirs)
