@@ -43,3 +43,11 @@ def test_independent_refuses_to_enumerate_a_cartesian_product():
     mine, theirs = _both(build)
     assert type(mine) is type(theirs) is NotImplementedError
     assert str(mine) == str(theirs)
+
+
+def test_relaxed_bernoulli_validates_its_base_even_unvalidated():
+    # torch builds the LogitRelaxedBernoulli base with the default validation: probs 1.5 raises anyway
+    mine, theirs = _both(lambda lib: lib.distributions.RelaxedBernoulli(
+        lib.tensor(0.5), probs=lib.tensor([1.5]), validate_args=False))
+    assert type(mine) is type(theirs) is ValueError
+    assert "Expected parameter probs" in str(mine) and "LogitRelaxedBernoulli" in str(mine)
