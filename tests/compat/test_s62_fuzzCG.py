@@ -51,3 +51,12 @@ def test_relaxed_bernoulli_validates_its_base_even_unvalidated():
         lib.tensor(0.5), probs=lib.tensor([1.5]), validate_args=False))
     assert type(mine) is type(theirs) is ValueError
     assert "Expected parameter probs" in str(mine) and "LogitRelaxedBernoulli" in str(mine)
+
+
+@pytest.mark.parametrize("concentration", [[0.3, 0.5, 0.9], [0.9, 0.2, 0.5], [0.5, 2.0, 0.1]])
+def test_dirichlet_and_beta_mode_below_one_is_torchs_first_corner(concentration):
+    mine, theirs = _both(lambda lib: lib.distributions.Dirichlet(lib.tensor(concentration)).mode.numpy())
+    np.testing.assert_array_equal(mine, theirs)
+    mine, theirs = _both(lambda lib: lib.distributions.Beta(lib.tensor(concentration[:2]),
+                                                            lib.tensor(concentration[1:])).mode.numpy())
+    np.testing.assert_array_equal(mine, theirs)
