@@ -60,3 +60,14 @@ def test_dirichlet_and_beta_mode_below_one_is_torchs_first_corner(concentration)
     mine, theirs = _both(lambda lib: lib.distributions.Beta(lib.tensor(concentration[:2]),
                                                             lib.tensor(concentration[1:])).mode.numpy())
     np.testing.assert_array_equal(mine, theirs)
+
+
+def test_chi2_expand_expands_its_moments_and_samples():
+    def build(lib):
+        lib.manual_seed(4)
+        d = lib.distributions.Chi2(lib.tensor([1.0, 2.0, 3.0])).expand((2, 3))
+        return tuple(d.mean.shape), tuple(d.variance.shape), d.sample((2,)).numpy()
+
+    mine, theirs = _both(build)
+    assert mine[:2] == theirs[:2] == ((2, 3), (2, 3))
+    np.testing.assert_allclose(mine[2], theirs[2], rtol=1e-5)

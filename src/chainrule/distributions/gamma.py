@@ -96,6 +96,13 @@ class Chi2(Gamma):
     def df(self) -> Tensor:
         return self.concentration * 2
 
+    def expand(self, batch_shape, _instance=None) -> Chi2:
+        # df is derived: expand Gamma's concentration and rate, as torch's Chi2.expand (via Gamma's) does
+        new = super().expand(batch_shape, _instance)
+        for name in ("concentration", "rate"):
+            new.__dict__[name] = self.__dict__[name].expand(tuple(batch_shape))
+        return new
+
     def __repr__(self) -> str:
         return f"Chi2(df: {self.df.item() if self.df.dim() == 0 else tuple(self.df.shape)})"
 
