@@ -71,3 +71,24 @@ def test_chi2_expand_expands_its_moments_and_samples():
     mine, theirs = _both(build)
     assert mine[:2] == theirs[:2] == ((2, 3), (2, 3))
     np.testing.assert_allclose(mine[2], theirs[2], rtol=1e-5)
+
+
+@pytest.mark.parametrize("low, high", [([0.0, 1.0], [1.0, math.nan]), ([0.0, 1.0], [1.0, 0.5]),
+                                       ([math.nan, 1.0], [1.0, 2.0])])
+def test_uniform_reports_an_invalid_pair_as_lows_constraint(low, high):
+    mine, theirs = _both(lambda lib: lib.distributions.Uniform(lib.tensor(low), lib.tensor(high)))
+    assert type(mine) is type(theirs) is ValueError
+    assert "Expected parameter low" in str(theirs) and "LessThan(upper_bound=" in str(theirs)
+    assert "Expected parameter low" in str(mine) and "LessThan(upper_bound=" in str(mine)
+
+
+def test_uniform_arg_constraints_bound_each_parameter_by_the_other():
+    mine, theirs = _both(lambda lib: {name: type(c).__name__ for name, c in
+                                      lib.distributions.Uniform(lib.tensor(0.0), lib.tensor(1.0)).arg_constraints.items()})
+    assert mine == theirs
+
+
+def test_uniform_support_is_torchs_interval():
+    mine, theirs = _both(lambda lib: (type(lib.distributions.Uniform(lib.tensor([0.0, 1.0]), 2.0).support).__name__,
+                                      repr(lib.distributions.Uniform(lib.tensor([0.0, 1.0]), 2.0).support)))
+    assert mine == theirs
