@@ -92,3 +92,14 @@ def test_uniform_support_is_torchs_interval():
     mine, theirs = _both(lambda lib: (type(lib.distributions.Uniform(lib.tensor([0.0, 1.0]), 2.0).support).__name__,
                                       repr(lib.distributions.Uniform(lib.tensor([0.0, 1.0]), 2.0).support)))
     assert mine == theirs
+
+
+def test_transformed_cdf_checks_the_base_support_first():
+    def build(lib):
+        d = lib.distributions.RelaxedOneHotCategorical(lib.tensor(0.5), logits=lib.tensor([0.1, 0.2, 0.3]),
+                                                       validate_args=True)
+        return d.cdf(lib.tensor([[-1.0, 0.5, 2.0]]))
+
+    mine, theirs = _both(build)
+    assert type(mine) is type(theirs) is ValueError
+    assert "Expected value argument" in str(mine)
