@@ -103,3 +103,12 @@ def test_transformed_cdf_checks_the_base_support_first():
     mine, theirs = _both(build)
     assert type(mine) is type(theirs) is ValueError
     assert "Expected value argument" in str(mine)
+
+
+def test_categorical_support_is_torchs_integer_interval():
+    def build(lib):
+        d = lib.distributions.Categorical(probs=lib.tensor([[0.2, 0.8], [0.5, 0.5]]))
+        return type(d.support).__name__, repr(d.support), d.support.check(lib.tensor([1.0, 1.5])).tolist()
+
+    mine, theirs = _both(build)
+    assert mine == theirs
