@@ -372,24 +372,27 @@ class Builder:
 
 # ------------------------------------------------------------------------------------------------ running
 def error_key(error: BaseException) -> str:
-    """The phrase of an error's message that chainrule's must share with torch's."""
-    text = (str(error).splitlines() or [""])[0].replace("chainrule", "torch")
-    found = re.search(r"Expected parameter (\w+) .* to satisfy the constraint (.*), but found invalid values", text)
+    """The phrase of an error's message that chainrule's must share with torch's: the parameter and constraint
+    of an invalid parameter, the support of an out-of-support value, else the message's words (chainrule's may
+    add the call it was raised in, as its constructors do)."""
+    text = str(error).replace("chainrule", "torch")
+    first = (text.splitlines() or [""])[0]
+    found = re.search(r"Expected parameter (\w+) .* to satisfy the constraint (.*), but found invalid values", first)
     if found:
         return f"parameter {found.group(1)} must satisfy {found.group(2)}"
-    found = re.search(r"Expected value argument .* to be within the support \((.*)\) of the distribution", text)
+    found = re.search(r"Expected value argument .* to be within the support \((.*)\) of the distribution", first)
     if found:
         return f"value must be within {found.group(1)}"
     words = re.sub(r"<class '[\w.]*?(\w+)'>", r"\1", text)
     words = re.sub(r"tensor\(.*?\)|torch\.Size\(\[.*?\]\)|\[[^\]]*\]|\([^)]*\)|[-+.\deE]+\b", " ", words)
-    return " ".join(words.split()[:8])
+    return " ".join(words.split())
 
 
 def _same_key(mine: str, theirs: str) -> bool:
-    """Whether chainrule's key phrase says torch's: the same phrase, or all of torch's words of a message of
-    no known form (none when torch's message is empty)."""
-    return mine == theirs or not theirs.startswith(("parameter ", "value must")) and set(theirs.split()) <= set(
-        mine.split())
+    """Whether chainrule's key phrase says torch's: the same phrase, or the first words of torch's message of
+    no known form among chainrule's (none when torch's message is empty)."""
+    return mine == theirs or not theirs.startswith(("parameter ", "value must")) and set(
+        theirs.split()[:8]) <= set(mine.split())
 
 
 def _builtin(error: BaseException) -> type:
