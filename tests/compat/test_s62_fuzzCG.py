@@ -112,3 +112,9 @@ def test_categorical_support_is_torchs_integer_interval():
 
     mine, theirs = _both(build)
     assert mine == theirs
+
+
+def test_binomial_entropy_of_inhomogeneous_total_count_names_entropy():
+    mine, theirs = _both(lambda lib: lib.distributions.Binomial(lib.tensor([2.0, 3.0]), lib.tensor(0.3)).entropy())
+    assert type(mine) is type(theirs) is NotImplementedError
+    assert str(mine) == str(theirs)

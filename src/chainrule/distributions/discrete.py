@@ -177,6 +177,8 @@ class Binomial(ProbsOrLogits, Distribution):
         return values.expand((-1,) + tuple(self.batch_shape)) if expand else values
 
     def entropy(self) -> Tensor:
+        if np.unique(self.total_count._data).size != 1:  # torch's check names entropy, not the enumeration
+            raise NotImplementedError("Inhomogeneous total count not supported by `entropy`.")
         values = self.enumerate_support(expand=False)
         log_prob = self.log_prob(values)
         return -(log_prob.exp() * log_prob).sum(0)
