@@ -34,6 +34,12 @@ CI_CASES, LONG_CASES = 6, 1500
 # case repr -> why it differs: the open defects, found and not fixed yet
 OPEN: dict[str, str] = {}
 
+
+def _edge_cov_diag(case) -> bool:
+    return any(param.name == "cov_diag" and param.edge for dist in (case.dist, case.other) if dist
+               for param in dist.params)
+
+
 # (reason, test of (case, problem)): whole kinds of open defect, found and not fixed yet
 OPEN_KINDS: list = [
     ("a Python-number parameter torch's own code cannot take: RelaxedBernoulli's log_prob calls "
@@ -44,6 +50,12 @@ OPEN_KINDS: list = [
     ("GeneralizedPareto of float64 parameters: torch's log_prob/cdf mixes in a float32 tensor and raises "
      "'Double did not match Float'; chainrule keeps float64: torch's defect",
      lambda case, problem: "GeneralizedPareto" in repr(case) and "Double did not match Float" in problem),
+    ("a kl_divergence pair of broadcasting batch shapes: torch's _kl_beta_uniform (and its kin) index the result "
+     "with a mask of the unbroadcast shape and raise IndexError; chainrule broadcasts: torch's defect",
+     lambda case, problem: case.family == "kl" and "vs torch IndexError (The shape of the mask" in problem),
+    ("LowRankMultivariateNormal with a cov_diag of 1e-30 (an edge value): log_prob's Woodbury terms are ~1e30 and "
+     "cancel, so both libraries' float64 results are rounding noise of different summation orders",
+     lambda case, problem: _edge_cov_diag(case) and "values at" in problem),
 ]
 
 
