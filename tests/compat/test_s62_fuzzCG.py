@@ -118,3 +118,14 @@ def test_binomial_entropy_of_inhomogeneous_total_count_names_entropy():
     mine, theirs = _both(lambda lib: lib.distributions.Binomial(lib.tensor([2.0, 3.0]), lib.tensor(0.3)).entropy())
     assert type(mine) is type(theirs) is NotImplementedError
     assert str(mine) == str(theirs)
+
+
+@pytest.mark.parametrize("probs", [[1.5, 0.2], [math.nan], [-0.1]])
+def test_unvalidated_bernoulli_sample_refuses_probabilities_outside_0_1(probs):
+    def build(lib):
+        base = lib.distributions.Bernoulli(probs=lib.tensor(probs), validate_args=False)
+        return lib.distributions.Independent(base, 1).sample((3,))
+
+    mine, theirs = _both(build)
+    assert type(mine) is type(theirs) is RuntimeError
+    assert str(mine) == str(theirs)
