@@ -129,3 +129,23 @@ def test_unvalidated_bernoulli_sample_refuses_probabilities_outside_0_1(probs):
     mine, theirs = _both(build)
     assert type(mine) is type(theirs) is RuntimeError
     assert str(mine) == str(theirs)
+
+
+@pytest.mark.parametrize("validate_args", [None, False])
+def test_multinomial_refuses_a_negative_total_count_through_its_binomial(validate_args):
+    mine, theirs = _both(lambda lib: lib.distributions.Multinomial(-1, logits=lib.tensor([[0.1, 0.5]]),
+                                                                   validate_args=validate_args))
+    assert type(mine) is type(theirs) is ValueError
+    assert "Expected parameter total_count" in str(mine) and "IntegerGreaterThan(lower_bound=0)" in str(mine)
+
+
+def test_multinomial_expand_keeps_sampling_and_log_prob_as_torchs():
+    def build(lib):
+        lib.manual_seed(2)
+        d = lib.distributions.Multinomial(4, probs=lib.tensor([0.2, 0.3, 0.5])).expand((2,))
+        sample = d.sample()
+        return sample.numpy(), d.log_prob(sample).numpy()
+
+    mine, theirs = _both(build)
+    np.testing.assert_array_equal(mine[0], theirs[0])
+    np.testing.assert_allclose(mine[1], theirs[1], rtol=1e-6)

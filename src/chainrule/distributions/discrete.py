@@ -194,6 +194,9 @@ class Multinomial(Distribution):
             raise NotImplementedError("inhomogeneous total_count is not supported")
         self.total_count = total_count
         self._categorical = Categorical(probs=probs, logits=logits)
+        # as torch's: a Binomial of the default validation, so a negative total_count raises (naming
+        # Binomial) whatever validate_args says
+        self._binomial = Binomial(total_count=total_count, probs=self.probs)
         batch_shape = self._categorical.batch_shape
         super().__init__(batch_shape, (self._categorical.param_shape[-1],), validate_args=validate_args)
 
