@@ -412,7 +412,7 @@ def _outcome(value, lib):
     return ("value", repr(value).replace("chainrule", "torch"))
 
 
-def _value(torch_dist, lib, dtype, seed: int, where: str, layout: str):
+def _value(torch_dist, seed: int, where: str, layout: str):
     """A value (numpy) for ``log_prob``/``cdf`` of ``torch_dist``: drawn by torch's sampler (in-support) or
     perturbed out of it, of a shape that broadcasts as ``layout`` says."""
     import torch
@@ -444,7 +444,7 @@ def _call(call: tuple, dist, lib, case: Case, builder_of):
         return (tuple(dist.batch_shape), tuple(dist.event_shape), dist.has_rsample, dist.has_enumerate_support,
                 type(dist.support).__name__)
     if name in ("log_prob", "cdf"):
-        values = _value(builder_of(torch).build(case.dist), lib, case.dtype, call[3], call[1], call[2])
+        values = _value(builder_of(torch).build(case.dist), call[3], call[1], call[2])
         return getattr(dist, name)(lib.tensor(values, dtype=getattr(lib, case.dtype)))
     if name == "icdf":
         rng = np.random.default_rng(call[3])
@@ -477,7 +477,7 @@ def _grad(call: tuple, lib, case: Case):
         out = lib.distributions.kl_divergence(dist, builder.build(case.other))
     elif call[1] == "log_prob":
         torch_dist = Builder(__import__("torch"), case, grad=False).build(case.dist)
-        values = _value(torch_dist, lib, case.dtype, call[2], "in", "full")
+        values = _value(torch_dist, call[2], "in", "full")
         out = dist.log_prob(lib.tensor(values, dtype=getattr(lib, case.dtype)))
     elif call[1] == "rsample":
         lib.manual_seed(call[2])
@@ -535,7 +535,7 @@ def run_case(case: Case, torch, chainrule) -> dict:
 TOLERANCE = {"float32": (2e-4, 2e-5), "float64": (1e-7, 1e-9)}
 
 
-def _differ(mine, theirs, dtype: str) -> str | None:
+def _differ(mine, theirs) -> str | None:
     if not mine or not theirs:
         return None if mine == theirs else f"{mine} vs torch {theirs}"
     if mine[0] == "tensor" and theirs[0] == "tensor":
@@ -568,7 +568,7 @@ def _differ(mine, theirs, dtype: str) -> str | None:
         if len(mine) != len(theirs):
             return f"{len(mine)} parts vs torch {len(theirs)}"
         for index, (a, b) in enumerate(zip(mine, theirs)):
-            problem = _differ(a, b, dtype)
+            problem = _differ(a, b)
             if problem:
                 return f"[{index}] {problem}"
         return None
@@ -581,7 +581,7 @@ def first_difference(case: Case, results: dict) -> str | None:
     """The first call whose outcome differs between the libraries, or None."""
     mine, theirs = results["chainrule"], results["torch"]
     for (label, a), (_, b) in zip(mine, theirs):
-        problem = _differ(a, b, case.dtype)
+        problem = _differ(a, b)
         if problem:
             return f"{label}: {problem}"
     if len(mine) != len(theirs):
