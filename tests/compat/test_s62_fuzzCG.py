@@ -149,3 +149,24 @@ def test_multinomial_expand_keeps_sampling_and_log_prob_as_torchs():
     mine, theirs = _both(build)
     np.testing.assert_array_equal(mine[0], theirs[0])
     np.testing.assert_allclose(mine[1], theirs[1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("family", ["Normal", "LogNormal", "LogisticNormal"])
+@pytest.mark.parametrize("scale", [[1.0, -1.0], [math.nan, 1.0]])
+def test_unvalidated_normal_sample_refuses_a_negative_or_nan_scale(family, scale):
+    def build(lib):
+        d = getattr(lib.distributions, family)(lib.zeros(2), lib.tensor(scale), validate_args=False)
+        return d.sample((2,))
+
+    mine, theirs = _both(build)
+    assert type(mine) is type(theirs) is RuntimeError
+    assert str(mine) == str(theirs)
+
+
+def test_normal_sample_still_draws_torchs_numbers():
+    def build(lib):
+        lib.manual_seed(5)
+        return lib.distributions.Normal(lib.tensor([0.0, 1.0]), lib.tensor([1.0, 0.5])).sample((3,)).numpy()
+
+    mine, theirs = _both(build)
+    np.testing.assert_allclose(mine, theirs, rtol=1e-6)
