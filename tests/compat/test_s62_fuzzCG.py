@@ -170,3 +170,9 @@ def test_normal_sample_still_draws_torchs_numbers():
 
     mine, theirs = _both(build)
     np.testing.assert_allclose(mine, theirs, rtol=1e-6)
+
+
+def test_geometric_probs_of_zero_is_refused_in_torchs_words():
+    mine, theirs = _both(lambda lib: lib.distributions.Geometric(lib.tensor([[0.0, 0.5], [0.3, 0.0]])))
+    assert type(mine) is type(theirs) is ValueError
+    assert str(mine).replace("chainrule", "torch") == str(theirs)

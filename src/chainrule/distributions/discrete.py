@@ -40,10 +40,11 @@ class Geometric(ProbsOrLogits, Distribution):
     def __init__(self, probs=None, logits=None, validate_args=None) -> None:
         given = self._given(probs, logits)
         super().__init__(given.shape, validate_args=validate_args)
-        if self._validate_args and probs is not None and not np.all(self.probs._data > 0):
+        # torch's extra check beyond unit_interval, in its own words, showing only the values refused
+        valid = self.probs.detach() > 0 if self._validate_args and probs is not None else None
+        if valid is not None and not bool(valid.all()):
             raise ValueError(f"Expected parameter probs (Tensor of shape {tuple(self.probs.shape)}) of distribution "
-                             f"{self!r} to satisfy the constraint Interval(lower_bound=0.0, upper_bound=1.0), but "
-                             f"found invalid values:\n{self.probs}")
+                             f"{self!r} to be positive but found invalid values:\n{self.probs.detach()[~valid]}")
 
     @property
     def mean(self) -> Tensor:
