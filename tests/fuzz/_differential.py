@@ -1,5 +1,5 @@
 """The scaffolding the seed-drawn differential fuzzers share (tests/fuzz/test_module_api.py,
-test_data_pipeline.py, test_autograd_programs.py, test_serialization.py).
+test_data_pipeline.py, test_autograd_programs.py, test_serialization.py, test_distributions.py).
 
 A fuzzer draws a case from a family and a seed alone (``draw_case(family, seed)``), runs it on torch and on
 chainrule and names the first difference (``mismatch(case)``, None when they agree). A mismatch found and

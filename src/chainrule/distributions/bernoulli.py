@@ -8,7 +8,7 @@ from .._naming import in_torchs_words
 from ..autograd.grad_mode import enable_grad
 from ..nn.functional import binary_cross_entropy_with_logits
 from ..ops.elementwise import sigmoid
-from ..ops.random import rand
+from ..ops.random import _check_probabilities, rand
 from ..ops.special_functions import logit
 from ..tensor import Tensor
 from .distribution import boolean, broadcast_all, real, unit_interval
@@ -71,6 +71,7 @@ class Bernoulli(ProbsOrLogits, ExponentialFamily):
 
     def sample(self, sample_shape=()) -> Tensor:
         probs = self.probs.detach()
+        _check_probabilities(probs)  # torch.bernoulli's refusal of a probability outside [0, 1] (unvalidated)
         return (rand(self._extended_shape(sample_shape), dtype=probs.dtype, device=probs.device) < probs).to(probs.dtype)
 
     def log_prob(self, value: Tensor) -> Tensor:

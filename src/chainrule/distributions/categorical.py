@@ -13,7 +13,7 @@ from ..ops.creation import full
 from ..ops.random import multinomial
 from ..ops.reduce import logsumexp, softmax
 from ..tensor import Size, Tensor
-from .constraints import real_vector
+from .constraints import integer_interval, real_vector
 from .distribution import Constraint, Distribution, simplex
 from .utils import probs_to_logits
 
@@ -64,9 +64,7 @@ class Categorical(Distribution):
 
     @property
     def support(self) -> Constraint:
-        upper = self._num_events - 1
-        return Constraint(f"IntegerInterval(lower_bound=0, upper_bound={upper})",
-                          lambda a: (a >= 0) & (a <= upper) & (a == np.floor(a)))
+        return integer_interval(0, self._num_events - 1)
 
     @property
     def mean(self) -> Tensor:

@@ -40,10 +40,11 @@ class Geometric(ProbsOrLogits, Distribution):
     def __init__(self, probs=None, logits=None, validate_args=None) -> None:
         given = self._given(probs, logits)
         super().__init__(given.shape, validate_args=validate_args)
-        if self._validate_args and probs is not None and not np.all(self.probs._data > 0):
+        # torch's extra check beyond unit_interval, in its own words, showing only the values refused
+        valid = self.probs.detach() > 0 if self._validate_args and probs is not None else None
+        if valid is not None and not bool(valid.all()):
             raise ValueError(f"Expected parameter probs (Tensor of shape {tuple(self.probs.shape)}) of distribution "
-                             f"{self!r} to satisfy the constraint Interval(lower_bound=0.0, upper_bound=1.0), but "
-                             f"found invalid values:\n{self.probs}")
+                             f"{self!r} to be positive but found invalid values:\n{self.probs.detach()[~valid]}")
 
     @property
     def mean(self) -> Tensor:
@@ -177,6 +178,8 @@ class Binomial(ProbsOrLogits, Distribution):
         return values.expand((-1,) + tuple(self.batch_shape)) if expand else values
 
     def entropy(self) -> Tensor:
+        if np.unique(self.total_count._data).size != 1:  # torch's check names entropy, not the enumeration
+            raise NotImplementedError("Inhomogeneous total count not supported by `entropy`.")
         values = self.enumerate_support(expand=False)
         log_prob = self.log_prob(values)
         return -(log_prob.exp() * log_prob).sum(0)
@@ -192,6 +195,9 @@ class Multinomial(Distribution):
             raise NotImplementedError("inhomogeneous total_count is not supported")
         self.total_count = total_count
         self._categorical = Categorical(probs=probs, logits=logits)
+        # as torch's: a Binomial of the default validation, so a negative total_count raises (naming
+        # Binomial) whatever validate_args says
+        self._binomial = Binomial(total_count=total_count, probs=self.probs)
         batch_shape = self._categorical.batch_shape
         super().__init__(batch_shape, (self._categorical.param_shape[-1],), validate_args=validate_args)
 

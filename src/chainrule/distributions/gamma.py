@@ -96,6 +96,13 @@ class Chi2(Gamma):
     def df(self) -> Tensor:
         return self.concentration * 2
 
+    def expand(self, batch_shape, _instance=None) -> Chi2:
+        # df is derived: expand Gamma's concentration and rate, as torch's Chi2.expand (via Gamma's) does
+        new = super().expand(batch_shape, _instance)
+        for name in ("concentration", "rate"):
+            new.__dict__[name] = self.__dict__[name].expand(tuple(batch_shape))
+        return new
+
     def __repr__(self) -> str:
         return f"Chi2(df: {self.df.item() if self.df.dim() == 0 else tuple(self.df.shape)})"
 
@@ -125,11 +132,11 @@ class Dirichlet(ExponentialFamily):
     def mode(self) -> Tensor:
         alpha_minus_one = (self.concentration - 1).clamp(min=0.0)
         mode = alpha_minus_one / alpha_minus_one.sum(-1, keepdim=True)
-        # where some αᵢ < 1 the density is unbounded at that corner: torch puts the mode there
+        # where every αᵢ < 1 the density is unbounded at the corners: torch takes the argmax of that
+        # row's mode, all 0/0 = NaN, so always the first corner (a Beta's mode is then 1)
         below_one = (self.concentration < 1).all(-1)
         if bool(below_one.any()):
-            corner = Tensor._make(np.eye(self._event_shape[0], dtype=mode._data.dtype)[
-                np.argmax(self.concentration.detach().numpy(), -1)])
+            corner = Tensor._make(np.eye(self._event_shape[0], dtype=mode._data.dtype)[0])
             mode = mode.masked_fill(below_one.unsqueeze(-1), 0) + corner * below_one.unsqueeze(-1).to(mode.dtype)
         return mode
 

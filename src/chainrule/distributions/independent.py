@@ -33,6 +33,11 @@ class Independent(Distribution):
         return self.base_dist.has_rsample
 
     @property
+    def has_enumerate_support(self) -> bool:
+        # only a base's own batch can be enumerated: torch enumerates no cartesian product of event dims
+        return not self.reinterpreted_batch_ndims and self.base_dist.has_enumerate_support
+
+    @property
     def support(self):
         # the reinterpreted dims belong to the event: a value is in the support when all of them are
         support = self.base_dist.support
@@ -67,6 +72,11 @@ class Independent(Distribution):
 
     def entropy(self) -> Tensor:
         return self._sum_rightmost(self.base_dist.entropy())
+
+    def enumerate_support(self, expand: bool = True) -> Tensor:
+        if self.reinterpreted_batch_ndims > 0:
+            raise NotImplementedError("Enumeration over cartesian product is not implemented")
+        return self.base_dist.enumerate_support(expand=expand)
 
     def __repr__(self) -> str:
         return f"Independent({self.base_dist!r}, {self.reinterpreted_batch_ndims})"

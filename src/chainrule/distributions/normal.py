@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ..ops.elementwise import erf, log
-from ..ops.random import randn
+from ..ops.random import _check_std, randn
 from ..ops.special_functions import erfinv
 from ..tensor import Tensor
 from .distribution import broadcast_all, positive, real
@@ -40,6 +40,10 @@ class Normal(ExponentialFamily):
     @property
     def variance(self) -> Tensor:
         return self.scale**2
+
+    def sample(self, sample_shape=()) -> Tensor:
+        _check_std(self.scale)  # torch samples with torch.normal, which refuses a negative or NaN scale
+        return super().sample(sample_shape)
 
     def rsample(self, sample_shape=()) -> Tensor:
         eps = randn(self._extended_shape(sample_shape), dtype=self.loc.dtype, device=self.loc.device)

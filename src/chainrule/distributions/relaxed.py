@@ -67,7 +67,9 @@ class RelaxedBernoulli(TransformedDistribution):
     has_rsample = True
 
     def __init__(self, temperature, probs=None, logits=None, validate_args=None) -> None:
-        base = LogitRelaxedBernoulli(temperature, probs, logits, validate_args=validate_args)
+        # torch builds its base with the default validation, whatever validate_args says: an invalid
+        # probs raises (naming LogitRelaxedBernoulli) even under validate_args=False
+        base = LogitRelaxedBernoulli(temperature, probs, logits)
         super().__init__(base, SigmoidTransform(), validate_args=validate_args)
 
     @property

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from ..ops.elementwise import log
 from ..ops.random import rand
 from ..tensor import Tensor
-from .distribution import Constraint, Distribution, broadcast_all, real
+from . import constraints
+from .distribution import Constraint, Distribution, broadcast_all
 
 __all__ = ["Uniform"]
 
@@ -17,22 +16,21 @@ __all__ = ["Uniform"]
 class Uniform(Distribution):
     """torch.distributions.Uniform(low, high, validate_args=None); needs low < high."""
 
-    arg_constraints = {"low": real, "high": real}
     has_rsample = True
+
+    @property
+    def arg_constraints(self) -> dict:
+        # torch's: each bounded by the other, low checked first, so an invalid pair (a NaN on either
+        # side included) is always reported as low's LessThan(upper_bound=high)
+        return {"low": constraints.less_than(self.high), "high": constraints.greater_than(self.low)}
 
     def __init__(self, low, high, validate_args=None) -> None:
         self.low, self.high = broadcast_all(low, high)
         super().__init__(self.low.shape, validate_args=validate_args)
-        if self._validate_args and not np.all(self.low._data < self.high._data):
-            raise ValueError(f"Expected parameter low (Tensor of shape {tuple(self.low.shape)}) of distribution "
-                             f"{self!r} to satisfy the constraint LessThan(upper_bound={self.high}), but found "
-                             f"invalid values:\n{self.low}")
 
     @property
     def support(self) -> Constraint:
-        low, high = self.low._data, self.high._data
-        return Constraint(f"Interval(lower_bound={_show(self.low)}, upper_bound={_show(self.high)})",
-                          lambda a: (a >= low) & (a <= high))
+        return constraints.interval(self.low, self.high)
 
     @property
     def mean(self) -> Tensor:
@@ -67,7 +65,3 @@ class Uniform(Distribution):
 
     def entropy(self) -> Tensor:
         return log(self.high - self.low)
-
-
-def _show(value: Tensor) -> str:
-    return str(value.item()) if value.dim() == 0 else str(value)
