@@ -159,3 +159,26 @@ def test_prod_multiplies_in_torchs_order(shape, dim, dtype):
     else:
         np.testing.assert_array_equal(found[0][0], found[1][0])
     np.testing.assert_allclose(found[0][1], found[1][1], rtol=1e-5)
+
+
+def _logsumexp_composed(lib, x, dim, keepdim):
+    """torch's logsumexp kernel op by op: the max (kept), exp of the shifted input, its sum, log, max added."""
+    m = lib.amax(x, dim, keepdim=True)
+    total = (x - m).exp().sum(dim, keepdim=True).log() + m
+    return total if keepdim else total.squeeze(dim)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape, dim, keepdim", [((5, 6), 0, False), ((5, 6), 1, True), ((2, 33), 1, False),
+                                                 ((3, 4, 5), (0, 1), True), ((8, 130), 0, False), ((7,), 0, False)])
+def test_logsumexp_sums_its_terms_in_torchs_sum_order(shape, dim, keepdim, dtype):
+    """logsumexp adds its exp terms with torch's sum order (its kernel calls sum), not NumPy's pairwise one:
+    bit for bit the composition of chainrule's own amax, exp, sum and log, as torch's is of torch's."""
+    array = (3 * np.random.default_rng(62).standard_normal(shape)).astype(dtype)
+    for lib in (chainrule, torch):
+        x = lib.tensor(array)
+        np.testing.assert_array_equal(lib.logsumexp(x, dim, keepdim).numpy(),
+                                      _logsumexp_composed(lib, x, dim, keepdim).numpy())
+    # (exp's last bits are torch's Sleef's there, NumPy's here)
+    np.testing.assert_allclose(chainrule.logsumexp(chainrule.tensor(array), dim, keepdim).numpy(),
+                               torch.logsumexp(torch.tensor(array), dim, keepdim).numpy(), rtol=1e-6)

@@ -1242,7 +1242,15 @@ def _logsumexp_array(x: np.ndarray, axis, keepdims: bool) -> np.ndarray:
     m = xp.where(xp.isfinite(m), m, 0).astype(x.dtype, copy=False)
     # torch's exp and log, rounded as its kernels round (NumPy's float32 ones are an ulp off often)
     with np.errstate(divide="ignore"):
-        out = _log_array(xp.sum(_exp_array(x - m), axis=axis, keepdims=True)) + m
+        terms = _exp_array(x - m)
+        total = None
+        if terms.dtype in _sum_order.REPLAYED and type(terms) is np.ndarray and x.ndim:
+            # torch's kernel sums the terms with its sum: in its order (_sum_order), to the bit
+            dims = axis if isinstance(axis, tuple) else (axis,)
+            total = _sum_order.sum_dims(terms, tuple(sorted({d % x.ndim for d in dims})), True)
+        if total is None:
+            total = xp.sum(terms, axis=axis, keepdims=True)
+        out = _log_array(total) + m
     return _as_array(out if keepdims else xp.squeeze(out, axis=axis))
 
 
