@@ -182,3 +182,34 @@ def test_logsumexp_sums_its_terms_in_torchs_sum_order(shape, dim, keepdim, dtype
     # (exp's last bits are torch's Sleef's there, NumPy's here)
     np.testing.assert_allclose(chainrule.logsumexp(chainrule.tensor(array), dim, keepdim).numpy(),
                                torch.logsumexp(torch.tensor(array), dim, keepdim).numpy(), rtol=1e-6)
+
+
+_ADD_PRODUCTS = {
+    "addmm": (lambda lib, c, a, b: lib.addmm(c, a, b, beta=0.5, alpha=2.0), [(6, 7), (6, 5), (5, 7)]),
+    "addmm_beta0": (lambda lib, c, a, b: lib.addmm(c, a, b, beta=0, alpha=0.3), [(6, 7), (6, 5), (5, 7)]),
+    "addmv": (lambda lib, c, a, v: lib.addmv(c, a, v, alpha=0.5, beta=2.0), [(6,), (6, 5), (5,)]),
+    "baddbmm": (lambda lib, c, a, b: lib.baddbmm(c, a, b, alpha=0.5, beta=0.7), [(3, 6, 7), (3, 6, 5), (3, 5, 7)]),
+    "addbmm": (lambda lib, c, a, b: lib.addbmm(c, a, b, alpha=0.5), [(6, 7), (3, 6, 5), (3, 5, 7)]),
+    "addr": (lambda lib, c, a, b: lib.addr(c, a, b, alpha=0.5), [(6, 7), (6,), (7,)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_ADD_PRODUCTS))
+def test_jacobians_of_add_product_ops_with_alpha_run_once_on_the_batch(name, monkeypatch):
+    """jacrev's batched backward has rules for the alpha-scaled products (AlphaMm, AlphaBmm, AlphaMv,
+    AlphaOuter) and for beta = 0's ProductIgnoringInput: no node runs row by row."""
+    from chainrule.autograd import batched_walk
+
+    by_rows = []
+    row_by_row = batched_walk._row_by_row
+    monkeypatch.setattr(batched_walk, "_row_by_row",
+                        lambda node, grads, batch: by_rows.append(node.name()) or row_by_row(node, grads, batch))
+    fn, shapes = _ADD_PRODUCTS[name]
+    rng = np.random.default_rng(62)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    found = []
+    for lib in (chainrule, torch):
+        found.append(lib.func.jacrev(lambda *xs, lib=lib: fn(lib, *xs), argnums=(0, 1, 2))(*map(lib.tensor, arrays)))
+    assert by_rows == []
+    for ours, theirs in zip(*found):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, atol=1e-6)
