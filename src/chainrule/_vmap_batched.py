@@ -1727,8 +1727,19 @@ _ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Neg", "Exp", "Log", "Tanh", "Sigmoi
                 "PowScalar", "TanhBackward", "SigmoidBackward", "Threshold", "ReluBackward", "Pow", "RSub", "Gelu",
                 "ScaledBy", "ToCopy", "Real", "Imag", "Conj", "InternalConj", "Clamp", "ClampByTensors",
                 "ClampMinByTensor", "ClampMaxByTensor", "Round", "RoundDecimals", "Sign", "Mish", "MulNumber", "DivNumber",
-                "AddScaled", "SubScaled", "TanhAdjoint", "SigmoidAdjoint")
+                "AddScaled", "SubScaled", "TanhAdjoint", "SigmoidAdjoint",
+                # (session 62: the elementwise ops a sweep of the op registry's samples found run per slice)
+                "Asin", "Acos", "Atan", "Tan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh", "Exp2", "Log2", "Log10",
+                "Floor", "Ceil", "Trunc", "Frac", "Sinc", "Erf", "Erfc", "Erfinv", "Lgamma", "Digamma", "Polygamma",
+                "I0", "SpecialI1", "SpecialI0E", "SpecialI1E", "SpecialNdtri", "SpecialLogNdtr", "SpecialErfcx",
+                "SpecialEntr", "Logit", "Elu", "Celu", "LeakyRelu", "Hardtanh", "Hardsigmoid", "Hardswish",
+                "Hardshrink", "Softshrink", "Silu", "LogSigmoid", "_LogSigmoid", "RPowScalar", "Atan2", "Hypot",
+                "Logaddexp", "Xlogy", "SpecialXlog1Py", "Copysign", "Fmax", "Fmin", "Igamma", "Igammac",
+                "Remainder", "RoundedDiv")
+# elementwise backward ops whose operands (the gradient, the input) and kept arrays are one shape
+_ELEMENTWISE_ADJOINTS = ("SiluBackward", "SoftplusAdjoint", "LogSigmoidAdjoint")
 _RULES = {name: _elementwise for name in _ELEMENTWISE}
+_RULES.update({name: _elementwise_kept for name in _ELEMENTWISE_ADJOINTS})
 _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped, "SqueezeView": _reshaped,
                "UnsafeView": _reshaped, "Select": _indexed, "Slice": _indexed, "Index": _advanced_indexed,
                "Unsqueeze": _indexed, "Alias": _indexed,

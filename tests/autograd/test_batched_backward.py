@@ -135,6 +135,13 @@ _CASES = (
         ("batch_mat", lambda a, b: a @ b, [(2, 3, 4), (4, 5)], (-2, 2)),
         ("mat_batch", lambda a, b: a @ b, [(3, 4), (2, 4, 5)], (-2, 2)),
         ("bmm", lambda a, b: chainrule.bmm(a, b), [(2, 3, 4), (2, 4, 5)], (-2, 2)),
+        # the add-a-product ops with alpha (AlphaMm/AlphaMv/AlphaBmm/AlphaOuter) and beta = 0 (ProductIgnoringInput)
+        ("addmm_alpha_beta0", lambda c, a, b: chainrule.addmm(c, a, b, beta=0, alpha=2.0), [(3, 5), (3, 4), (4, 5)],
+         (-2, 2)),
+        ("addmv_alpha", lambda c, a, b: chainrule.addmv(c, a, b, alpha=0.5), [(3,), (3, 4), (4,)], (-2, 2)),
+        ("baddbmm_alpha", lambda c, a, b: chainrule.baddbmm(c, a, b, alpha=0.5), [(2, 3, 5), (2, 3, 4), (2, 4, 5)],
+         (-2, 2)),
+        ("addr_alpha", lambda c, a, b: chainrule.addr(c, a, b, alpha=0.5), [(3, 4), (3,), (4,)], (-2, 2)),
         ("matmul_broadcast", lambda a, b: a @ b, [(1, 3, 4), (2, 4, 5)], (-2, 2)),
         ("vec_batch", lambda a, b: a @ b, [(4,), (2, 4, 5)], (-2, 2)),
         ("batch_vec", lambda a, b: a @ b, [(2, 3, 4), (4,)], (-2, 2)),

@@ -199,6 +199,29 @@ def _matmul(node, grad):
     return grad_a, grad_b
 
 
+@register_batched_rule(linalg.AlphaMm, linalg.AlphaBmm, linalg.AlphaMv)
+def _alpha_matmul(node, grad):
+    # the add-a-product ops' alpha·(A B): each factor's gradient the product's, then times alpha (its backward's order)
+    alpha = node.alpha
+    return tuple(None if g is None else g * alpha for g in _matmul(node, grad))
+
+
+@register_batched_rule(linalg.AlphaOuter)
+def _alpha_outer(node, grad):
+    # addr's outer(alpha·vec1, vec2): (G vec2)·α, (Gᵀ vec1)·α for each row G of the batch
+    vec1, vec2 = node.saved_values
+    alpha = node.alpha
+    grad1 = None if vec2 is None else linalg.matmul(grad, vec2)
+    grad2 = None if vec1 is None else linalg.matmul(grad.mT, vec1)
+    if alpha != 1:
+        grad1, grad2 = (None if g is None else g * alpha for g in (grad1, grad2))
+    return grad1, grad2
+
+
+# β·input + product at β = 0: elementwise in the gradient (grad·0, grad)
+register_batched_rule(linalg.ProductIgnoringInput)(broadcasting_rule)
+
+
 # ---------------------------------------------------------------- reductions
 def _spread(node, g: Tensor) -> Tensor:
     """A reduction's batched gradient copied back over the reduced dims (reinserted as size 1)."""

@@ -342,7 +342,7 @@ def lstm(input: Tensor, hx, params, has_biases: bool, num_layers: int, dropout: 
 
 
 def _cell(mode: str, input: Tensor, h0: Tensor, c0, w_ih: Tensor, w_hh: Tensor, b_ih, b_hh) -> tuple:
-    from .rnn import elman_cell, recurrent_layer
+    from .rnn import elman_cell, recurrent_layer, warn_cell_run_per_slice
 
     # ATen's check_rnn_cell_forward_input and _hidden, in its order, before any product is taken
     if input.shape[1] != w_ih.shape[1]:
@@ -354,6 +354,8 @@ def _cell(mode: str, input: Tensor, h0: Tensor, c0, w_ih: Tensor, w_hh: Tensor, 
         if state.shape[1] != w_hh.shape[1]:
             raise RuntimeError(f"hidden{index} has inconsistent hidden_size: got {state.shape[1]}, expected "
                                f"{w_hh.shape[1]}")
+    if mode != "LSTM":
+        warn_cell_run_per_slice(mode, input, h0, w_ih, w_hh, b_ih, b_hh)
     if mode in ("RNN_TANH", "RNN_RELU"):
         return (elman_cell(mode, input, h0, w_ih, w_hh, b_ih, b_hh),)
     return recurrent_layer(mode, input.unsqueeze(0), w_ih, w_hh, b_ih, b_hh, h0, c0, cell=True)[1:]

@@ -38,7 +38,7 @@ from ..autograd.function import (
 )
 from ..autograd.grad_mode import is_grad_enabled
 from ..tensor import Tensor, _check_tensor, _wrap_dim, honours_out, preserve_layout
-from . import _cuda_kernels, cpu_norm_order, cpu_softmax_order, cpu_sort_order
+from . import _cuda_kernels, cpu_features, cpu_norm_order, cpu_softmax_order, cpu_sort_order
 from ._arg_parser import check_number, int_list
 from .elementwise import SPARSE_COO_TYPES, DivNumber, MulNumber, _conj, _exp_array, _log_array, conjugate_rule
 from .memory_format import iterator_layout, row_major
@@ -413,6 +413,50 @@ _RETURN_TYPES = {name: getattr(return_types, name) for name in
 
 
 # ---------------------------------------------------------------- prod
+# torch's CPU prod of a contiguous run (binary_kernel_reduce_vec, Reduce.h's vectorized_reduction) keeps four
+# Vectorized accumulators over blocks of 4 vectors, folds them ((a0 a1)(a2 a3)), multiplies the lanes left to
+# right, then the tail beyond the last whole block left to right. A vector is 32 bytes (AVX2), 64 where torch
+# dispatches to AVX512. A whole reduction of 32768 elements or more is split among threads: left to NumPy.
+_PROD_VECTOR_BYTES = 64 if cpu_features.AVX512_CORE else 32
+_PROD_SERIAL_LIMIT = 32768  # (torch's GRAIN_SIZE)
+
+
+def _product_of_contiguous_runs(x: np.ndarray, dims, keepdim: bool, dtype) -> np.ndarray | None:
+    """prod of a float32/float64 C-contiguous array over all its dims or its last one, multiplied in the order
+    of torch's kernel (see above), or None where NumPy's order is left (other dims and dtypes, short runs)."""
+    if type(x) is not np.ndarray or x.ndim == 0 or x.dtype not in (np.float32, np.float64):
+        return None
+    whole = dims is None or tuple(sorted(d % x.ndim for d in dims)) == tuple(range(x.ndim))
+    if whole and x.size >= _PROD_SERIAL_LIMIT:
+        return None
+    if whole and x.flags.f_contiguous and not x.flags.c_contiguous:  # (torch's iterator: in memory order)
+        x = x.ravel(order="F").reshape(x.shape[::-1])
+    if not x.flags.c_contiguous or not whole and tuple(d % x.ndim for d in dims) != (x.ndim - 1,):
+        return None
+    data = x if dtype is None else x.astype(dtype)
+    if data.dtype not in (np.float32, np.float64):
+        return None
+    lanes = _PROD_VECTOR_BYTES // data.itemsize
+    length = x.size if whole else x.shape[-1]
+    if length < 4 * lanes or x.size == 0:  # (left to right: NumPy's order too)
+        return None
+    rows = data.reshape(-1, length)
+    blocks = length // (4 * lanes)
+    # the blocks' running products, lane by lane (NumPy multiplies down a non-last axis in order)
+    accumulators = np.multiply.reduce(rows[:, :blocks * 4 * lanes].reshape(len(rows), blocks, 4 * lanes), axis=1)
+    a = accumulators.reshape(len(rows), 4, lanes)
+    folded = (a[:, 0] * a[:, 1]) * (a[:, 2] * a[:, 3])
+    # the lanes, then the tail, left to right (a reduction down the transposed rows keeps that order)
+    ordered = np.concatenate([folded, rows[:, blocks * 4 * lanes:]], axis=1)
+    if len(rows) == 1:  # (NumPy would reduce one column as a contiguous run: a running product instead)
+        out = np.cumprod(ordered[0])[-1:]
+    else:
+        out = np.multiply.reduce(np.ascontiguousarray(ordered.T), axis=0)
+    if whole:
+        return out.reshape((1,) * x.ndim if keepdim else ())
+    return out.reshape(x.shape[:-1] + ((1,) if keepdim else ()))
+
+
 class Prod(Function):
     label = "prod"
     rule = "∂/∂aᵢ = the product of the other elements"
@@ -423,7 +467,9 @@ class Prod(Function):
     @staticmethod
     def forward(ctx, x, dims, keepdim, dtype):
         xp = array_module(x)
-        out = _as_array(xp.prod(x, axis=dims, keepdims=keepdim, dtype=dtype), x)
+        out = _product_of_contiguous_runs(x, dims, keepdim, dtype)
+        if out is None:
+            out = _as_array(xp.prod(x, axis=dims, keepdims=keepdim, dtype=dtype), x)
         ctx.save_for_backward(x, out)
         ctx.dims = dims
         ctx.keepdim = keepdim
@@ -1197,7 +1243,15 @@ def _logsumexp_array(x: np.ndarray, axis, keepdims: bool) -> np.ndarray:
     m = xp.where(xp.isfinite(m), m, 0).astype(x.dtype, copy=False)
     # torch's exp and log, rounded as its kernels round (NumPy's float32 ones are an ulp off often)
     with np.errstate(divide="ignore"):
-        out = _log_array(xp.sum(_exp_array(x - m), axis=axis, keepdims=True)) + m
+        terms = _exp_array(x - m)
+        total = None
+        if terms.dtype in _sum_order.REPLAYED and type(terms) is np.ndarray and x.ndim:
+            # torch's kernel sums the terms with its sum: in its order (_sum_order), to the bit
+            dims = axis if isinstance(axis, tuple) else (axis,)
+            total = _sum_order.sum_dims(terms, tuple(sorted({d % x.ndim for d in dims})), True)
+        if total is None:
+            total = xp.sum(terms, axis=axis, keepdims=True)
+        out = _log_array(total) + m
     return _as_array(out if keepdims else xp.squeeze(out, axis=axis))
 
 

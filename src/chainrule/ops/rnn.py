@@ -655,6 +655,26 @@ def refuse_lstm_cell_under_vmap(*tensors) -> None:
                                         "fallback.", *tensors)
 
 
+_CELL_KERNELS = {"GRU": "gru_cell", "RNN_TANH": "rnn_tanh_cell", "RNN_RELU": "rnn_relu_cell"}
+
+
+def warn_cell_run_per_slice(mode: str, *tensors) -> None:
+    """torch's vmap warning for gru_cell, rnn_tanh_cell and rnn_relu_cell with an operand batched: they have
+    no batching rule, so its fallback runs them slice by slice and says so (TORCH_WARN: on every call)."""
+    import warnings
+
+    from .. import _torch_function, _vmap_frames
+
+    frames = _vmap_frames._frames
+    # (once a call, as torch's one batched run: from slice 0's run, not from the later slices' reruns)
+    if frames and frames[-1].index == 0 and any(t is not None and _vmap_frames.batched_anywhere(t) for t in tensors):
+        warnings.warn(f"There is a performance drop because we have not yet implemented the batching rule for "
+                      f"aten::{_CELL_KERNELS[mode]}. Please file us an issue on GitHub so that we can prioritize its "
+                      f"implementation. (Triggered internally at "
+                      f"/__w/pytorch/pytorch/aten/src/ATen/functorch/BatchedFallback.cpp:82.)", UserWarning,
+                      stacklevel=_torch_function.user_stacklevel())
+
+
 def composed_cell(mode: str, x: Tensor, h: Tensor, c: Tensor | None, w_ih: Tensor, w_hh: Tensor,
                   b_ih: Tensor | None, b_hh: Tensor | None):
     """One LSTM or GRU step, x (B, I), h and c (B, H), composed as torch's CPU ``lstm_cell`` /

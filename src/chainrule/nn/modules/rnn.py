@@ -32,6 +32,7 @@ from ...ops.rnn import (
     onednn_runs,
     recurrent_layer,
     refuse_lstm_cell_under_vmap,
+    warn_cell_run_per_slice,
     warn_projection_composed,
 )
 from ...ops.shape import cat, stack
@@ -623,6 +624,8 @@ class RNNCellBase(Module):
         if is_lstm:
             refuse_lstm_cell_under_vmap(input, *(hx if hx is not None else ()), self.weight_ih, self.weight_hh,
                                         self.bias_ih, self.bias_hh)
+        else:
+            warn_cell_run_per_slice(self._mode, input, hx, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         if not batched:
             input = input.unsqueeze(0)
         if input.shape[-1] != self.input_size:
