@@ -1,0 +1,150 @@
+"""Session 62, lane mendEN: create_graph graphs of losses matched to torch 2.13.
+
+- smooth_l1_loss / huber_loss / soft_margin_loss: one SmoothL1LossBackward0 / HuberLossBackward0 /
+  SoftMarginLossBackward0 node whose gradient is torch's one *LossBackwardBackward0 node (for the
+  target too, x and t swapped), computed as torch's CPU kernel rounds it; batched and vmap replay rules.
+"""
+
+import collections
+
+import numpy as np
+import pytest
+
+import chainrule
+from chainrule.autograd import gradgradcheck
+
+torch = pytest.importorskip("torch")
+
+
+def _node_names(fn) -> collections.Counter:
+    seen, names, stack = set(), [], [fn]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        names.append(node.name())
+        stack.extend(next_fn for next_fn, _ in node.next_functions)
+    return collections.Counter(names)
+
+
+def _first_edge_chain(fn) -> list:
+    chain = []
+    while fn is not None:
+        chain.append(fn.name())
+        fn = next((next_fn for next_fn, _ in fn.next_functions if next_fn is not None), None)
+    return chain
+
+
+_LOSSES = {
+    "smooth_l1_loss": lambda F, x, t, reduction, p: F.smooth_l1_loss(x, t, reduction=reduction, beta=p),
+    "huber_loss": lambda F, x, t, reduction, p: F.huber_loss(x, t, reduction=reduction, delta=p),
+    "soft_margin_loss": lambda F, x, t, reduction, p: F.soft_margin_loss(x, t, reduction=reduction),
+}
+_TARGET_TAKES_NO_GRADIENT = ("soft_margin_loss",)  # (torch refuses a target that requires grad)
+
+
+def _recorded(lib, loss, data, reduction, p, dtype):
+    """The first gradients of x and t (create_graph) and a Hessian-vector product of them."""
+    x_data, t_data, w_data, direction = data
+    real = getattr(lib, dtype)
+    x = lib.tensor(x_data, dtype=real, requires_grad=True)
+    t = lib.tensor(t_data, dtype=real, requires_grad=loss not in _TARGET_TAKES_NO_GRADIENT)
+    inputs = (x, t) if t.requires_grad else (x,)
+    y = _LOSSES[loss](lib.nn.functional, x, t, reduction, p)
+    w = lib.tensor(w_data if y.dim() else w_data.sum(), dtype=real, requires_grad=True)
+    first = lib.autograd.grad((y * w).sum(), inputs, create_graph=True)
+    second = lib.autograd.grad((sum(first) * lib.tensor(direction, dtype=real)).sum(), (*inputs, w))
+    return first, [a.detach().numpy() for a in first], [a.detach().numpy() for a in second]
+
+
+# (beta / delta of 0.5, 1 and 2: torch's scalar and vectorized lambdas round those alike, so the
+# bits hold on any CPU; 0.3 is compared for bits only below a vector pair, where both run the scalar one)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("loss", list(_LOSSES))
+def test_recorded_gradient_is_torchs_one_node(loss, reduction, dtype):
+    rng = np.random.default_rng(0)
+    for shape, p in (((), 1.0), ((3,), 0.3), ((2, 3), 2.0), ((4, 1, 2), 0.5), ((5, 7), 0.5)):
+        data = [rng.standard_normal(shape) * 2 for _ in range(4)]
+        want, want_first, want_second = _recorded(torch, loss, data, reduction, p, dtype)
+        got, got_first, got_second = _recorded(chainrule, loss, data, reduction, p, dtype)
+        for g, w in zip(got, want, strict=True):
+            assert _node_names(g.grad_fn) == _node_names(w.grad_fn)
+            assert _first_edge_chain(g.grad_fn) == _first_edge_chain(w.grad_fn)
+            assert g.stride() == w.stride()
+        # the first gradients' bits (soft_margin_loss's exp is NumPy's: where torch's vectorized loop
+        # runs Sleef's, or on float64, it may be an ulp apart)
+        exp_as_torchs = dtype == "float32" and np.prod(shape) < 8
+        for g, w in zip(got_first, want_first, strict=True):
+            if loss in _TARGET_TAKES_NO_GRADIENT and not exp_as_torchs:
+                np.testing.assert_allclose(g, w, rtol=1e-6, atol=0)
+            else:
+                np.testing.assert_array_equal(g, w)
+        for g, w in zip(got_second, want_second, strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("loss", list(_LOSSES))
+def test_gradient_of_a_transposed_input_is_row_major_as_torchs(loss):
+    data = np.random.default_rng(1).standard_normal((2, 3, 4))
+    strides = []
+    for lib in (torch, chainrule):
+        x = lib.tensor(data[0], requires_grad=True).t()
+        (g,) = lib.autograd.grad(_LOSSES[loss](lib.nn.functional, x, lib.tensor(data[1]).t(), "none", 1.0).sum(), x,
+                                 create_graph=True)
+        strides.append(g.stride())
+    assert strides[0] == strides[1]
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("loss", list(_LOSSES))
+def test_recorded_gradient_gradgradcheck(loss, reduction):
+    rng = np.random.default_rng(2)
+    x = chainrule.tensor(rng.standard_normal((2, 3)) * 2, requires_grad=True)
+    t = chainrule.tensor(rng.standard_normal((2, 3)), requires_grad=loss not in _TARGET_TAKES_NO_GRADIENT)
+    assert gradgradcheck(lambda x, t: _LOSSES[loss](chainrule.nn.functional, x, t, reduction, 0.7), (x, t))
+
+
+@pytest.mark.filterwarnings("ignore:There is a performance drop")  # (torch's vmap has no rule for soft_margin_loss)
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("loss", list(_LOSSES))
+def test_per_sample_gradients_batch_by_rules(loss, reduction, per_slice_ops):
+    """vmap of grad and of a gradient of grad (a Hessian-vector product in x and t) run no op per
+    slice, and give torch's numbers."""
+    rng = np.random.default_rng(3)
+    x, t, v = (rng.standard_normal((4, 3, 5)) * 2 for _ in range(3))
+
+    def per_sample(lib):
+        def f(xi, ti):
+            return _LOSSES[loss](lib.nn.functional, xi, ti, reduction, 0.8).sum()
+
+        argnums = (0,) if loss in _TARGET_TAKES_NO_GRADIENT else (0, 1)
+
+        def hvp(xi, ti, vi):
+            return lib.func.grad(lambda a, b: (lib.func.grad(f, argnums=argnums)(a, b)[0] * vi).sum(),
+                                 argnums=argnums)(xi, ti)
+
+        return [*lib.func.vmap(lib.func.grad(f, argnums=argnums))(lib.tensor(x), lib.tensor(t)),
+                *lib.func.vmap(hvp)(lib.tensor(x), lib.tensor(t), lib.tensor(v))]
+
+    ours = per_sample(chainrule)
+    assert per_slice_ops == []
+    for a, b in zip(ours, per_sample(torch)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("loss", list(_LOSSES))
+def test_is_grads_batched_batches_the_recorded_gradient(loss):
+    rng = np.random.default_rng(4)
+    results = []
+    for lib in (torch, chainrule):
+        x = lib.tensor(rng.standard_normal((3, 4)) * 2, requires_grad=True)
+        t = lib.tensor(rng.standard_normal((3, 4)), requires_grad=loss not in _TARGET_TAKES_NO_GRADIENT)
+        inputs = (x, t) if t.requires_grad else (x,)
+        gx = lib.autograd.grad(_LOSSES[loss](lib.nn.functional, x, t, "mean", 0.9), inputs, create_graph=True)[0]
+        basis = lib.tensor(np.stack([np.eye(12)[i].reshape(3, 4) for i in range(12)]))
+        results.append([a.detach().numpy() for a in lib.autograd.grad(gx, inputs, basis, is_grads_batched=True)])
+        rng = np.random.default_rng(4)
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
