@@ -1752,7 +1752,7 @@ _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped
                "LayerNorm": _layer_norm, "LayerNormBackward": _layer_norm_backward, "Transpose": _transposed,
                "Clone": _cloned, "Split": _split, "SplitWithSizes": _split, "Cat": _concatenated, "Bmm": _matmul,
                "FusedScaleShift": _scale_shifted, "GradientAgainst": _gradient_against, "Cumsum": _along_dim,
-               "ReverseCumsum": _along_dim, "Logcumsumexp": _along_dim, "LayerNormalize": _normalized,
+               "Logcumsumexp": _along_dim, "LayerNormalize": _normalized,
                "LayerNormalizeBackward": _normalized_backward, "Flip": _along_dims, "ModePad": _widths_padded,
                "ModePadAdjoint": _widths_padded, "ConstantPad": _widths_padded, "Solve": _solved, "R2C": _along_dims, "C2C": _along_dims,
                "C2R": _along_dims, "Unfold": _along_dim,

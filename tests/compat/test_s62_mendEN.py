@@ -3,6 +3,8 @@
 - smooth_l1_loss / huber_loss / soft_margin_loss: one SmoothL1LossBackward0 / HuberLossBackward0 /
   SoftMarginLossBackward0 node whose gradient is torch's one *LossBackwardBackward0 node (for the
   target too, x and t swapped), computed as torch's CPU kernel rounds it; batched and vmap replay rules.
+- max()/min(), max/min(dim) and the other value-selecting reductions, cummax, prod, cumsum, cumprod,
+  maximum/minimum: their create_graph gradients recorded in torch's formulas' ops.
 """
 
 import collections
@@ -148,3 +150,77 @@ def test_is_grads_batched_batches_the_recorded_gradient(loss):
         rng = np.random.default_rng(4)
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+# ---------------------------------------------------------------- reductions' and cumulative ops' recorded gradients
+# torch 2.13's formulas: evenly_distribute_backward (max()/min(): zeros.masked_fill_(mask, grad / count)),
+# value_selecting_reduction_backward (max/min(dim), sort, topk, kthvalue, median/mode(dim):
+# zeros.scatter(dim, indices, grad)), cummaxmin_backward (scatter_add), prod_backward (grad * (result /
+# input), unsqueezed at the dim), reversed_cumsum (flip, cumsum, flip) for cumsum and cumprod, and
+# maximum/minimum's where(a == b, grad / 2, grad).masked_fill_(a < b, 0)
+_SELECTING = {
+    "max": lambda t, x: x.max(),
+    "min": lambda t, x: x.min(),
+    "max_dim": lambda t, x: x.max(1)[0],
+    "min_dim_keepdim": lambda t, x: x.min(0, keepdim=True)[0],
+    "sort": lambda t, x: x.sort(1)[0],
+    "topk": lambda t, x: x.topk(2, 1)[0],
+    "kthvalue": lambda t, x: x.kthvalue(2, 1)[0],
+    "mode": lambda t, x: x.mode(1)[0],
+    "cummax": lambda t, x: x.cummax(1)[0],
+    "amax": lambda t, x: x.amax(),
+    "amin_dim": lambda t, x: x.amin(1),
+    "prod": lambda t, x: x.prod(),
+    "prod_dim": lambda t, x: x.prod(1),
+    "prod_keepdim": lambda t, x: x.prod(0, keepdim=True),
+    "cumsum": lambda t, x: x.cumsum(1),
+    "cumsum_of_size_1": lambda t, x: x[:, :1].cumsum(1),
+    "cumprod": lambda t, x: x.cumprod(0),
+    "cumprod_of_size_1": lambda t, x: x[:1].cumprod(0),
+    "maximum": lambda t, x: t.maximum(x, x.flip(0)),
+    "minimum": lambda t, x: t.minimum(x, x.flip(1)),
+}
+
+
+def _recorded_gradient(lib, f, data, weights, direction):
+    x = lib.tensor(data, requires_grad=True)
+    y = f(lib, x)
+    w = lib.tensor(weights[:y.numel()].reshape(tuple(y.shape)), requires_grad=True)
+    (g,) = lib.autograd.grad((y * w).sum(), x, create_graph=True)
+    second = lib.autograd.grad((g * lib.tensor(direction)).sum(), (x, w), allow_unused=True, materialize_grads=True)
+    return g, [a.detach().numpy() for a in (g, *second)]
+
+
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("name", list(_SELECTING))
+def test_reductions_recorded_gradients_are_torchs(name, ties):
+    rng = np.random.default_rng(5)
+    data = rng.standard_normal((3, 4)) * 2
+    if ties:  # (ties split the gradient; whole numbers, no zero for prod's and cumprod's division)
+        data = np.where(np.round(data) == 0, 1.0, np.round(data))
+    weights, direction = rng.standard_normal(12), rng.standard_normal((3, 4))
+    want, want_values = _recorded_gradient(torch, _SELECTING[name], data, weights, direction)
+    got, got_values = _recorded_gradient(chainrule, _SELECTING[name], data, weights, direction)
+    assert _node_names(got.grad_fn) == _node_names(want.grad_fn)
+    assert _first_edge_chain(got.grad_fn) == _first_edge_chain(want.grad_fn)
+    assert got.stride() == want.stride()
+    for g, w in zip(got_values, want_values, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["max", "prod_dim", "cumsum", "cumprod", "maximum"])
+def test_reductions_recorded_gradients_gradgradcheck(name):
+    x = chainrule.tensor(np.random.default_rng(6).standard_normal((3, 4)), requires_grad=True)
+    assert gradgradcheck(lambda x: _SELECTING[name](chainrule, x), (x,))
+
+
+@pytest.mark.parametrize("name", ["cumsum", "cumprod"])
+def test_plain_cumulative_gradient_is_contiguous_as_torchs(name):
+    data = np.random.default_rng(7).standard_normal((2, 3, 4))
+    strides = []
+    for lib in (torch, chainrule):
+        x = lib.tensor(data[0], requires_grad=True)
+        grads = [lib.autograd.grad((getattr(x, name)(dim) * lib.tensor(data[1])).sum(), x)[0] for dim in (0, 1)]
+        strides.append([g.stride() for g in grads])
+    assert strides[0] == strides[1]
+

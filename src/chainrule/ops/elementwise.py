@@ -2502,12 +2502,17 @@ class Maximum(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        # the larger input gets the gradient; ties split it evenly (torch's rule)
+        # the larger input gets the gradient; ties split it evenly (torch's rule, in its ops, one
+        # graph for each input: where(a == b, grad / 2, grad).masked_fill_(a < b, 0))
         a, b = ctx.saved_values
-        share = where(a == b, grad * 0.5, grad)
-        grad_a = where(a < b, 0.0, share) if ctx.needs_input_grad[0] else None
-        grad_b = where(a > b, 0.0, share) if ctx.needs_input_grad[1] else None
+        grad_a = _tie_split(grad, a, b).masked_fill(a < b, 0) if ctx.needs_input_grad[0] else None
+        grad_b = _tie_split(grad, a, b).masked_fill(a > b, 0) if ctx.needs_input_grad[1] else None
         return grad_a, grad_b
+
+
+def _tie_split(grad, a, b):
+    """maximum's and minimum's gradient before the loser's is zeroed: half of it where a == b."""
+    return where(a == b, DivNumber.apply(grad, number=2), grad)
 
 
 class Minimum(Function):
@@ -2527,9 +2532,8 @@ class Minimum(Function):
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_values
-        share = where(a == b, grad * 0.5, grad)
-        grad_a = where(a > b, 0.0, share) if ctx.needs_input_grad[0] else None
-        grad_b = where(a < b, 0.0, share) if ctx.needs_input_grad[1] else None
+        grad_a = _tie_split(grad, a, b).masked_fill(a > b, 0) if ctx.needs_input_grad[0] else None
+        grad_b = _tie_split(grad, a, b).masked_fill(a < b, 0) if ctx.needs_input_grad[1] else None
         return grad_a, grad_b
 
 
