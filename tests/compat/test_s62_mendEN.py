@@ -5,6 +5,8 @@
   target too, x and t swapped), computed as torch's CPU kernel rounds it; batched and vmap replay rules.
 - max()/min(), max/min(dim) and the other value-selecting reductions, cummax, prod, cumsum, cumprod,
   maximum/minimum: their create_graph gradients recorded in torch's formulas' ops.
+- binary_cross_entropy: the target's gradient (and the double backward) divide by the count as a
+  number, DivBackward1, as torch's.
 """
 
 import collections
@@ -224,3 +226,30 @@ def test_plain_cumulative_gradient_is_contiguous_as_torchs(name):
         strides.append([g.stride() for g in grads])
     assert strides[0] == strides[1]
 
+
+# ---------------------------------------------------------------- binary_cross_entropy's target gradient
+# torch's binary_cross_entropy_target_backward: logit(p).neg_().mul_(grad).mul_(weight).div_(numel), the
+# count a number (DivBackward1 under create_graph), as its double-backward formulas divide too
+@pytest.mark.parametrize("input_requires_grad", [False, True])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_binary_cross_entropy_target_gradient_graph_is_torchs(reduction, weighted, input_requires_grad):
+    rng = np.random.default_rng(8)
+    p_data, t_data, w_data = rng.uniform(0.05, 0.95, (2, 3)), rng.uniform(0, 1, (2, 3)), rng.uniform(0.5, 2, (2, 3))
+    u_data, direction = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+    graphs, values = [], []
+    for lib in (torch, chainrule):
+        p = lib.tensor(p_data, requires_grad=input_requires_grad)
+        t = lib.tensor(t_data, requires_grad=True)
+        y = lib.nn.functional.binary_cross_entropy(p, t, weight=lib.tensor(w_data) if weighted else None,
+                                                   reduction=reduction)
+        u = lib.tensor(u_data if y.dim() else u_data.sum(), requires_grad=True)
+        inputs = (p, t) if input_requires_grad else (t,)
+        first = lib.autograd.grad((y * u).sum(), inputs, create_graph=True)
+        graphs.append([(_node_names(g.grad_fn), _first_edge_chain(g.grad_fn)) for g in first])
+        second = lib.autograd.grad(sum((g * lib.tensor(direction)).sum() for g in first), (*inputs, u),
+                                   allow_unused=True, materialize_grads=True)
+        values.append([a.detach().numpy() for a in (*first, *second)])
+    assert graphs[0] == graphs[1]
+    for got, want in zip(values[1], values[0], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

@@ -1419,7 +1419,8 @@ def _weighted_reduced(x: Tensor, weight, reduction: str) -> Tensor:
     count for 'mean' (after the elementwise part, which rounds differently from scaling first)."""
     if weight is not None:  # in place in torch's formulas: in x's dtype
         x = _in_place_dtype(x * Tensor._make(weight), x.dtype)
-    return x / x.numel() if reduction == "mean" else x
+    # (by the count as a number: torch's div_(numel), one DivBackward1 under create_graph)
+    return ew.DivNumber.apply(x, number=x.numel()) if reduction == "mean" else x
 
 
 class _BinaryCrossEntropy(Function):
@@ -1510,7 +1511,7 @@ class _BinaryCrossEntropyBackward(Function):
                 d_t = _in_place_dtype(d_t * Tensor._make(weight), d_t.dtype)
             d_t = d_t / ew.clamp((1 - p) * p, min=eps)
             if reduction == "mean":
-                d_t = d_t / d_t.numel()
+                d_t = ew.DivNumber.apply(d_t, number=d_t.numel())
         return d_grad, d_p, d_t
 
 
