@@ -1,4 +1,4 @@
-"""Session 62, lane mendEN: create_graph graphs of losses matched to torch 2.13.
+"""Session 62, lane mendEN: create_graph graphs of losses and reductions matched to torch 2.13.
 
 - smooth_l1_loss / huber_loss / soft_margin_loss: one SmoothL1LossBackward0 / HuberLossBackward0 /
   SoftMarginLossBackward0 node whose gradient is torch's one *LossBackwardBackward0 node (for the
@@ -7,6 +7,7 @@
   maximum/minimum: their create_graph gradients recorded in torch's formulas' ops.
 - binary_cross_entropy: the target's gradient (and the double backward) divide by the count as a
   number, DivBackward1, as torch's.
+- from the 80+-op sweep: cos (grad * -sin(x)), add/sub with alpha (MulBackward1), mm (t(): TBackward0).
 """
 
 import collections
@@ -253,3 +254,30 @@ def test_binary_cross_entropy_target_gradient_graph_is_torchs(reduction, weighte
     assert graphs[0] == graphs[1]
     for got, want in zip(values[1], values[0], strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------- from the sweep: cos, add/sub with alpha, mm
+_SWEEP = {
+    "cos": lambda t, x, y: x.cos() * y,  # torch's grad * -sin(x)
+    "add_alpha": lambda t, x, y: t.add(x, y, alpha=0.3),  # maybe_multiply(grad, alpha): MulBackward1
+    "sub_alpha": lambda t, x, y: t.sub(x, y, alpha=2),  # maybe_multiply(-grad, alpha)
+    "mm": lambda t, x, y: x @ y.t(),  # mm_mat1/mat2_backward's t(): TBackward0
+    "mm_column_major": lambda t, x, y: x.t().contiguous().t() @ y.t(),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", list(_SWEEP))
+def test_sweep_recorded_gradients_are_torchs(name, dtype):
+    rng = np.random.default_rng(9)
+    a, b, w = (rng.standard_normal((3, 3)) for _ in range(3))
+    graphs, values = [], []
+    for lib in (torch, chainrule):
+        x, y = (lib.tensor(v, dtype=getattr(lib, dtype), requires_grad=True) for v in (a, b))
+        weights = lib.tensor(w, dtype=getattr(lib, dtype), requires_grad=True)  # (so the gradient reaching the op is recorded)
+        first = lib.autograd.grad((_SWEEP[name](lib, x, y) * weights).sum(), (x, y), create_graph=True)
+        graphs.append([(_node_names(g.grad_fn), _first_edge_chain(g.grad_fn), g.stride()) for g in first])
+        values.append([g.detach().numpy() for g in first])
+    assert graphs[0] == graphs[1]
+    for got, want in zip(values[1], values[0], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
