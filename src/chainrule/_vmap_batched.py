@@ -1280,17 +1280,17 @@ def _per_slice_reduced(loss, reduction: str, size: int, denominator=None):
     return flat.mean(1) if denominator is None else flat.sum(1) / denominator
 
 
-def _mse_loss(cls, operands, params, outs, size):
-    """mse_loss: the unreduced loss of the batch, reduced per slice."""
+def _pointwise_loss(cls, operands, params, outs, size):
+    """mse_loss, smooth_l1_loss, huber_loss, soft_margin_loss: the unreduced loss of the batch, reduced per slice."""
     reduction = params.get("reduction")
     if reduction not in ("none", "mean", "sum"):
         return None
     x, t = (_whole(v, size) for v in operands)
-    return _per_slice_reduced(_function._apply_array_op(cls, x, t, reduction="none"), reduction, size)
+    return _per_slice_reduced(_function._apply_array_op(cls, x, t, **{**params, "reduction": "none"}), reduction, size)
 
 
-def _mse_loss_backward(cls, operands, params, outs, size):
-    """mse_loss's gradient: elementwise on the batch, a reduced loss's one number a slice broadcast
+def _pointwise_loss_backward(cls, operands, params, outs, size):
+    """mse_loss's, smooth_l1_loss's, huber_loss's and soft_margin_loss's gradient: elementwise on the batch, a reduced loss's one number a slice broadcast
     over that slice, and 'mean' over each slice's element count."""
     reduction = params.get("reduction")
     if reduction not in ("none", "mean", "sum"):
@@ -1300,7 +1300,7 @@ def _mse_loss_backward(cls, operands, params, outs, size):
         grad = grad.reshape((size,) + (1,) * (x.dim() - 1))
     numel = params.get("numel")
     numel = x.numel() // size if numel is None else numel
-    return _function._apply_array_op(cls, grad, x, t, reduction=reduction, numel=numel)
+    return _function._apply_array_op(cls, grad, x, t, **{**params, "numel": numel})
 
 
 def _nll_rows(size: int, x: _Value, target: _Value):
@@ -1749,7 +1749,10 @@ _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped
                "Softmax": _dim_shifted, "LogSoftmaxBackward": _dim_shifted, "SoftmaxBackward": _dim_shifted,
                "Expand": _expanded, "SumToSize": _summed_to, "SumToScalar": _summed_to, "Mv": _matmul, "Dot": _dot,
                "Permute": _permuted, "Sum": _reduced, "SumDim": _reduced, "Mean": _reduced, "MeanDim": _reduced,
-               "_MseLoss": _mse_loss, "_MseLossBackward": _mse_loss_backward, "_NllLoss": _nll_loss,
+               "_MseLoss": _pointwise_loss, "_MseLossBackward": _pointwise_loss_backward,
+               "_SmoothL1Loss": _pointwise_loss, "_SmoothL1LossBackward": _pointwise_loss_backward,
+               "_HuberLoss": _pointwise_loss, "_HuberLossBackward": _pointwise_loss_backward,
+               "_SoftMarginLoss": _pointwise_loss, "_SoftMarginLossBackward": _pointwise_loss_backward, "_NllLoss": _nll_loss,
                "_IndexClassLossBackward": _nll_loss_backward, "Convolution": _convolution, "ConvInput": _convolution,
                "ConvWeight": _conv_weight, "MaxPool": _pooled, "MaxPool3D": _pooled, "FirstMaxScatter": _pooled,
                "WindowScatter": _pooled, "WindowGather": _pooled, "GeluBackward": _elementwise_kept,
@@ -1760,7 +1763,7 @@ _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped
                "LayerNorm": _layer_norm, "LayerNormBackward": _layer_norm_backward, "Transpose": _transposed,
                "Clone": _cloned, "Split": _split, "SplitWithSizes": _split, "Cat": _concatenated, "Bmm": _matmul,
                "FusedScaleShift": _scale_shifted, "GradientAgainst": _gradient_against, "Cumsum": _along_dim,
-               "ReverseCumsum": _along_dim, "Logcumsumexp": _along_dim, "LayerNormalize": _normalized,
+               "Logcumsumexp": _along_dim, "LayerNormalize": _normalized,
                "LayerNormalizeBackward": _normalized_backward, "Flip": _along_dims, "ModePad": _widths_padded,
                "ModePadAdjoint": _widths_padded, "ConstantPad": _widths_padded, "Solve": _solved, "R2C": _along_dims, "C2C": _along_dims,
                "C2R": _along_dims, "Unfold": _along_dim,

@@ -211,6 +211,10 @@ _CASES = (
         ("grad_of_mse_losses", lambda a, b: _flat_grads(F.mse_loss(a, b).exp() + F.mse_loss(a * b, b, reduction="sum")
                                                         + F.mse_loss(a, b * b, reduction="none").sin().sum(), (a, b)),
          [(3, 4), (3, 4)], (-1, 1)),
+        # smooth_l1/huber/soft_margin_loss's recorded gradients are torch's one *_loss_backward node
+        ("grad_of_pointwise_losses", lambda a, b: _flat_grads(
+            F.smooth_l1_loss(a, b, beta=0.7).exp() + F.huber_loss(a * b, b, reduction="sum", delta=0.8)
+            + F.soft_margin_loss(a, b.detach(), reduction="none").sin().sum(), (a, b)), [(3, 4), (3, 4)], (-1, 1)),
         # tanh's and sigmoid's recorded gradients are torch's one tanh_backward / sigmoid_backward node
         ("grad_of_tanh_sigmoid", lambda x: _flat_grads((x.tanh() * x.sigmoid()).sum(), (x,)), [(3, 4)], (-2, 2)),
         ("grad_of_broadcast_mul", lambda a, b: _flat_grads((a * b).sin().sum(), (a, b)), [(3, 1), (4,)], (-2, 2)),
@@ -434,6 +438,8 @@ _CASES = (
         # losses
         ("mse_losses", lambda a, b: F.mse_loss(a, b) + F.mse_loss(a, b, reduction="sum")
          + F.mse_loss(a, b, reduction="none")[0, 0], [(3, 4), (3, 4)], (-2, 2)),
+        ("pointwise_losses", lambda a, b: F.smooth_l1_loss(a, b, beta=0.7) + F.huber_loss(a, b, reduction="sum")
+         + F.soft_margin_loss(a, b.detach(), reduction="none")[0, 0], [(3, 4), (3, 4)], (-2, 2)),
         ("cross_entropy", lambda x: F.cross_entropy(x, chainrule.tensor([1, 0, 3])), [(3, 4)], (-2, 2)),
         ("cross_entropy_weighted_smoothed_ignored", lambda x: F.cross_entropy(
             x, chainrule.tensor([[1, 2], [0, -100]]), weight=chainrule.tensor([0.5, 2.0, 1.0, 1.5], dtype=x.dtype),

@@ -476,13 +476,7 @@ def _kept(node, t: Tensor) -> Tensor:
 @register_batched_rule(reduce.Cumsum)
 def _cumsum(node, grad):
     # dx_i = Σ_{j ≥ i} g_j: a reversed cumulative sum, one dim further for the batch dim
-    return reduce.ReverseCumsum.apply(grad, dim=_batch_dim(node.dim, len(node._input_meta[0][0])))
-
-
-@register_batched_rule(reduce.ReverseCumsum)
-def _reverse_cumsum(node, grad):
-    # (cumsum's backward recorded: its adjoint is cumsum again)
-    return reduce.Cumsum.apply(grad, dim=_batch_dim(node.dim, len(node._input_meta[0][0])), dtype=None)
+    return reduce._reversed_cumsum(grad, _batch_dim(node.dim, len(node._input_meta[0][0])))
 
 
 @register_batched_rule(reduce.Cumprod)
@@ -495,7 +489,7 @@ def _cumprod(node, grad):
         return NotImplemented
     dim = _batch_dim(node.dim, x.ndim)
     if not xp.any(x._data == 0):
-        return reduce.ReverseCumsum.apply(grad * y, dim=dim) / x
+        return reduce._reversed_cumsum(y * grad, dim) / x
     n = x.shape[node.dim]
     moved = x.movedim(node.dim, -1)
     square = moved.unsqueeze(-2).expand(*moved.shape[:-1], n, n)

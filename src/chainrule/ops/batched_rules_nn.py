@@ -234,6 +234,37 @@ def _mse_loss_backward(node, grad_grad):
     return d_grad, None, None
 
 
+@register_batched_rule(loss._SmoothL1Loss, loss._HuberLoss, loss._SoftMarginLoss)
+def _pointwise_loss(node, grad):
+    # the gradient node broadcasts a batch of gradients (a reduced loss's one number a row) over x and t
+    x, t = node.saved_values
+    if node.reduction != "none":
+        grad = grad.reshape((grad.shape[0],) + (1,) * x.dim())
+    gradient, numel = node._forward_cls.gradient_node, x.numel()
+    needs = node.needs_input_grad
+    return (gradient.apply(grad, x, t, reduction=node.reduction, threshold=node.threshold, numel=numel)
+            if needs[0] else None,
+            gradient.apply(grad, t, x, reduction=node.reduction, threshold=node.threshold, numel=numel)
+            if needs[1] else None)
+
+
+@register_batched_rule(loss._SmoothL1LossBackward, loss._HuberLossBackward, loss._SoftMarginLossBackward)
+def _pointwise_loss_backward(node, grad_grad):
+    # linear in each input, so the batch dim rides along; but a reduced loss's gradient, one number,
+    # takes the sum of each row (the rule's own sum would add up the whole batch)
+    grad, x, t = node.saved_values
+    needs = node.needs_input_grad
+    if node.reduction == "none" or not needs[0]:
+        return node._forward_cls.backward(node, grad_grad)
+    unit = node._forward_cls.apply(grad.new_ones(tuple(grad.shape)), x, t, reduction=node.reduction,
+                            threshold=node.threshold, numel=node.numel)
+    d_grad = (unit * grad_grad).sum(tuple(range(1, grad_grad.dim())))
+    if needs[1] or needs[2]:
+        _, d_x, d_t = node._forward_cls.backward(node, grad_grad)
+        return d_grad, d_x, d_t
+    return d_grad, None, None
+
+
 @register_batched_rule(loss._NllLoss)
 def _index_class_loss(node, grad):
     # the input gradient is linear in the loss's gradient g: g times its value at g = 1 (per row

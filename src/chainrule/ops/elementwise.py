@@ -650,8 +650,8 @@ class AddScaled(Add):
 
     @staticmethod
     def backward(ctx, grad):
-        # d(a + αb) = da + α db
-        return grad, grad * ctx.alpha if ctx.needs_input_grad[1] else None
+        # d(a + αb) = da + α db, α a number (torch's maybe_multiply: MulBackward1 under create_graph)
+        return grad, _times_alpha(grad, ctx.alpha) if ctx.needs_input_grad[1] else None
 
 
 class SubScaled(Sub):
@@ -669,8 +669,14 @@ class SubScaled(Sub):
 
     @staticmethod
     def backward(ctx, grad):
-        # d(a - αb) = da - α db
-        return grad, grad * -ctx.alpha if ctx.needs_input_grad[1] else None
+        # d(a - αb) = da - α db: torch's maybe_multiply(-grad, α), NegBackward0 then MulBackward1 under create_graph
+        return grad, _times_alpha(-grad, ctx.alpha) if ctx.needs_input_grad[1] else None
+
+
+def _times_alpha(grad, alpha):
+    """``grad * alpha`` as torch's maybe_multiply records it, alpha a number (a sparse gradient keeps
+    its own product, which keeps its pattern)."""
+    return grad * alpha if grad.__class__ in SPARSE_COO_TYPES else MulNumber.apply(grad, number=alpha)
 
 
 class RSub(Function):
@@ -2079,7 +2085,7 @@ square = _unary("Square", _square_array, _square_derivative, float_only=False,
                 node_name="PowBackward0", arithmetic=True)  # torch's square is pow(x, 2)
 reciprocal = _unary("Reciprocal", np.reciprocal, lambda g, x, y: -g * (y * y), saves="output", arithmetic=True)
 sin = _unary("Sin", np.sin, lambda g, x, y: g * cos(x))
-cos = _unary("Cos", np.cos, lambda g, x, y: -g * sin(x))
+cos = _unary("Cos", np.cos, lambda g, x, y: g * -sin(x))  # (torch's order: grad * -sin(x))
 tan = _unary("Tan", np.tan, lambda g, x, y: g * (1 + y * y), saves="output", arithmetic=True)
 asin = _unary("Asin", np.arcsin, lambda g, x, y: g * rsqrt(1 - x * x))
 acos = _unary("Acos", np.arccos, lambda g, x, y: -g * rsqrt(1 - x * x))
@@ -2502,12 +2508,17 @@ class Maximum(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        # the larger input gets the gradient; ties split it evenly (torch's rule)
+        # the larger input gets the gradient; ties split it evenly (torch's rule, in its ops, one
+        # graph for each input: where(a == b, grad / 2, grad).masked_fill_(a < b, 0))
         a, b = ctx.saved_values
-        share = where(a == b, grad * 0.5, grad)
-        grad_a = where(a < b, 0.0, share) if ctx.needs_input_grad[0] else None
-        grad_b = where(a > b, 0.0, share) if ctx.needs_input_grad[1] else None
+        grad_a = _tie_split(grad, a, b).masked_fill(a < b, 0) if ctx.needs_input_grad[0] else None
+        grad_b = _tie_split(grad, a, b).masked_fill(a > b, 0) if ctx.needs_input_grad[1] else None
         return grad_a, grad_b
+
+
+def _tie_split(grad, a, b):
+    """maximum's and minimum's gradient before the loser's is zeroed: half of it where a == b."""
+    return where(a == b, DivNumber.apply(grad, number=2), grad)
 
 
 class Minimum(Function):
@@ -2527,9 +2538,8 @@ class Minimum(Function):
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_values
-        share = where(a == b, grad * 0.5, grad)
-        grad_a = where(a > b, 0.0, share) if ctx.needs_input_grad[0] else None
-        grad_b = where(a < b, 0.0, share) if ctx.needs_input_grad[1] else None
+        grad_a = _tie_split(grad, a, b).masked_fill(a > b, 0) if ctx.needs_input_grad[0] else None
+        grad_b = _tie_split(grad, a, b).masked_fill(a < b, 0) if ctx.needs_input_grad[1] else None
         return grad_a, grad_b
 
 

@@ -233,6 +233,8 @@ class Matmul(Function):
             if a is not None:
                 grad_b = _mat(a.unsqueeze(-1), g)
             return grad_a, grad_b
+        if a_ndim == b_ndim == 2:  # (torch's mm backward transposes with t(): TBackward0 under create_graph)
+            return _mm_grads(grad, a, b, orders)
         if b is not None:
             grad_a = _mat(b, grad.mT).mT if orders[0] else _mat(grad, b.mT)
         if a is not None and orders[1]:
@@ -354,6 +356,17 @@ def _as_rows(t: Tensor) -> Tensor:
     """``t`` as a (rows, last dim) matrix; the row count is explicit, as -1 is ambiguous when empty."""
     shape = t._data.shape
     return t.reshape(math.prod(shape[:-1]), shape[-1])
+
+
+def _mm_grads(grad, a, b, orders):
+    """A 2-d product's gradients as torch's mm_mat1_backward / mm_mat2_backward form them: G Bᵀ and
+    Aᵀ G, each computed transposed where ``orders`` says (a column-major operand), with ``t()``."""
+    grad_a = grad_b = None
+    if b is not None:
+        grad_a = _mat(b, grad.t()).t() if orders[0] else _mat(grad, b.t())
+    if a is not None:
+        grad_b = _mat(grad.t(), a).t() if orders[1] else _mat(a.t(), grad)
+    return grad_a, grad_b
 
 
 class Mm(Matmul):

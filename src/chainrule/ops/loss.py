@@ -34,6 +34,7 @@ from ..tensor import Tensor, _check_tensor
 from . import _cuda_kernels
 from . import elementwise as ew
 from ._arg_parser import check_bool, check_float, check_int
+from .cpu_features import AVX512_CORE
 from .memory_format import iterator_layout
 from .reduce import LogSoftmax, Softmax, empty_mean
 from .reduce import sum as _sum
@@ -283,6 +284,268 @@ def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
     return _reduce(loss, reduction)
 
 
+def _vectorized_head(size: int, itemsize: int, *operands) -> int:
+    """How many leading elements of an elementwise kernel's ``size`` torch's ``cpu_kernel_vec`` runs
+    through the kernel's vectorized lambda, its scalar lambda taking the rest (where the two round
+    differently): whole pairs of vectors (2 × 32 bytes, 2 × 64 with AVX-512) over one contiguous run
+    of every operand (a 0-d one broadcast as a number), none where an operand is strided or
+    broadcast. (Past GRAIN_SIZE threads split the run, each chunk with its own tail: taken as one.)"""
+    if not all(a.ndim == 0 or a.size == size and a.flags.c_contiguous for a in operands) and not all(
+            a.ndim == 0 or a.size == size and a.flags.f_contiguous for a in operands):
+        return 0
+    pair = 2 * (64 if AVX512_CORE else 32) // itemsize
+    return size - size % pair
+
+
+def _by_kernel_path(size: int, head: int, scalar_lambda, vector_lambda):
+    """An elementwise kernel's result as torch's ``cpu_kernel_vec`` computes it: the first ``head``
+    elements (see _vectorized_head) by ``vector_lambda()``, the rest by ``scalar_lambda()``."""
+    if head == 0:
+        return scalar_lambda()
+    if head == size:
+        return vector_lambda()
+    out = vector_lambda()
+    flat = out.reshape(-1)
+    flat[head:] = scalar_lambda().reshape(-1)[head:]
+    return out
+
+
+def _row_major(xp, out, shape):
+    """A kernel's result ``out`` (an array or a NumPy scalar) as the row-major array of ``shape``
+    torch's backward kernels write into (``zeros_like(input, LEGACY_CONTIGUOUS_MEMORY_FORMAT)``)."""
+    out = xp.asarray(out)
+    if out.shape != shape or not out.flags.c_contiguous:
+        out = xp.broadcast_to(out, shape).copy()  # (a fresh copy: a broadcast view's size-1 dims have stride 0)
+    return out
+
+
+class _PointwiseLossBackward(Function):
+    """The shared double backward of a pointwise loss's gradient ``kernel(g, x, t)`` (torch's
+    ``*_loss_double_backward_grad_output`` and ``*_loss_double_backward``): linear in g; in x and t,
+    ``±g·ḡ·curvature(x, t)``, over n for 'mean'. Subclasses name the node and give the kernel and the
+    curvature; ``threshold`` is the loss's beta or delta (None for soft_margin_loss)."""
+
+    _array_forward = True
+    label = "pointwise_loss_backward"
+    rule = "∂/∂g = kernel(1, x, t); ∂/∂x = -∂/∂t = g·ḡ·curvature(x - t), over n for 'mean'"
+    formula = None
+
+    @classmethod
+    def kernel(cls, grad, x, t, reduction, threshold, numel):
+        raise NotImplementedError
+
+    @classmethod
+    def curvature(cls, grad_product, x, t, threshold):
+        raise NotImplementedError
+
+    @classmethod
+    def forward(cls, ctx, grad, x, t, reduction, threshold, numel=None):
+        # numel: the loss's element count where x holds more (vmap's replay runs a batch of slices at once)
+        ctx.save_for_backward(grad, x, t)
+        ctx.reduction, ctx.threshold = reduction, threshold
+        ctx.numel = numel = x.size if numel is None else numel
+        return cls.kernel(grad, x, t, reduction, threshold, numel)
+
+    @classmethod
+    def backward(cls, ctx, grad_grad):
+        grad, x, t = ctx.saved_values
+        reduction, threshold, numel = ctx.reduction, ctx.threshold, ctx.numel
+        needs_grad, needs_x, needs_t = ctx.needs_input_grad
+        d_grad = d_x = d_t = None
+        if needs_grad:
+            # a reduced loss's 0-d gradient sums the kernel's value at g = 1 against ḡ (a batch of
+            # them, (B, 1, ...) from the batched rule, each its own row)
+            if reduction == "none":
+                d_grad = cls.apply(grad_grad, x, t, reduction=reduction, threshold=threshold, numel=numel)
+            else:
+                ones = Tensor._make(array_module(x._data).ones(grad._data.shape, x._data.dtype))
+                d_grad = cls.apply(ones, x, t, reduction=reduction, threshold=threshold, numel=numel) * grad_grad
+                d_grad = d_grad.sum() if grad.dim() == 0 else d_grad.sum_to_size(tuple(grad.shape))
+        if needs_x or needs_t:
+            d_x = cls.curvature(grad_grad * grad, x, t, threshold)
+            if reduction == "mean":
+                d_x = ew.DivNumber.apply(d_x, number=numel)
+            d_t = -d_x if needs_t else None
+        return d_grad, d_x if needs_x else None, d_t
+
+
+class _SmoothL1LossBackward(_PointwiseLossBackward):
+    """smooth_l1_loss's gradient as torch's smooth_l1_loss_backward computes it (its CPU kernel's
+    two lambdas), one node on the gradient, x and t under create_graph, as torch's."""
+
+    node_name = "SmoothL1LossBackwardBackward0"
+    label = "smooth_l1_loss_backward"
+    rule = "∂/∂g = the kernel at g = 1; ∂/∂x = -∂/∂t = g·ḡ·[|x - t| < β]/β, over n for 'mean'"
+
+    @classmethod
+    def kernel(cls, grad, x, t, reduction, beta, numel):
+        xp, real = array_module(x), x.dtype.type
+        norm = real(1.0 / numel if reduction == "mean" and numel else 1.0)
+        d = x - t
+        size = max(d.size, grad.size)
+
+        def scalar_lambda():  # norm·d·g / beta with beta a double, and the comparisons in double
+            inner = ((norm * d * grad).astype(np.float64) / beta).astype(d.dtype, copy=False)
+            wide = d.astype(np.float64)
+            return xp.where(wide <= -beta, -norm * grad, xp.where(wide >= beta, norm * grad, inner))
+
+        def vector_lambda():  # norm · (±1 at or beyond ±beta, d / beta within) · g, all in the dtype
+            beta_v = real(beta)
+            output = xp.where(xp.abs(d) >= beta_v, xp.where(d > 0, real(1), real(-1)), d / beta_v)
+            return norm * output * grad
+
+        out = _by_kernel_path(size, _vectorized_head(size, d.dtype.itemsize, x, t, grad), scalar_lambda, vector_lambda)
+        return _row_major(xp, out, xp.broadcast_shapes(d.shape, grad.shape))
+
+    @classmethod
+    def curvature(cls, grad_product, x, t, beta):
+        # torch's smooth_l1_loss_double_backward: g·ḡ·[|x - t| < β] / β
+        inside = (ew.abs(x - t) < beta).to(grad_product.dtype)
+        return ew.DivNumber.apply(grad_product * inside, number=beta)
+
+
+class _HuberLossBackward(_PointwiseLossBackward):
+    """huber_loss's gradient as torch's huber_loss_backward computes it (its CPU kernel's two
+    lambdas), one node on the gradient, x and t under create_graph, as torch's."""
+
+    node_name = "HuberLossBackwardBackward0"
+    label = "huber_loss_backward"
+    rule = "∂/∂g = the kernel at g = 1; ∂/∂x = -∂/∂t = g·ḡ·[|x - t| < δ], over n for 'mean'"
+
+    @classmethod
+    def kernel(cls, grad, x, t, reduction, delta, numel):
+        xp, real = array_module(x), x.dtype.type
+        norm = real(1.0 / numel if reduction == "mean" and numel else 1.0)
+        d = x - t
+        size = max(d.size, grad.size)
+
+        def scalar_lambda():  # ±(norm·g)·delta with delta a double, and the comparisons in double
+            wide, edge = d.astype(np.float64), (norm * grad).astype(np.float64) * delta
+            return xp.where(wide <= -delta, (-edge).astype(d.dtype, copy=False),
+                            xp.where(wide >= delta, edge.astype(d.dtype, copy=False), norm * d * grad))
+
+        def vector_lambda():  # norm · (±delta at or beyond ±delta, d within) · g, all in the dtype
+            delta_v = real(delta)
+            output = xp.where(xp.abs(d) >= delta_v, xp.where(d > 0, delta_v, -delta_v), d)
+            return norm * output * grad
+
+        out = _by_kernel_path(size, _vectorized_head(size, d.dtype.itemsize, x, t, grad), scalar_lambda, vector_lambda)
+        return _row_major(xp, out, xp.broadcast_shapes(d.shape, grad.shape))
+
+    @classmethod
+    def curvature(cls, grad_product, x, t, delta):
+        # torch's huber_loss_double_backward: g·ḡ·[|x - t| < δ]
+        return grad_product * (ew.abs(x - t) < delta)
+
+
+class _PointwiseLoss(Function):
+    """A pointwise loss of same-shaped float32/64 input and target, reduced, as one node as torch's: its gradient is torch's one ``*_loss_backward`` node (``gradient_node``) for x, and
+    the same with x and t swapped for t. Subclasses name the node and give the elementwise loss."""
+
+    _array_forward = True
+    label = "pointwise_loss"
+    rule = "∂/∂x = gradient_node(g, x, t), ∂/∂t = gradient_node(g, t, x)"
+    gradient_node = None
+
+    @classmethod
+    def elementwise(cls, x, t, threshold):
+        """The unreduced loss, as the composite form of the loss rounds it."""
+        raise NotImplementedError
+
+    @classmethod
+    def forward(cls, ctx, x, t, reduction, threshold):
+        ctx.save_for_backward(x, t)
+        ctx.reduction, ctx.threshold = reduction, threshold
+        loss = cls.elementwise(x, t, threshold)
+        return loss if reduction == "none" else _reduce(Tensor._make(loss), reduction)._data
+
+    @classmethod
+    def backward(cls, ctx, grad):
+        x, t = ctx.saved_values
+        needs_x, needs_t = ctx.needs_input_grad
+        reduction, threshold = ctx.reduction, ctx.threshold
+        return (cls.gradient_node.apply(grad, x, t, reduction=reduction, threshold=threshold) if needs_x else None,
+                cls.gradient_node.apply(grad, t, x, reduction=reduction, threshold=threshold) if needs_t else None)
+
+
+def _one_pointwise_node(input, target) -> bool:
+    """Whether a pointwise loss of ``input`` and ``target`` is one recorded node (_PointwiseLoss):
+    tensors of one shape and one real float32/64 dtype (broadcasting, promotion and half precision
+    keep the composite form, whose parts torch records around its node too)."""
+    return (isinstance(input, Tensor) and isinstance(target, Tensor) and input.shape == target.shape
+            and input.dtype is target.dtype and (input.dtype is _dtype.float32 or input.dtype is _dtype.float64))
+
+
+class _SmoothL1Loss(_PointwiseLoss):
+    node_name = "SmoothL1LossBackward0"
+    label = "smooth_l1_loss"
+    rule = "∂/∂x = clamp((x - t)/β, -1, 1)·g, over n for 'mean'; ∂/∂t the same with x and t swapped"
+    formula = "smooth_l1_loss({0}, {1})"
+    gradient_node = _SmoothL1LossBackward
+    saved_attributes = {"_saved_beta": ctx_value("threshold"), "_saved_reduction": ctx_value("reduction", _REDUCTIONS.index),
+                        "_saved_self": saved(0), "_saved_target": saved(1)}
+
+    @classmethod
+    def elementwise(cls, x, t, beta):
+        z, real = np.abs(x - t), x.dtype.type
+        return np.where(z < real(beta), real(0.5 / beta) * z * z, z - real(0.5 * beta))
+
+
+class _HuberLoss(_PointwiseLoss):
+    node_name = "HuberLossBackward0"
+    label = "huber_loss"
+    rule = "∂/∂x = clamp(x - t, -δ, δ)·g, over n for 'mean'; ∂/∂t the same with x and t swapped"
+    formula = "huber_loss({0}, {1})"
+    gradient_node = _HuberLossBackward
+    saved_attributes = {"_saved_delta": ctx_value("threshold"), "_saved_reduction": ctx_value("reduction", _REDUCTIONS.index),
+                        "_saved_self": saved(0), "_saved_target": saved(1)}
+
+    @classmethod
+    def elementwise(cls, x, t, delta):
+        z, real = np.abs(x - t), x.dtype.type
+        return np.where(z < real(delta), real(0.5) * z * z, real(delta) * (z - real(0.5 * delta)))
+
+
+class _SoftMarginLossBackward(_PointwiseLossBackward):
+    """soft_margin_loss's gradient as torch's soft_margin_loss_backward computes it, one step at a
+    time in the dtype, one node on the gradient and x under create_graph, as torch's (the target
+    takes no gradient)."""
+
+    node_name = "SoftMarginLossBackwardBackward0"
+    label = "soft_margin_loss_backward"
+    rule = "∂/∂g = the kernel at g = 1; ∂/∂x = g·ḡ·t²·z/(1 + z)², z = exp(-t·x), over n for 'mean'"
+
+    @classmethod
+    def kernel(cls, grad, x, t, reduction, threshold, numel):
+        # torch's steps: z = exp(-t·x); t·z, times -norm (a number in the dtype), over z + 1, times g
+        real = x.dtype.type
+        z = ew._exp_array(-t * x)  # (torch's exp: float32 as float64's, rounded)
+        out = t * z * real(-(1.0 / numel if reduction == "mean" and numel else 1.0))
+        out = out / (z + real(1)) * grad
+        return np.asarray(out)
+
+    @classmethod
+    def curvature(cls, grad_product, x, t, threshold):
+        # torch's soft_margin_loss_double_backward: g·ḡ·t²·z/(z + 1)², z = exp(-t·x)
+        z = ew.exp(x * -t)
+        z_plus_1 = z + 1
+        return grad_product * (t * t) * z / (z_plus_1 * z_plus_1)
+
+
+class _SoftMarginLoss(_PointwiseLoss):
+    node_name = "SoftMarginLossBackward0"
+    label = "soft_margin_loss"
+    rule = "∂/∂x = -t·g/(1 + exp(t·x)), over n for 'mean' (the target takes no gradient)"
+    formula = "soft_margin_loss({0}, {1})"
+    gradient_node = _SoftMarginLossBackward
+    saved_attributes = {"_saved_reduction": ctx_value("reduction", _REDUCTIONS.index), "_saved_self": saved(0),
+                        "_saved_target": saved(1)}
+
+    @classmethod
+    def elementwise(cls, x, t, threshold):
+        return -ew._log_sigmoid_array(x * t)  # log(1 + exp(-x·t)), stably
+
+
 @honours_legacy_flags
 @cpu_autocast_policy("float32")
 def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
@@ -294,6 +557,8 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
         raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
     if beta != 0:
         _check_float_kernel(input, target, "smooth_l1_cpu")
+    if beta != 0 and _one_pointwise_node(input, target):
+        return _SmoothL1Loss.apply(input, target, reduction=reduction, threshold=float(beta))
     z = ew.abs(input - target)
     if beta == 0:
         return _reduce(z, reduction)
@@ -314,6 +579,8 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
     if not delta > 0:  # NaN too
         raise RuntimeError("huber_loss does not support non-positive values for delta.")
     _check_float_kernel(input, target, "huber_cpu")
+    if weight is None and _one_pointwise_node(input, target):
+        return _HuberLoss.apply(input, target, reduction=reduction, threshold=float(delta))
     if input.dtype is _dtype.float16 and target.dtype is _dtype.float16:
         # torch's CPU kernel computes float16 in float32 and rounds once (bfloat16 rounds each step)
         z = ew.abs(input.float() - target.float())
@@ -1152,7 +1419,8 @@ def _weighted_reduced(x: Tensor, weight, reduction: str) -> Tensor:
     count for 'mean' (after the elementwise part, which rounds differently from scaling first)."""
     if weight is not None:  # in place in torch's formulas: in x's dtype
         x = _in_place_dtype(x * Tensor._make(weight), x.dtype)
-    return x / x.numel() if reduction == "mean" else x
+    # (by the count as a number: torch's div_(numel), one DivBackward1 under create_graph)
+    return ew.DivNumber.apply(x, number=x.numel()) if reduction == "mean" else x
 
 
 class _BinaryCrossEntropy(Function):
@@ -1243,7 +1511,7 @@ class _BinaryCrossEntropyBackward(Function):
                 d_t = _in_place_dtype(d_t * Tensor._make(weight), d_t.dtype)
             d_t = d_t / ew.clamp((1 - p) * p, min=eps)
             if reduction == "mean":
-                d_t = d_t / d_t.numel()
+                d_t = ew.DivNumber.apply(d_t, number=d_t.numel())
         return d_grad, d_p, d_t
 
 
@@ -1404,6 +1672,8 @@ def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=No
     (torch's kernel has none and refuses a target that requires grad)."""
     _check_reduction(reduction)
     _check_not_differentiated(target, "soft_margin_loss", "target")
+    if _one_pointwise_node(input, target):
+        return _SoftMarginLoss.apply(input, target, reduction=reduction, threshold=None)
     # torch computes -x·y into a tensor of the input's dtype, then log(1 + exp(·)) there
     product = _in_input_dtype(input * target, input)  # input first: torch names it "tensor a" in a shape error
     if product.shape != input.shape:

@@ -484,10 +484,11 @@ class Prod(Function):
         shape, dims = x._data.shape, ctx.dims
         if not x._data.ndim:
             return grad
-        grad = _keep(grad, shape, dims, ctx.keepdim)
+        if ctx._forward_cls is ProdDim and not ctx.keepdim:  # (torch's prod_backward unsqueezes both;
+            grad, out = grad.unsqueeze(dims[0]), out.unsqueeze(dims[0])  # a whole prod's 0-d ones broadcast)
         zeros = int(xp.count_nonzero(x._data == 0))
         if not zeros:
-            return grad * (_keep(out, shape, dims, ctx.keepdim) / x)  # (torch's order: out / x first)
+            return grad * (out / x)  # (torch's order: out / x first)
         if ctx._forward_cls is ProdDim:
             return _prod_safe_zeros(grad, x, dims[0])
         # torch's whole prod: the flattened input's products of others; plain zeros where two elements are 0
@@ -821,6 +822,11 @@ def _split_among_equal(grad: Tensor, x: Tensor, value: Tensor, kept_grad: Tensor
     mask = x._data == value._data
     if nan_is_equal and x._data.dtype.kind in "fV":
         mask |= xp.isnan(x._data) & xp.isnan(value._data)
+    if not spread and not grad._data.ndim and x._data.ndim:
+        # a full reduction's 0-d gradient, as torch's evenly_distribute_backward takes it on the CPU:
+        # zeros(x.shape).masked_fill_(mask, grad / mask.sum()), one MaskedFillBackward1 under create_graph
+        share = grad / Tensor._make(xp.asarray(xp.count_nonzero(mask), dtype=grad._data.dtype))
+        return Tensor._make(xp.zeros(x._data.shape, dtype=grad._data.dtype)).masked_fill(Tensor._make(mask), share)
     count = xp.sum(mask, axis=dims, keepdims=True, dtype=grad._data.dtype) if dims else None
     share = kept_grad / Tensor._make(count) if count is not None else kept_grad
     if spread:
@@ -887,9 +893,11 @@ class ScatterAlong(Function):
     """zeros(shape) with ``grad`` written at ``index`` along ``dim``: Gather's adjoint."""
 
     _array_forward = True
-    node_name = "GatherBackwardBackward0"
-    label = "gather_backward"
-    rule = "gathers the gradient at the same index (gather's backward, recorded as an op under create_graph)"
+    # torch's value-selecting reductions (max/min(dim), sort, topk, kthvalue, median, mode) record their
+    # gradient as zeros(sizes).scatter(dim, indices, grad)
+    node_name = "ScatterBackward0"
+    label = "scatter"
+    rule = "gathers the gradient at the same index (a value-selecting reduction's backward, recorded under create_graph)"
 
     @staticmethod
     def forward(ctx, grad, index, dim, shape):
@@ -908,9 +916,9 @@ class ScatterAlong(Function):
 class ScatterAddAlong(ScatterAlong):
     """Like ScatterAlong, but indices may repeat along ``dim``: their gradients are summed."""
 
-    node_name = "GatherBackwardBackward0"
-    label = "gather_backward"
-    rule = "gathers the gradient at the same index (gather's backward, recorded as an op under create_graph)"
+    node_name = "ScatterAddBackward0"  # (cummax/cummin's backward: torch's zeros.scatter_add(dim, indices, grad))
+    label = "scatter_add"
+    rule = "gathers the gradient at the same index (cummax/cummin's backward, recorded under create_graph)"
 
     @staticmethod
     def forward(ctx, grad, index, dim, shape):
@@ -1822,11 +1830,23 @@ class Cumsum(Function):
         # input summed with dtype=float32 gets its gradient's running sums in float64)
         if grad._data.dtype != ctx.input_dtype:
             grad = grad.to(_dtype.from_numpy_dtype(ctx.input_dtype))
-        return ReverseCumsum.apply(grad, dim=ctx.dim)
+        if grad._data.size <= 1 or grad._data.shape[ctx.dim] == 1:  # (torch's cumsum_backward: grad itself)
+            return grad
+        return _reversed_cumsum(grad, ctx.dim)
+
+
+def _reversed_cumsum(grad: Tensor, dim: int) -> Tensor:
+    """``Σ_{j ≥ i} g_j`` along ``dim``: one array op (ReverseCumsum) in a plain walk; recorded as
+    torch's reversed_cumsum records it, ``grad.flip(dim).cumsum(dim).flip(dim)`` (its three nodes),
+    under create_graph."""
+    if _function_module.on_arrays(grad):
+        return ReverseCumsum.apply(grad, dim=dim)
+    return grad.flip(dim).cumsum(dim).flip(dim)
 
 
 class ReverseCumsum(Function):
-    """``sum_{j >= i} g_j`` along ``dim``: the adjoint of cumsum."""
+    """``sum_{j >= i} g_j`` along ``dim``: the adjoint of cumsum, as one array op where nothing
+    records (``_reversed_cumsum``; under create_graph torch's three ops record instead)."""
 
     _array_forward = True
     node_name = "CumsumBackwardBackward0"
@@ -1837,7 +1857,8 @@ class ReverseCumsum(Function):
     def forward(ctx, grad, dim):
         xp = array_module(grad)
         ctx.dim = dim
-        return xp.flip(_running_total(xp, xp.flip(grad, dim), dim, None), dim)
+        # (contiguous, as torch's flip leaves it: a flipped view's strides are negative)
+        return xp.ascontiguousarray(xp.flip(_running_total(xp, xp.flip(grad, dim), dim, None), dim))
 
     @staticmethod
     def backward(ctx, grad):
@@ -1915,8 +1936,10 @@ class Cumprod(Function):
         xp = array_module(grad)
         x, y = ctx.saved_values
         dim = ctx.dim
+        if x._data.size <= 1 or x._data.shape[dim] == 1:  # (torch's cumprod_backward: grad itself)
+            return grad
         if not xp.any(x._data == 0):
-            return ReverseCumsum.apply(grad * y, dim=dim) / x
+            return _reversed_cumsum(y * grad, dim) / x  # (torch's order: output times grad)
         # with zeros: row i of an n x n matrix holds x with x_i replaced by 1; its cumprod at
         # column j is prod_{k <= j, k != i} x_k, kept for j >= i (O(n^2), only when x has zeros)
         from .elementwise import where
