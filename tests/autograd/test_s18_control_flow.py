@@ -5,6 +5,7 @@ chainrule's, on torch's float64 sample; values, and gradients under one seeded c
 tensors require grad. torch's side runs ``torch.cond``/``torch.while_loop`` themselves and, for
 ``scan`` and ``map``, torch's eager reference loops. The compiler-only entries are listed with why they are not run."""
 
+import functools
 import types
 
 import numpy as np
@@ -16,8 +17,6 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("expecttest")  # torch.testing._internal imports it
 if not torch.__version__.startswith("2.13."):
     pytest.skip("the entries are torch 2.13's hop_db", allow_module_level=True)
-
-from torch.testing._internal.hop_db import hop_db  # noqa: E402
 
 from chainrule.utils._pytree import tree_leaves  # noqa: E402
 
@@ -39,8 +38,17 @@ NOT_RUN = {
 }
 
 
+@functools.cache
+def _hop_db():
+    """torch's hop_db, imported by the first test that reads it: importing it (and the parts of
+    torch.testing._internal it loads) at collection cost each pytest-xdist worker about 5 s of CI."""
+    from torch.testing._internal.hop_db import hop_db
+
+    return hop_db
+
+
 def _entry(name):
-    return next(op for op in hop_db if f"{op.name}.{op.variant_test_name}" == name)
+    return next(op for op in _hop_db() if f"{op.name}.{op.variant_test_name}" == name)
 
 
 def _on_chainrule(function):
@@ -88,7 +96,7 @@ def _to_chainrule(value):
 
 
 def test_every_hop_db_entry_is_run_or_skipped_with_a_reason():
-    names = {f"{op.name}.{op.variant_test_name}" for op in hop_db}
+    names = {f"{op.name}.{op.variant_test_name}" for op in _hop_db()}
     assert names == set(RUN) | set(NOT_RUN)
 
 

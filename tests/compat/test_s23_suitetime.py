@@ -64,7 +64,7 @@ def test_ledger_subset_keeps_every_op_and_about_half_the_entries(monkeypatch):
 def test_oracle_answers_the_unittest_lookup_in_opinfo_core_too():
     pytest.importorskip("torch")
     pytest.importorskip("expecttest")
-    # in a CI worker opinfo.core is imported at collection (hop_db), before any trial loads the oracle
+    # in a CI worker opinfo.core may be imported before any trial loads the oracle (the hop_db tests)
     from torch.testing._internal import common_utils
     from torch.testing._internal.opinfo import core
 
