@@ -522,7 +522,7 @@ class _SoftMarginLossBackward(_PointwiseLossBackward):
         z = ew._exp_array(-t * x)  # (torch's exp: float32 as float64's, rounded)
         out = t * z * real(-(1.0 / numel if reduction == "mean" and numel else 1.0))
         out = out / (z + real(1)) * grad
-        return np.asarray(out)
+        return array_module(x).asarray(out)  # (a 0-d result an array, on its device)
 
     @classmethod
     def curvature(cls, grad_product, x, t, threshold):
