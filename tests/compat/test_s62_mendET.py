@@ -1,7 +1,7 @@
 """vmap replays the gradients of hardshrink, softshrink, hardsigmoid, hardswish, atan2, fmax and fmin on the
 whole batch (session 62, mendET): their backward's masks are made by recorded ops (a comparison, isnan,
 isinf) under a vmap recording its ops, where they were arrays the replay could not map to the batch, so the
-function ran slice by slice."""
+function ran slice by slice. roll, tril, triu and cumprod have replay rules."""
 
 from __future__ import annotations
 
@@ -79,3 +79,43 @@ def test_second_order_under_vmap_as_torchs(name):
         found.append((g.grad_fn.name() if g.grad_fn is not None else None, second.numpy()))
     assert found[0][0] == found[1][0]
     np.testing.assert_allclose(found[0][1], found[1][1], rtol=1e-6, atol=1e-9)
+
+
+_SHAPED = {
+    "roll": lambda lib, x: lib.roll(x, 2, 1) * x,
+    "roll_dims": lambda lib, x: lib.roll(x, (1, -1), (0, -1)) * x,
+    "roll_flattened": lambda lib, x: lib.roll(x, 3) * x,
+    "tril": lambda lib, x: lib.tril(x, 1) * x,
+    "triu": lambda lib, x: lib.triu(x, -1) * x,
+    "cumprod": lambda lib, x: lib.cumprod(x, 1) * x,
+}
+
+
+@pytest.mark.parametrize("name", sorted(_SHAPED))
+def test_roll_triangles_cumprod_replay_on_the_batch(name, per_slice_ops):
+    """roll, tril, triu and cumprod have replay rules: vmap and vmap(grad) run them once on the batch (but
+    cumprod's gradient, which vmap runs slice by slice: see the test below)."""
+    fn = _SHAPED[name]
+    array = np.random.default_rng(62).standard_normal((4, 3, 5)).astype(np.float32)
+    found = []
+    for lib in (chainrule, torch):
+        values = lib.func.vmap(lambda x, lib=lib: fn(lib, x))(lib.tensor(array))
+        gradients = lib.func.vmap(lib.func.grad(lambda x, lib=lib: fn(lib, x).sum()))(lib.tensor(array))
+        found.append((values.numpy(), gradients.numpy()))
+    assert per_slice_ops == []
+    slices = np.stack([fn(chainrule, chainrule.tensor(a)).numpy() for a in array])
+    np.testing.assert_array_equal(found[0][0], slices)
+    np.testing.assert_array_equal(found[0][0], found[1][0])
+    np.testing.assert_allclose(found[0][1], found[1][1], rtol=1e-5, atol=1e-6)
+
+
+def test_cumprod_gradient_under_vmap_with_a_zero_in_a_later_slice():
+    """cumprod's backward picks its formula by whether the input has a zero, which slice 0 cannot tell for
+    the others: vmap runs it slice by slice (the replay of slice 0's division gave NaN where slice 2 had a
+    zero), with torch's values."""
+    array = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    array[2, 1] = 0
+    ours, theirs = (lib.func.vmap(lib.func.grad(lambda x, lib=lib: lib.cumprod(x, 0).sum()))(lib.tensor(array)).numpy()
+                    for lib in (chainrule, torch))
+    assert not np.isnan(ours).any()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
