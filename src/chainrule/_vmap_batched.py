@@ -1549,6 +1549,27 @@ def _along_dims(cls, operands, params, outs, size):
     return _function._apply_array_op(cls, x.data, **dict(params, dims=tuple(d % rank + 1 for d in dims)))
 
 
+def _rolled(cls, operands, params, outs, size):
+    """roll of each slice: along its dims behind the batch dim; without dims (the flattened slice), each
+    slice's flattened row rolled, as torch's batching rule rolls them."""
+    (x,) = operands
+    dims, shifts, rank = params.get("dims"), params.get("shifts"), _logical_rank(x)
+    if dims is None and type(shifts) is int and x.batched:
+        rows = x.data.reshape(size, -1)
+        return _function._apply_array_op(cls, rows, shifts=shifts, dims=(1,)).reshape(x.data.shape)
+    if not isinstance(dims, tuple) or not all(type(d) is int for d in dims) or not rank:
+        return None
+    return _function._apply_array_op(cls, x.data, **dict(params, dims=tuple(d % rank + 1 for d in dims)))
+
+
+def _triangle(cls, operands, params, outs, size):
+    """tril / triu of each slice: of the last two dims, which the batch dim in front leaves in place."""
+    (x,) = operands
+    if _logical_rank(x) < 2:
+        return None
+    return _function._apply_array_op(cls, x.data, **params)
+
+
 def _widths_padded(cls, operands, params, outs, size):
     """constant / reflect / replicate / circular padding (and the adjoint's fold) of each slice by
     its widths per dim: no width along the batch dim in front."""
@@ -1763,7 +1784,8 @@ _RULES.update({"Where": _where, "Reshape": _reshaped, "UnsqueezeView": _reshaped
                "LayerNorm": _layer_norm, "LayerNormBackward": _layer_norm_backward, "Transpose": _transposed,
                "Clone": _cloned, "Split": _split, "SplitWithSizes": _split, "Cat": _concatenated, "Bmm": _matmul,
                "FusedScaleShift": _scale_shifted, "GradientAgainst": _gradient_against, "Cumsum": _along_dim,
-               "Logcumsumexp": _along_dim, "LayerNormalize": _normalized,
+               "Logcumsumexp": _along_dim, "Cumprod": _along_dim, "Roll": _rolled, "Tril": _triangle, "Triu": _triangle,
+               "LayerNormalize": _normalized,
                "LayerNormalizeBackward": _normalized_backward, "Flip": _along_dims, "ModePad": _widths_padded,
                "ModePadAdjoint": _widths_padded, "ConstantPad": _widths_padded, "Solve": _solved, "R2C": _along_dims, "C2C": _along_dims,
                "C2R": _along_dims, "Unfold": _along_dim,

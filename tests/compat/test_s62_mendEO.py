@@ -52,10 +52,10 @@ _BINARY = {
 }
 
 
-# ops whose gradient's replay still fails (so vmap of their gradient runs the function slice by slice, as it
-# did): hardshrink's and softshrink's backward multiply by a mask their forward's node keeps, which the
-# replay does not map to the batch's node; the others' backward ops have no replay rule yet
-_GRADIENT_RUN_PER_SLICE = {"hardshrink", "softshrink", "hardsigmoid", "hardswish", "atan2", "fmax", "fmin"}
+# ops whose gradient's replay still fails (so vmap of their gradient runs the function slice by slice): none
+# since mendET made the masks of hardshrink's, softshrink's, hardsigmoid's, hardswish's, atan2's, fmax's and
+# fmin's backward by recorded ops (tests/compat/test_s62_mendET.py)
+_GRADIENT_RUN_PER_SLICE: set = set()
 # (igamma and igammac have no derivative in their first argument, in torch either)
 _DIFFERENTIATED = {"igamma": (1,), "igammac": (1,)}
 

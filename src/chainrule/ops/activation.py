@@ -383,7 +383,11 @@ class Hardshrink(Function):
     def backward(ctx, grad):
         # d = 1 where |x| > lambd else 0
         keep, x = ctx.saved_values
-        return depending_on(_mask_mul(grad, keep._data, x._data), x, node=type(ctx).__name__.removesuffix("0") + "Backward0")
+        node = type(ctx).__name__.removesuffix("0") + "Backward0"
+        if _function.tracing_ops:  # a vmap recording its ops sees the mask made by ops from x (_vmap_batched)
+            lambd = ctx.lambd
+            return depending_on(where((x < -lambd) | (x > lambd), grad, 0), x, node=node)
+        return depending_on(_mask_mul(grad, keep._data, x._data), x, node=node)
 
 
 def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
@@ -1416,6 +1420,8 @@ class Hardsigmoid(Function):
         xp = array_module(grad)
         (x,) = ctx.saved_values
         arr = x._data
+        if _function.tracing_ops and arr.dtype.itemsize != 2:  # a vmap recording its ops sees the mask made by ops
+            return where((x > -3) & (x < 3), grad * _ONE_SIXTH_AS_TORCH, 0)
         inside = (arr > -3) & (arr < 3)
         if arr.dtype.itemsize == 2 and not grad._requires_grad:
             # float16/bfloat16: torch's kernel multiplies in float32 and rounds the product once
@@ -1458,8 +1464,10 @@ class Hardswish(Function):
         # d = 0 for x <= -3, x/3 + 1/2 for -3 < x < 3, 1 for x >= 3 (torch's boundaries)
         (x,) = ctx.saved_values
         arr = x._data
-        low = Tensor._make(arr <= -3)
-        high = Tensor._make(arr >= 3)
+        if _function.tracing_ops:  # a vmap recording its ops sees the masks made by ops
+            low, high = x <= -3, x >= 3
+        else:
+            low, high = Tensor._make(arr <= -3), Tensor._make(arr >= 3)
         middle = grad * (x / 3 + 0.5)
         return _kernel_layout(where(low, 0.0, where(high, grad, middle)), grad, x)
 

@@ -3057,7 +3057,8 @@ class Atan2(Function):
         xp = array_module(grad)
         a, b = ctx.saved_values
         reciprocal = 1 / (a * a + b * b)
-        reciprocal = where(Tensor._make(xp.isinf(reciprocal._data)), 0.0, reciprocal)
+        infinite = isinf(reciprocal) if _function_module.tracing_ops else Tensor._make(xp.isinf(reciprocal._data))
+        reciprocal = where(infinite, 0.0, reciprocal)  # (under a vmap recording its ops, a mask an op made)
         return grad * b * reciprocal, -grad * a * reciprocal
 
 
@@ -3881,11 +3882,14 @@ def _unary_array(array_op, data):
     return out if data.flags.c_contiguous else unary_layout(out, data)
 
 
-def _unbatched_unless(input: Tensor, out: Tensor) -> Tensor:
+def _unbatched_unless(input: Tensor, out: Tensor, op=None) -> Tensor:
     """``out``, made from ``input`` by no Function: inside vmap, noted as batched where ``input`` is
-    (``if x.isnan().any():`` is data-dependent control flow, refused as torch refuses it)."""
+    (``if x.isnan().any():`` is data-dependent control flow, refused as torch refuses it); with ``op``, a
+    vmap recording its ops replays it (_vmap_batched: fmax's backward reads isnan's mask)."""
     if _vmap_frames._frames:
         _vmap_frames.note_results((input,), None, out)
+        if op is not None and _function_module.tracing_ops:
+            _function_module.traced_elementwise(op, (input,), out)
     return out
 
 
@@ -3908,7 +3912,7 @@ def isnan(input: Tensor) -> Tensor:
         if made is not _function_module.RUN_UNDISPATCHED:
             return made
     xp = array_module(input)
-    return _unbatched_unless(input, Tensor._make(_unary_array(xp.isnan, input._data)))
+    return _unbatched_unless(input, Tensor._make(_unary_array(xp.isnan, input._data)), isnan)
 
 
 # the float8 types whose isinf / isfinite torch 2.13 has a kernel for (the others refuse)
@@ -3927,7 +3931,7 @@ def isinf(input: Tensor) -> Tensor:
         if made is not _function_module.RUN_UNDISPATCHED:
             return made
     xp = array_module(input)
-    return _unbatched_unless(input, Tensor._make(_unary_array(xp.isinf, input._data)))
+    return _unbatched_unless(input, Tensor._make(_unary_array(xp.isinf, input._data)), isinf)
 
 
 def isfinite(input: Tensor) -> Tensor:

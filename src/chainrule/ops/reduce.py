@@ -1938,6 +1938,8 @@ class Cumprod(Function):
         dim = ctx.dim
         if x._data.size <= 1 or x._data.shape[dim] == 1:  # (torch's cumprod_backward: grad itself)
             return grad
+        if _vmap_frames._frames:  # (whether this slice has a zero says nothing of the others': no replay of it)
+            _vmap_frames.note_value_read(x)
         if not xp.any(x._data == 0):
             return _reversed_cumsum(y * grad, dim) / x  # (torch's order: output times grad)
         # with zeros: row i of an n x n matrix holds x with x_i replaced by 1; its cumprod at
