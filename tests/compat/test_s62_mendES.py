@@ -74,3 +74,27 @@ def test_low_rank_mvn_of_a_zero_cov_diag_refuses_as_torch():
         torch.distributions.LowRankMultivariateNormal(*map(torch.tensor, args), validate_args=False)
     with pytest.raises(chainrule.linalg.LinAlgError, match="leading minor of order 2"):
         chainrule.distributions.LowRankMultivariateNormal(*map(chainrule.tensor, args), validate_args=False)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("rates", [[math.inf], [2.0, 3.0, math.inf, 20.0], [math.inf, math.inf, 0.5]])
+def test_poisson_of_an_infinite_rate_is_int64_min_and_keeps_the_stream(rates, dtype):
+    torch = pytest.importorskip("torch")
+    drawn = []
+    for lib in (torch, chainrule):
+        lib.manual_seed(3)
+        draws = lib.poisson(lib.tensor(rates, dtype=getattr(lib, dtype))).numpy()
+        drawn.append((draws, lib.rand(3, dtype=getattr(lib, dtype)).numpy()))
+    (t_draws, t_next), (c_draws, c_next) = drawn
+    np.testing.assert_array_equal(c_draws, t_draws)
+    np.testing.assert_array_equal(c_next, t_next)
+    assert (c_draws[np.isinf(rates)] == -2.0 ** 63).all()
+
+
+def test_distributions_poisson_sample_of_an_infinite_rate():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(5)
+    chainrule.manual_seed(5)
+    expected = torch.distributions.Poisson(torch.tensor([math.inf, 2.0])).sample((2,)).numpy()
+    got = chainrule.distributions.Poisson(chainrule.tensor([math.inf, 2.0])).sample((2,)).numpy()
+    np.testing.assert_array_equal(got, expected)
