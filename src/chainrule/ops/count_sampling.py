@@ -37,6 +37,15 @@ def _c_math():
 _lgamma, _log1pf = _c_math()
 
 
+_INT64_MIN = -(2 ** 63)
+
+
+def _as_int64(x: float) -> int:
+    """torch's (int64_t)std::floor(x): x86's conversion gives INT64_MIN for NaN, ±inf and anything
+    out of range, which sample_poisson then returns for an infinite (or ≥ 2⁶³) rate."""
+    return math.floor(x) if -2.0 ** 63 <= x < 2.0 ** 63 else _INT64_MIN
+
+
 def torch_poisson_draws(stream, rates: np.ndarray) -> np.ndarray:
     """sample_poisson per rate (as doubles), in order: from λ = 10 Hörmann's transformed
     rejection (PTRS, two uniforms a try), below it the product of uniforms until it falls to
@@ -79,7 +88,7 @@ def torch_poisson_draws(stream, rates: np.ndarray) -> np.ndarray:
                     us = 0.5 - abs(u)
                     if us == 0:  # an infinite k: torch's loop goes round again
                         continue
-                    k = floor((2 * a / us + b) * u + rate + 0.43)
+                    k = _as_int64((2 * a / us + b) * u + rate + 0.43)
                     if us >= 0.07 and v <= v_r:
                         break
                     if k < 0 or (us < 0.013 and v > us):

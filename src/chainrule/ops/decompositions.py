@@ -235,10 +235,32 @@ def _factor(xp, matrix):
             factor = xp.linalg.cholesky(symmetric)
     except xp.linalg.LinAlgError:
         return None
-    # LAPACK stops at a NaN pivot (torch reports it as not positive-definite), NumPy returns the NaNs
-    if has_values(factor) and bool(xp.isnan(factor).any()):
-        return None
+    # LAPACK stops at a NaN pivot (torch reports it as not positive-definite), NumPy returns the NaNs;
+    # an infinite entry is left to _unblocked_factor, which follows torch's kernel through it
+    if has_values(factor) and not bool(xp.isfinite(factor).all()):
+        if bool(xp.isnan(factor).any()) or not bool(xp.isfinite(lower).all()):
+            return None
     return factor
+
+
+def _unblocked_factor(xp, matrix):
+    """(factor, info) of one matrix with inf or NaN entries, column by column as LAPACK's potf2
+    does, so the non-finite values spread as in torch: a NaN pivot fails, an infinite one roots to
+    inf and scales its column by 1/inf = 0 (inf · 0 = NaN where that column holds an inf). The
+    failing pivot stays unrooted and the rest of the lower triangle untouched, as _partial_factor."""
+    factor = xp.tril(matrix).copy()
+    for j in range(factor.shape[-1]):
+        row = factor[j, :j]
+        pivot = factor[j, j] - (row * xp.conj(row)).sum()
+        if not bool(pivot.real > 0):  # False for NaN too
+            factor[j, j] = pivot
+            return factor, j + 1
+        factor[j, j] = xp.sqrt(pivot.real)
+        scale = 1 / factor[j, j]
+        if factor.dtype == np.float32 and not bool(xp.isfinite(pivot)):
+            scale = np.float32("nan")  # MKL's spotrf: its refined reciprocal of inf is NaN (0 · (2 - inf · 0))
+        factor[j + 1:, j] = (factor[j + 1:, j] - factor[j + 1:, :j] @ xp.conj(row)) * scale
+    return factor, 0
 
 
 def _partial_factor(xp, matrix, k: int):
@@ -272,7 +294,9 @@ def _cholesky_with_info(xp, A):
     flat_info = info.reshape(-1)
     for i in range(flat.shape[0]):
         one = _factor(xp, flat[i])
-        if one is None:
+        if one is None and not bool(xp.isfinite(xp.tril(flat[i])).all()):
+            factors[i], flat_info[i] = _unblocked_factor(xp, flat[i])
+        elif one is None:
             k = flat_info[i] = _first_failing_order(xp, flat[i])
             factors[i] = _partial_factor(xp, flat[i], k)
         else:
