@@ -9,9 +9,12 @@ import gc
 @contextlib.contextmanager
 def frozen_heap():
     """The heap as it stands frozen for the block (``gc.collect()`` inside walks only what is newer).
-    Where something froze the heap already, the block's freeze is left for it to undo: ``gc.unfreeze()``
-    would thaw that too."""
+    Where something froze the heap already (tests/conftest.py, after collection), the block's freeze
+    is left for it to undo: ``gc.unfreeze()`` would thaw that too. What it freezes then stays frozen,
+    so the young generations' garbage is collected first rather than kept for the worker's life."""
     already = gc.get_freeze_count()
+    if already:
+        gc.collect(1)
     gc.freeze()
     try:
         yield
