@@ -53,6 +53,16 @@ def _compile_chainrule_for_every_interpreter():
         compileall.compile_dir(Path(list(spec.submodule_search_locations)[0]), quiet=1)
 
 
+def pytest_collection_finish(session):
+    """What collection built (every module, torch's test databases) lives to the end of the worker:
+    frozen, the automatic full collections during the tests walk only what the tests made. (A test
+    that freezes the heap itself goes through tests/_heap.py's frozen_heap, which leaves this freeze.)"""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def pytest_collection_modifyitems(config, items):
     if LONG:
         return

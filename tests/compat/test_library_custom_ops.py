@@ -13,6 +13,7 @@ import torch.library
 
 import chainrule
 import chainrule.library
+from tests._heap import frozen_heap
 
 LIBS = [pytest.param(chainrule, id="chainrule"), pytest.param(torch, id="torch")]
 X = np.random.default_rng(0).standard_normal((2, 3))
@@ -445,12 +446,13 @@ def test_the_op_package_still_hands_out_its_modules():
 @pytest.mark.parametrize("lib", LIBS)
 def test_a_library_takes_its_definitions_and_kernels_with_it(lib):
     ns = _namespace(lib, "lifetime")
-    library = lib.library.Library(ns, "DEF")
-    library.define("inc(Tensor x) -> Tensor")
-    library.impl("inc", lambda x: x + 1, "CPU")
-    assert getattr(lib.ops, ns).inc(lib.zeros(1)).tolist() == [1.0]
-    del library
-    gc.collect()
+    with frozen_heap():  # (the collection below walks only what the test made)
+        library = lib.library.Library(ns, "DEF")
+        library.define("inc(Tensor x) -> Tensor")
+        library.impl("inc", lambda x: x + 1, "CPU")
+        assert getattr(lib.ops, ns).inc(lib.zeros(1)).tolist() == [1.0]
+        del library
+        gc.collect()
     with pytest.raises(AttributeError, match=f"^'_OpNamespace' '{ns}' object has no attribute 'inc'$"):
         getattr(lib.ops, ns).inc  # noqa: B018
     again = lib.library.Library(ns, "DEF")  # the namespace is free again

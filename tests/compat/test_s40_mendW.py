@@ -105,8 +105,9 @@ def test_mish_bits_do_not_depend_on_a_live_wrapper_subclass_instance(dtype):
 
     # an earlier test's wrapper instances left in reference cycles (test_s19_subclasses') go; one
     # still alive in this worker would switch the dispatcher on for "alone" too, and the comparison
-    # with torch below still holds
-    gc.collect()
+    # with torch below still holds (a full collection only then: late in a worker it takes seconds)
+    if function.active_dispatch is not None:
+        gc.collect()
     alone = _mish_bits(chainrule, dtype)
     leftover = _wrapper_class(chainrule)(chainrule.ones(2))
     assert function.active_dispatch is not None

@@ -18,6 +18,7 @@ real_torch = pytest.importorskip("torch")
 import chainrule  # noqa: E402
 from chainrule.autograd import function as _function  # noqa: E402
 from chainrule.utils import _python_dispatch  # noqa: E402
+from tests._heap import frozen_heap  # noqa: E402
 from tests.compat._dispatch_checks import PassingMode as _Pass  # noqa: E402
 from tests.compat.test_s45_mendAI import F, _inputs, _logged, _mode_class  # noqa: E402
 
@@ -302,7 +303,7 @@ def test_a_function_made_afresh_at_each_call_does_not_grow_the_factory_cache():
             return chainrule.zeros(2)
         return make
 
-    with _Pass():
+    with _Pass(), frozen_heap():  # (the collections below walk only what the calls made)
         _function.factory_dispatch("zeros", made_for_one_call(), ([2],), {})
         gc.collect()
         before = _entries(_python_dispatch._factory_overloads)
@@ -325,7 +326,7 @@ def test_an_in_place_function_made_afresh_at_each_call_does_not_grow_the_in_plac
         t._data[...] = function(t, *args, **kwargs)._data
         return t
 
-    with _Pass():
+    with _Pass(), frozen_heap():
         _function.inplace_dispatch(made_for_one_call(), target, (), {}, run)
         gc.collect()
         before = _entries(_python_dispatch._inplace_overloads)
@@ -338,7 +339,7 @@ def test_an_in_place_function_made_afresh_at_each_call_does_not_grow_the_in_plac
 
 def test_fill_diagonal_under_a_mode_keeps_the_caches_and_its_values():
     x = chainrule.zeros(3, 3)
-    with _Pass():
+    with _Pass(), frozen_heap():
         x.fill_diagonal_(1.0)
         gc.collect()
         before = _entries(_python_dispatch._inplace_overloads) + _entries(_python_dispatch._factory_overloads)

@@ -11,6 +11,7 @@ import pytest
 
 import chainrule
 import chainrule.nn.functional as CF
+from tests._heap import frozen_heap
 
 
 def _step(shape, size, mode):
@@ -30,14 +31,13 @@ def test_float32_interpolation_step_keeps_nothing_per_shape(mode, shape):
     # what exists now is not traced: frozen, the collection below walks only what the step made
     # (a full collection of a pytest-xdist worker's heap, half a million objects late in the run,
     # took seconds of CI each)
-    gc.freeze()
-    tracemalloc.start()
-    try:
-        assert _step(shape, size, mode) == shape
-        gc.collect()
-        kept, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-        gc.unfreeze()
+    with frozen_heap():
+        tracemalloc.start()
+        try:
+            assert _step(shape, size, mode) == shape
+            gc.collect()
+            kept, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
     assert kept < output_bytes // 4  # (mendCK: 8.0 to 32.3 times the output's bytes kept; now 0.002 to 0.003)
     assert peak < 10 * output_bytes  # (mendCK: 32.6 to 128.7 times; now 2.6 to 3.9)
