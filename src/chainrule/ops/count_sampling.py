@@ -55,7 +55,7 @@ def torch_poisson_draws(stream, rates: np.ndarray) -> np.ndarray:
     out = []
     cursor = stream.double_cursor(int(np.nan_to_num(np.minimum(values, 10)).sum()) + 2 * len(values) + 16)
     uniforms, index = cursor.values, 0
-    exp, log, sqrt, floor = math.exp, math.log, math.sqrt, math.floor
+    exp, log, sqrt = math.exp, math.log, math.sqrt
     setups: dict = {}  # rate -> PTRS constants, each worked out once
     try:
         for rate in values.tolist():
