@@ -217,23 +217,6 @@ def _mse_loss(node, grad):
     return grad_x if needs[0] else None, -grad_x if needs[1] else None
 
 
-@register_batched_rule(loss._MseLossBackward)
-def _mse_loss_backward(node, grad_grad):
-    # linear in each input, so the batch dim rides along; but a reduced loss's gradient, one number,
-    # takes the sum of each row (the rule's own sum would add up the whole batch)
-    grad, x, t = node.saved_values
-    needs = node.needs_input_grad
-    if node.reduction == "none" or not needs[0]:
-        return loss._MseLossBackward.backward(node, grad_grad)
-    unit = loss._MseLossBackward.apply(grad.new_ones(tuple(grad.shape)), x, t, reduction=node.reduction,
-                                       numel=node.numel)
-    d_grad = (unit * grad_grad).sum(tuple(range(1, grad_grad.dim())))
-    if needs[1] or needs[2]:
-        _, d_x, d_t = loss._MseLossBackward.backward(node, grad_grad)
-        return d_grad, d_x, d_t
-    return d_grad, None, None
-
-
 @register_batched_rule(loss._SmoothL1Loss, loss._HuberLoss, loss._SoftMarginLoss)
 def _pointwise_loss(node, grad):
     # the gradient node broadcasts a batch of gradients (a reduced loss's one number a row) over x and t
@@ -248,19 +231,23 @@ def _pointwise_loss(node, grad):
             if needs[1] else None)
 
 
-@register_batched_rule(loss._SmoothL1LossBackward, loss._HuberLossBackward, loss._SoftMarginLossBackward)
+@register_batched_rule(loss._MseLossBackward, loss._SmoothL1LossBackward, loss._HuberLossBackward,
+                       loss._SoftMarginLossBackward)
 def _pointwise_loss_backward(node, grad_grad):
     # linear in each input, so the batch dim rides along; but a reduced loss's gradient, one number,
     # takes the sum of each row (the rule's own sum would add up the whole batch)
     grad, x, t = node.saved_values
     needs = node.needs_input_grad
+    gradient = node._forward_cls
     if node.reduction == "none" or not needs[0]:
-        return node._forward_cls.backward(node, grad_grad)
-    unit = node._forward_cls.apply(grad.new_ones(tuple(grad.shape)), x, t, reduction=node.reduction,
-                            threshold=node.threshold, numel=node.numel)
+        return gradient.backward(node, grad_grad)
+    params = {"reduction": node.reduction, "numel": node.numel}
+    if gradient is not loss._MseLossBackward:  # (mse_loss has no beta or delta)
+        params["threshold"] = node.threshold
+    unit = gradient.apply(grad.new_ones(tuple(grad.shape)), x, t, **params)
     d_grad = (unit * grad_grad).sum(tuple(range(1, grad_grad.dim())))
     if needs[1] or needs[2]:
-        _, d_x, d_t = node._forward_cls.backward(node, grad_grad)
+        _, d_x, d_t = gradient.backward(node, grad_grad)
         return d_grad, d_x, d_t
     return d_grad, None, None
 
