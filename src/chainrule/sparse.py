@@ -50,7 +50,7 @@ from ._layout import not_on_sparse as _not_on_sparse
 from ._layout import sparse_bsc, sparse_bsr, sparse_coo, sparse_csc, sparse_csr
 from ._layout import strided as _layout_strided
 from ._torch_function import DisableTorchFunctionSubclass, disabled_torch_function_impl, user_stacklevel
-from .autograd.function import Function, is_recording, name_node, unwatched_on_plain_arrays
+from .autograd.function import Function, is_recording, name_node
 from .autograd.grad_mode import is_grad_enabled, no_grad
 from .ops import elementwise as _elementwise
 from .ops.creation import _to_array
@@ -58,7 +58,13 @@ from .ops.elementwise import _TRUE_DIVISION, where
 from .ops.elementwise import add as dense_add
 from .ops.elementwise import sub as dense_sub
 from .ops.index import getitem
-from .ops.linalg import _check_sparse_product, _entry_by_entry_product, _scaled_sum
+from .ops.linalg import (
+    _check_sparse_product,
+    _entry_by_entry_product,
+    _scaled_sum,
+    _summed_entry_by_entry,
+    _transposed_entries_product,
+)
 from .ops.linalg import matmul as _matmul
 from .ops.reduce import _unstable_order
 from .ops.reduce import log_softmax as dense_log_softmax
@@ -3363,13 +3369,10 @@ class _SparseAddmm(Function):
                                    f"mat1: {sparse._layout_name}, mat2: {dense._layout_name}")
             grad_sparse = _at_entries(sparse, _matmul(grad, _elementwise._conj(dense.mT)) * ctx.alpha)
         if ctx.needs_input_grad[2] and isinstance(sparse, SparseCOOTensor) and sparse._coo[1].ndim == 1 \
-                and type(grad._data) is np.ndarray and grad._data.dtype == np.float32 and type(grad) is Tensor \
-                and unwatched_on_plain_arrays(grad):
-            # sparseᵀ @ grad by torch's kernel: the transposed entries, in storage order, one by one
+                and _summed_entry_by_entry(grad):
             (rows, cols), values, _ = sparse._coo
-            product = _entry_by_entry_product(cols, rows, values, grad._data,
-                                             array_module(grad._data).zeros((sparse.shape[1], grad.shape[1]), np.float32))
-            grad_dense = Tensor._make(product if ctx.alpha == 1 else product * np.float32(ctx.alpha))
+            product = _transposed_entries_product(rows, cols, values, grad, sparse.shape[1])
+            grad_dense = product if ctx.alpha == 1 else Tensor._make(product._data * np.float32(ctx.alpha))
         elif ctx.needs_input_grad[2]:
             grad_dense = _matmul(_elementwise._conj(_in_graph(sparse).mT), grad) * ctx.alpha
         return grad_mat, grad_sparse, grad_dense

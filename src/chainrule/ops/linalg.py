@@ -439,20 +439,32 @@ class SparseDenseMm(Mm):
         _save_for_the_other(ctx, b, a, needs[1], needs[0])  # (as Matmul's forward)
         ctx.ndims = (2, 2)
         (rows, cols), values = entries
-        return _entry_by_entry_product(rows, cols, values, b, array_module(b).zeros((a.shape[0], b.shape[1]), b.dtype))
+        return _entry_by_entry_product(rows, cols, values, b, np.zeros((a.shape[0], b.shape[1]), b.dtype))
 
     @staticmethod
     def backward(ctx, grad):
         b, a = ctx.saved_values
-        if a is None or not (type(grad._data) is np.ndarray and grad._data.dtype == np.float32
-                             and unwatched_on_plain_arrays(grad)):
+        if a is None or not _summed_entry_by_entry(grad):
             return Matmul.backward(ctx, grad)
         grad_a = None
         if b is not None:  # (Matmul's rule for the sparse operand's gradient)
             grad_a = _mat(b, grad.mT).mT if _mm_orders(ctx, grad, a, b)[0] else _mat(grad, b.mT)
         (rows, cols), values = ctx.entries
-        grad_b = _entry_by_entry_product(cols, rows, values, grad._data, np.zeros((a.shape[1], grad.shape[1]), np.float32))
-        return grad_a, Tensor._make(grad_b)
+        return grad_a, _transposed_entries_product(rows, cols, values, grad, a.shape[1])
+
+
+def _summed_entry_by_entry(grad: Tensor) -> bool:
+    """Whether a COO product's backward sums sparseᵀ @ grad as torch's CPU kernel does: a plain float32
+    NumPy gradient nothing records (see _entry_by_entry_product)."""
+    return (type(grad) is Tensor and type(grad._data) is np.ndarray and grad._data.dtype == np.float32
+            and unwatched_on_plain_arrays(grad))
+
+
+def _transposed_entries_product(rows, cols, values, grad: Tensor, size: int) -> Tensor:
+    """sparseᵀ @ grad for a (·, size) COO operand's entries, as torch's kernel adds it up: the transposed
+    entries in the same storage order, one by one."""
+    return Tensor._make(_entry_by_entry_product(cols, rows, values, grad._data,
+                                                np.zeros((size, grad.shape[1]), np.float32)))
 
 
 def _sparse_times_dense(sparse: Tensor, dense: Tensor) -> Tensor:
@@ -467,6 +479,15 @@ def _dense_times_sparse(dense: Tensor, sparse: Tensor) -> Tensor:
     if product._data.size == 0:  # (NumPy zeroes an empty array's strides; torch's are column-major)
         product._numpy_empty_strides = (product._data.shape, (1, max(product._data.shape[0], 1)))
     return product
+
+
+def _matrix_product(input: Tensor, other: Tensor) -> Tensor:
+    """A recorded 2-D product (MmBackward0): by torch's kernels where an operand is sparse COO."""
+    if input.__class__ in SPARSE_COO_TYPES:
+        return _sparse_times_dense(input, other)
+    if other.__class__ in SPARSE_COO_TYPES:
+        return _dense_times_sparse(input, other)
+    return Mm.apply(input, other)
 
 
 class Bmm(Matmul):
@@ -802,12 +823,11 @@ def matmul(input: Tensor, other: Tensor, *, out=None) -> Tensor:
             is_recording(input, other) or _function_module.active_dispatch is not None):
         return _recorded_matmul(input, other)  # (a mode sees torch's decomposition: _unrecorded_batch_product)
     node = _NODE_BY_NDIM.get((a.ndim, b.ndim), Matmul)
-    if node is Mm and other.__class__ in SPARSE_COO_TYPES:
+    if node is Mm:
         if out is None:
-            return _dense_times_sparse(input, other)
-        node = DenseSparseMm
-    if node is Mm and out is None and input.__class__ in SPARSE_COO_TYPES:
-        return _sparse_times_dense(input, other)
+            return _matrix_product(input, other)
+        if other.__class__ in SPARSE_COO_TYPES:
+            node = DenseSparseMm
     if out is None:
         return node.apply(input, other)
     result = _noted_product(node, out, "matmul", input, other)
@@ -933,10 +953,8 @@ def mm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
         if mat2.__class__ in SPARSE_COO_TYPES and out is None:
             return input.__matmul__(mat2)  # torch's sparse @ sparse kernel: a sparse product (MmBackward0)
         _check_sparse_product("mm", input, mat2)
-    node = Mm
-    if mat2.__class__ in SPARSE_COO_TYPES:
+    elif mat2.__class__ in SPARSE_COO_TYPES:
         _check_dense_times_sparse(input, mat2)
-        node = DenseSparseMm
     if input._data.ndim != 2:
         raise RuntimeError("self must be a matrix")
     if mat2._data.ndim != 2:
@@ -948,9 +966,8 @@ def mm(input: Tensor, mat2: Tensor, out_dtype=None, *, out=None) -> Tensor:
         _refuse_bool_product("mm", input._data.shape[0] * mat2._data.shape[1], input._data.shape[1])
     _dtype.refuse_wide_unsigned("linalg.mm", input._data)
     if out is None:
-        if node is Mm and input.__class__ in SPARSE_COO_TYPES:
-            return _sparse_times_dense(input, mat2)
-        return _dense_times_sparse(input, mat2) if node is DenseSparseMm else node.apply(input, mat2)
+        return _matrix_product(input, mat2)
+    node = DenseSparseMm if mat2.__class__ in SPARSE_COO_TYPES else Mm
     return _exact_out(_noted_product(node, out, "mm", input, mat2), out, "mm")
 
 
